@@ -1,0 +1,249 @@
+//===- CpuCodegen.cpp - the CPU backend -------------------------*- C++ -*-===//
+//
+// The last stage for the CPU: bufferization, buffer deallocation, loops,
+// conversion to the LLVM dialect, LLVM IR, and then the JIT or an object file.
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/cpu/CpuCodegen.h"
+#include "dialects/mlx/MlxDialect.h"
+#include "passes/Passes.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Transforms/BufferDeallocationOpInterfaceImpl.h"
+#include "mlir/Dialect/Arith/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/FuncBufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Bufferization/Transforms/OneShotAnalysis.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
+#include "mlir/Dialect/ControlFlow/Transforms/BufferDeallocationOpInterfaceImpl.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/Linalg/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/MemRef/Transforms/AllocationOpInterfaceImpl.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Transforms/BufferDeallocationOpInterfaceImpl.h"
+#include "mlir/Dialect/SCF/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Export.h"
+#include "mlir/Transforms/Passes.h"
+
+#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
+#include "llvm/IR/IRBuilder.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/Target/TargetMachine.h"
+
+using namespace mlir;
+
+void mlx::registerCompilerDialects(DialectRegistry &registry) {
+  registry.insert<mlx::MlxDialect, func::FuncDialect, arith::ArithDialect,
+                  math::MathDialect, tensor::TensorDialect,
+                  linalg::LinalgDialect, scf::SCFDialect, memref::MemRefDialect,
+                  bufferization::BufferizationDialect, cf::ControlFlowDialect,
+                  affine::AffineDialect, LLVM::LLVMDialect>();
+  arith::registerBufferizableOpInterfaceExternalModels(registry);
+  arith::registerBufferDeallocationOpInterfaceExternalModels(registry);
+  linalg::registerBufferizableOpInterfaceExternalModels(registry);
+  tensor::registerBufferizableOpInterfaceExternalModels(registry);
+  scf::registerBufferizableOpInterfaceExternalModels(registry);
+  scf::registerBufferDeallocationOpInterfaceExternalModels(registry);
+  cf::registerBufferDeallocationOpInterfaceExternalModels(registry);
+  bufferization::func_ext::registerBufferizableOpInterfaceExternalModels(
+      registry);
+  memref::registerAllocationOpInterfaceExternalModels(registry);
+  registerBuiltinDialectTranslation(registry);
+  registerLLVMDialectTranslation(registry);
+}
+
+void mlx::buildLinalgToLLVMPipeline(OpPassManager &pm) {
+  // Tensors → buffers across function boundaries; exported functions take
+  // and return plain (identity-layout) strided memrefs.
+  bufferization::OneShotBufferizationOptions bufferization;
+  bufferization.bufferizeFunctionBoundaries = true;
+  bufferization.setFunctionBoundaryTypeConversion(
+      bufferization::LayoutMapOption::IdentityLayoutMap);
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferization));
+  pm.addPass(createCanonicalizerPass());
+  // Free every temporary; results are returned owned (cloned if needed), so
+  // the caller frees each result's allocation exactly once.
+  bufferization::BufferDeallocationPipelineOptions dealloc;
+  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  // Subviews from slices carry strided metadata that LLVM lowering expands.
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createConvertSCFToCFPass());
+  // Math with an LLVM intrinsic first; the rest (tanh, erf) calls libm.
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createConvertMathToLibmPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  pm.addPass(createCanonicalizerPass());
+}
+
+void mlx::buildMlxToCpuPipeline(OpPassManager &pm) {
+  buildMlxToLinalgPipeline(pm);
+  buildLinalgToLLVMPipeline(pm);
+}
+
+void mlx::registerCpuPipelines() {
+  PassPipelineRegistration<>("mlx-to-cpu-pipeline",
+                             "mlx dialect to the LLVM dialect for the CPU",
+                             buildMlxToCpuPipeline);
+  PassPipelineRegistration<>("linalg-to-llvm-pipeline",
+                             "linalg on tensors to the LLVM dialect",
+                             buildLinalgToLLVMPipeline);
+}
+
+/// Adds `mlx_call_NAME(void **args)` for each `_mlir_ciface_NAME`: loads each
+/// pointer argument from `args` and calls the C interface function.
+static void addPackedEntryPoints(llvm::Module &module) {
+  llvm::StringRef prefix = "_mlir_ciface_";
+  SmallVector<llvm::Function *> cifaces;
+  for (llvm::Function &fn : module)
+    if (!fn.isDeclaration() && fn.getName().starts_with(prefix))
+      cifaces.push_back(&fn);
+  llvm::LLVMContext &ctx = module.getContext();
+  auto *ptrType = llvm::PointerType::getUnqual(ctx);
+  auto *entryType =
+      llvm::FunctionType::get(llvm::Type::getVoidTy(ctx), {ptrType}, false);
+  for (llvm::Function *fn : cifaces) {
+    if (llvm::any_of(fn->args(), [](llvm::Argument &arg) {
+          return !arg.getType()->isPointerTy();
+        }))
+      continue;
+    auto *entry = llvm::Function::Create(
+        entryType, llvm::GlobalValue::ExternalLinkage,
+        "mlx_call_" + fn->getName().drop_front(prefix.size()), module);
+    llvm::IRBuilder<> b(llvm::BasicBlock::Create(ctx, "entry", entry));
+    SmallVector<llvm::Value *> args;
+    for (unsigned i = 0; i < fn->arg_size(); ++i)
+      args.push_back(b.CreateLoad(
+          ptrType, b.CreateConstGEP1_64(ptrType, entry->getArg(0), i)));
+    b.CreateCall(fn, args);
+    b.CreateRetVoid();
+  }
+}
+
+std::unique_ptr<llvm::Module>
+mlx::translateToLLVMIR(ModuleOp module, llvm::LLVMContext &ctx,
+                       std::string &error) {
+  std::unique_ptr<llvm::Module> llvmModule =
+      translateModuleToLLVMIR(module, ctx, "mlx");
+  if (!llvmModule) {
+    error = "cannot translate the module to LLVM IR";
+    return nullptr;
+  }
+  addPackedEntryPoints(*llvmModule);
+  return llvmModule;
+}
+
+static void initializeNativeTarget() {
+  static bool initialized = [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+    return true;
+  }();
+  (void)initialized;
+}
+
+mlx::JitModule::JitModule() = default;
+mlx::JitModule::~JitModule() = default;
+
+std::unique_ptr<mlx::JitModule> mlx::JitModule::create(ModuleOp module,
+                                                       std::string &error) {
+  initializeNativeTarget();
+  auto transformer = makeOptimizingTransformer(3, 0, nullptr);
+  ExecutionEngineOptions options;
+  options.transformer = transformer;
+  std::string buildError;
+  options.llvmModuleBuilder =
+      [&](Operation *op, llvm::LLVMContext &ctx) -> std::unique_ptr<llvm::Module> {
+    return translateToLLVMIR(cast<ModuleOp>(op), ctx, buildError);
+  };
+  auto engine = ExecutionEngine::create(module, options);
+  if (!engine) {
+    error = buildError.empty() ? llvm::toString(engine.takeError())
+                               : buildError;
+    if (!buildError.empty())
+      llvm::consumeError(engine.takeError());
+    return nullptr;
+  }
+  std::unique_ptr<JitModule> jit(new JitModule());
+  jit->engine = std::move(*engine);
+  return jit;
+}
+
+void *mlx::JitModule::lookupEntry(llvm::StringRef name) {
+  auto address = engine->lookup(("mlx_call_" + name).str());
+  if (!address) {
+    llvm::consumeError(address.takeError());
+    return nullptr;
+  }
+  return *address;
+}
+
+bool mlx::emitObjectFile(ModuleOp module, llvm::StringRef path,
+                         std::string &error) {
+  initializeNativeTarget();
+  llvm::LLVMContext ctx;
+  std::unique_ptr<llvm::Module> llvmModule =
+      translateToLLVMIR(module, ctx, error);
+  if (!llvmModule)
+    return false;
+  auto builder = llvm::orc::JITTargetMachineBuilder::detectHost();
+  if (!builder) {
+    error = llvm::toString(builder.takeError());
+    return false;
+  }
+  builder->setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
+  builder->setRelocationModel(llvm::Reloc::PIC_);
+  auto machine = builder->createTargetMachine();
+  if (!machine) {
+    error = llvm::toString(machine.takeError());
+    return false;
+  }
+  llvmModule->setDataLayout((*machine)->createDataLayout());
+  llvmModule->setTargetTriple((*machine)->getTargetTriple().getTriple());
+  if (llvm::Error err =
+          makeOptimizingTransformer(3, 0, machine->get())(llvmModule.get())) {
+    error = llvm::toString(std::move(err));
+    return false;
+  }
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec, llvm::sys::fs::OF_None);
+  if (ec) {
+    error = "cannot open '" + path.str() + "': " + ec.message();
+    return false;
+  }
+  llvm::legacy::PassManager passes;
+  if ((*machine)->addPassesToEmitFile(passes, os, nullptr,
+                                      llvm::CodeGenFileType::ObjectFile)) {
+    error = "the target cannot emit object files";
+    return false;
+  }
+  passes.run(*llvmModule);
+  return true;
+}

@@ -1,0 +1,74 @@
+//===- CpuCodegen.h - the CPU backend ---------------------------*- C++ -*-===//
+//
+// linalg on tensors → bufferized loops → LLVM dialect → LLVM IR, then either
+// JIT-compiled in-process or written as an object file. Every exported
+// function NAME gets a packed entry point `mlx_call_NAME(void **args)`:
+// args[0] points at the result descriptors (one strided memref descriptor per
+// result, back to back), args[1 + i] at argument i's descriptor. The runtime
+// (runtime/Call.h) speaks this convention for JIT and AOT alike.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MLX_CODEGEN_CPU_CPUCODEGEN_H
+#define MLX_CODEGEN_CPU_CPUCODEGEN_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Support/LogicalResult.h"
+#include "llvm/ADT/StringRef.h"
+
+#include <memory>
+#include <string>
+
+namespace llvm {
+class LLVMContext;
+class Module;
+} // namespace llvm
+
+namespace mlir {
+class DialectRegistry;
+class ExecutionEngine;
+class OpPassManager;
+namespace mlx {
+
+/// Registers every dialect, interface and translation the compiler uses
+/// (mlx, the upstream dialects it lowers through, LLVM IR translation).
+void registerCompilerDialects(DialectRegistry &registry);
+
+/// linalg on tensors → LLVM dialect: bufferize, free buffers, loops, LLVM.
+void buildLinalgToLLVMPipeline(OpPassManager &pm);
+
+/// The whole CPU pipeline from the mlx dialect (`mlx-to-cpu-pipeline`).
+void buildMlxToCpuPipeline(OpPassManager &pm);
+
+/// Registers `mlx-to-cpu-pipeline` and `linalg-to-llvm-pipeline`.
+void registerCpuPipelines();
+
+/// Translates an LLVM-dialect module to LLVM IR, adds the packed
+/// `mlx_call_*` entry points, and optimizes at -O3 for the host CPU.
+std::unique_ptr<llvm::Module> translateToLLVMIR(ModuleOp module,
+                                                llvm::LLVMContext &ctx,
+                                                std::string &error);
+
+/// A JIT-compiled module. Thread-compatible: look functions up once, then
+/// call them from any thread.
+class JitModule {
+public:
+  /// Compiles an LLVM-dialect module. Returns null and sets `error` on
+  /// failure.
+  static std::unique_ptr<JitModule> create(ModuleOp module, std::string &error);
+  ~JitModule();
+  /// The packed entry point of exported function `name`, or null.
+  void *lookupEntry(llvm::StringRef name);
+
+private:
+  JitModule();
+  std::unique_ptr<ExecutionEngine> engine;
+};
+
+/// Writes an object file for the host CPU. Returns false and sets `error`
+/// on failure.
+bool emitObjectFile(ModuleOp module, llvm::StringRef path, std::string &error);
+
+} // namespace mlx
+} // namespace mlir
+
+#endif // MLX_CODEGEN_CPU_CPUCODEGEN_H

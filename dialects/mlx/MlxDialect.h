@@ -1,0 +1,28 @@
+//===- MlxDialect.h - the mlx dialect ---------------------------*- C++ -*-===//
+//
+// Declares the mlx dialect, its enums/attributes and its ops. Include this
+// one header to use the dialect.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MLX_DIALECTS_MLX_MLXDIALECT_H
+#define MLX_DIALECTS_MLX_MLXDIALECT_H
+
+#include "mlir/Bytecode/BytecodeOpInterface.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Dialect.h"
+#include "mlir/IR/OpDefinition.h"
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/Interfaces/ControlFlowInterfaces.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+#include "dialects/mlx/MlxDialect.h.inc"
+#include "dialects/mlx/MlxEnums.h.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "dialects/mlx/MlxAttrs.h.inc"
+
+#define GET_OP_CLASSES
+#include "dialects/mlx/MlxOps.h.inc"
+
+#endif // MLX_DIALECTS_MLX_MLXDIALECT_H

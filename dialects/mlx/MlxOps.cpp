@@ -1,0 +1,143 @@
+//===- MlxOps.cpp - verifiers of the mlx ops --------------------*- C++ -*-===//
+//
+// Structural checks of mlx ops: index maps against the iteration space,
+// body signature against the operands, mapped calls against the callee.
+//
+//===----------------------------------------------------------------------===//
+#include "dialects/mlx/MlxDialect.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpImplementation.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
+
+using namespace mlir;
+using namespace mlir::mlx;
+
+#define GET_OP_CLASSES
+#include "dialects/mlx/MlxOps.cpp.inc"
+
+YieldOp GenericOp::getYield() {
+  return cast<YieldOp>(getBody().front().getTerminator());
+}
+
+LogicalResult GenericOp::verify() {
+  unsigned numLoops = getNumLoops();
+  if (getSizes().size() != numLoops)
+    return emitOpError("has ") << numLoops << " iterators but "
+                               << getSizes().size() << " sizes";
+  if (getIndexingMaps().size() != getInputs().size())
+    return emitOpError("has ") << getInputs().size() << " inputs but "
+                               << getIndexingMaps().size() << " indexing maps";
+  for (auto [k, attr, input] :
+       llvm::enumerate(getIndexingMaps(), getInputs())) {
+    AffineMap map = cast<AffineMapAttr>(attr).getValue();
+    auto type = cast<RankedTensorType>(input.getType());
+    if (map.getNumDims() != numLoops || map.getNumSymbols() != 0)
+      return emitOpError("indexing map #")
+             << k << " must have " << numLoops << " dims and no symbols";
+    if (map.getNumResults() != type.getRank())
+      return emitOpError("indexing map #")
+             << k << " has " << map.getNumResults()
+             << " results for an input of rank " << type.getRank();
+  }
+  unsigned numParallel = getNumParallelLoops();
+  if (numParallel > numLoops)
+    return emitOpError("result rank ")
+           << numParallel << " exceeds the " << numLoops << " iterators";
+  for (auto [k, attr] : llvm::enumerate(getIteratorKinds())) {
+    auto kind = cast<IteratorKindAttr>(attr).getValue();
+    IteratorKind expected =
+        k < numParallel ? IteratorKind::parallel : IteratorKind::reduction;
+    if (kind != expected)
+      return emitOpError("iterator #")
+             << k << " must be " << stringifyIteratorKind(expected)
+             << " (result indices come first, reductions last)";
+  }
+  bool reduces = numParallel < numLoops;
+  if (reduces != (getCombiner() != Combiner::none))
+    return emitOpError(reduces ? "reduces but has no combiner"
+                               : "has a combiner but reduces nothing");
+  Block &body = getBody().front();
+  if (body.getNumArguments() != getInputs().size())
+    return emitOpError("body has ")
+           << body.getNumArguments() << " arguments for "
+           << getInputs().size() << " inputs";
+  for (auto [arg, input] : llvm::zip(body.getArguments(), getInputs())) {
+    Type elem = cast<RankedTensorType>(input.getType()).getElementType();
+    if (arg.getType() != elem)
+      return emitOpError("body argument type ")
+             << arg.getType() << " does not match input element type " << elem;
+  }
+  auto yield = dyn_cast<YieldOp>(body.getTerminator());
+  if (!yield)
+    return emitOpError("body must end in mlx.yield");
+  Type resultElem = getResult().getType().getElementType();
+  if (yield.getValue().getType() != resultElem)
+    return emitOpError("yields ") << yield.getValue().getType()
+                                  << " for a result of " << resultElem;
+  return success();
+}
+
+LogicalResult IndexOp::verify() {
+  auto generic = (*this)->getParentOfType<GenericOp>();
+  if (!generic)
+    return emitOpError("must be inside an mlx.generic body");
+  if (getDim() >= generic.getNumLoops())
+    return emitOpError("dim ") << getDim() << " out of range for "
+                               << generic.getNumLoops() << " iterators";
+  return success();
+}
+
+LogicalResult MapCallOp::verify() {
+  auto resultType = getResult().getType();
+  int64_t numMapped = getNumMapped();
+  if (numMapped > resultType.getRank())
+    return emitOpError("maps ") << numMapped << " indices but the result has rank "
+                                << resultType.getRank();
+  if ((int64_t)getSizes().size() != resultType.getRank())
+    return emitOpError("needs one size per result dimension");
+  if (getArgSlices().size() != getArgs().size())
+    return emitOpError("needs one slice spec per argument");
+  for (auto [k, attr, arg] : llvm::enumerate(getArgSlices(), getArgs())) {
+    auto slices = cast<DenseI64ArrayAttr>(attr).asArrayRef();
+    if ((int64_t)slices.size() != cast<RankedTensorType>(arg.getType()).getRank())
+      return emitOpError("slice spec #") << k << " does not match its rank";
+    for (int64_t s : slices)
+      if (s < -1 || s >= numMapped)
+        return emitOpError("slice spec #") << k << " names index " << s
+                                           << " out of range";
+  }
+  return success();
+}
+
+LogicalResult
+MapCallOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  auto callee = symbolTable.lookupNearestSymbolFrom<FunctionOpInterface>(
+      *this, getCalleeAttr());
+  if (!callee)
+    return emitOpError("calls unknown function ") << getCalleeAttr();
+  auto fnType = cast<FunctionType>(callee.getFunctionType());
+  if (fnType.getNumInputs() != getArgs().size() || fnType.getNumResults() != 1)
+    return emitOpError("callee ")
+           << getCalleeAttr() << " must take " << getArgs().size()
+           << " arguments and return one result";
+  for (auto [k, attr, input] :
+       llvm::enumerate(getArgSlices(), fnType.getInputs())) {
+    auto slices = cast<DenseI64ArrayAttr>(attr).asArrayRef();
+    int64_t kept = llvm::count(slices, -1);
+    auto inType = dyn_cast<RankedTensorType>(input);
+    if (!inType || inType.getRank() != kept)
+      return emitOpError("argument #")
+             << k << " slice has rank " << kept << " but the callee expects "
+             << input;
+  }
+  auto calleeResult = dyn_cast<RankedTensorType>(fnType.getResult(0));
+  auto resultType = getResult().getType();
+  if (!calleeResult ||
+      calleeResult.getRank() != resultType.getRank() - getNumMapped() ||
+      calleeResult.getElementType() != resultType.getElementType())
+    return emitOpError("result type ")
+           << resultType << " does not extend the callee's result "
+           << fnType.getResult(0);
+  return success();
+}

@@ -1,0 +1,106 @@
+//===- MlxOps.td - ops of the mlx dialect -------------------*- tablegen -*-===//
+//
+// The index-notation op, its body's helpers, and calls mapped over slices.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MLX_OPS_TD
+#define MLX_OPS_TD
+
+include "dialects/mlx/MlxBase.td"
+include "mlir/IR/SymbolInterfaces.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/Interfaces/ControlFlowInterfaces.td"
+
+def Mlx_GenericOp : Mlx_Op<"generic", [Pure, AttrSizedOperandSegments,
+    SingleBlock]> {
+  let summary = "an index-notation definition: out[i..] = comb_r body(in[map(i..,r..)])";
+  let description = [{
+    One equation in index notation. The iteration space has one dimension
+    per index; its sizes are the `sizes` operands (one `index` each). The
+    first `rank(result)` dimensions are the result's free indices, in order,
+    and are `parallel`; the rest are `reduction` indices, combined with
+    `combiner` (add, mul, max or min; `none` when nothing is reduced).
+    Operand `k` is read at `indexing_maps[k]` applied to the iteration
+    point; the body receives those elements and yields the summand.
+
+    ```mlir
+    // p = sum[k] e[k]
+    %p = mlx.generic ins(%e : tensor<?xf32>) sizes(%n)
+        {combiner = #mlx.combiner<add>,
+         indexing_maps = [affine_map<(d0) -> (d0)>],
+         iterator_kinds = [#mlx.iterator<reduction>]} -> tensor<f32> {
+    ^bb0(%x: f32):
+      mlx.yield %x : f32
+    }
+    ```
+  }];
+  let arguments = (ins Variadic<AnyRankedTensor>:$inputs,
+                       Variadic<Index>:$sizes,
+                       AffineMapArrayAttr:$indexing_maps,
+                       TypedArrayAttrBase<Mlx_IteratorKindAttr,
+                         "iterator kinds">:$iterator_kinds,
+                       Mlx_CombinerAttr:$combiner);
+  let results = (outs AnyRankedTensor:$result);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = [{
+    (`ins` `(` $inputs^ `:` type($inputs) `)`)? `sizes` `(` $sizes `)`
+    attr-dict `->` type($result) $body
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// Number of iteration dimensions (parallel and reduction).
+    unsigned getNumLoops() { return getIteratorKinds().size(); }
+    /// Number of leading parallel dimensions (= rank of the result).
+    unsigned getNumParallelLoops() {
+      return getResult().getType().getRank();
+    }
+    /// The body's terminator.
+    YieldOp getYield();
+  }];
+}
+
+def Mlx_YieldOp : Mlx_Op<"yield", [Pure, Terminator, ReturnLike,
+    HasParent<"GenericOp">]> {
+  let summary = "yields the element computed by an mlx.generic body";
+  let description = [{ Terminates the body of `mlx.generic` with the value
+    for the current iteration point (combined into the result). }];
+  let arguments = (ins AnyType:$value);
+  let assemblyFormat = "$value attr-dict `:` type($value)";
+}
+
+def Mlx_IndexOp : Mlx_Op<"index", [Pure]> {
+  let summary = "the current value of one index of the enclosing mlx.generic";
+  let description = [{ Inside an `mlx.generic` body: the coordinate of
+    iteration dimension `dim`, e.g. for masks like `(j <= i) ? s : -inf`. }];
+  let arguments = (ins ConfinedAttr<I64Attr, [IntNonNegative]>:$dim);
+  let results = (outs Index:$result);
+  let assemblyFormat = "$dim attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Mlx_MapCallOp : Mlx_Op<"map_call", [AttrSizedOperandSegments,
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "calls a function on slices, mapped over leading indices";
+  let description = [{
+    `P[i, :] = softmax(s[i, :])`: the result's first `num_mapped` dimensions
+    are mapped indices; for each point of them, the callee is called on
+    slices of the arguments and its result fills the remaining dimensions.
+    `arg_slices[k]` has one entry per dimension of argument `k`: the mapped
+    index that fixes it, or -1 for a `:` (kept) dimension. `sizes` gives
+    every dimension of the result.
+  }];
+  let arguments = (ins FlatSymbolRefAttr:$callee,
+                       Variadic<AnyRankedTensor>:$args,
+                       Variadic<Index>:$sizes,
+                       TypedArrayAttrBase<DenseI64ArrayAttr,
+                         "slices per argument">:$arg_slices,
+                       ConfinedAttr<I64Attr, [IntNonNegative]>:$num_mapped);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $callee `(` $args `)` `sizes` `(` $sizes `)` attr-dict `:`
+    functional-type($args, $result)
+  }];
+  let hasVerifier = 1;
+}
+
+#endif // MLX_OPS_TD

@@ -1,0 +1,227 @@
+//===- LowerMlxToLinalg.cpp - mlx → linalg/tensor/scf -----------*- C++ -*-===//
+//
+// The `mlx-lower-to-linalg` pass: the last step at the mlx level. Keeps the
+// structure of each equation (one linalg.generic per mlx.generic) so that
+// upstream fusion and tiling apply.
+//
+//===----------------------------------------------------------------------===//
+#include "dialects/mlx/MlxDialect.h"
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/PatternMatch.h"
+
+namespace mlir::mlx {
+#define GEN_PASS_DEF_LOWERMLXTOLINALGPASS
+#include "passes/Passes.h.inc"
+} // namespace mlir::mlx
+
+using namespace mlir;
+using namespace mlir::mlx;
+
+/// The identity element of `combiner` for `type` (0, 1, -inf, +inf).
+static Value buildIdentity(OpBuilder &b, Location loc, Combiner combiner,
+                           Type type) {
+  if (auto floatType = dyn_cast<FloatType>(type)) {
+    const llvm::fltSemantics &sem = floatType.getFloatSemantics();
+    APFloat value = APFloat::getZero(sem);
+    if (combiner == Combiner::mul)
+      value = APFloat::getOne(sem);
+    else if (combiner == Combiner::max)
+      value = APFloat::getInf(sem, /*Negative=*/true);
+    else if (combiner == Combiner::min)
+      value = APFloat::getInf(sem, /*Negative=*/false);
+    return b.create<arith::ConstantOp>(loc, b.getFloatAttr(floatType, value));
+  }
+  unsigned width = type.getIntOrFloatBitWidth();
+  APInt value = APInt::getZero(width);
+  if (combiner == Combiner::mul)
+    value = APInt(width, 1);
+  else if (combiner == Combiner::max)
+    value = width == 1 ? APInt::getZero(1) : APInt::getSignedMinValue(width);
+  else if (combiner == Combiner::min)
+    value = width == 1 ? APInt::getAllOnes(1) : APInt::getSignedMaxValue(width);
+  return b.create<arith::ConstantOp>(loc, b.getIntegerAttr(type, value));
+}
+
+/// acc ⊕ value for `combiner`. max/min propagate NaN (arith.maximumf).
+static Value buildCombine(OpBuilder &b, Location loc, Combiner combiner,
+                          Value acc, Value value) {
+  bool isFloat = isa<FloatType>(acc.getType());
+  switch (combiner) {
+  case Combiner::add:
+    return isFloat ? b.create<arith::AddFOp>(loc, acc, value).getResult()
+                   : b.create<arith::AddIOp>(loc, acc, value).getResult();
+  case Combiner::mul:
+    return isFloat ? b.create<arith::MulFOp>(loc, acc, value).getResult()
+                   : b.create<arith::MulIOp>(loc, acc, value).getResult();
+  case Combiner::max:
+    return isFloat ? b.create<arith::MaximumFOp>(loc, acc, value).getResult()
+                   : b.create<arith::MaxSIOp>(loc, acc, value).getResult();
+  case Combiner::min:
+    return isFloat ? b.create<arith::MinimumFOp>(loc, acc, value).getResult()
+                   : b.create<arith::MinSIOp>(loc, acc, value).getResult();
+  case Combiner::none:
+    break;
+  }
+  llvm_unreachable("combine called without a combiner");
+}
+
+/// tensor.empty of `type` whose dynamic dims take their sizes from `sizes`
+/// (one per dimension of `type`).
+static Value buildEmpty(OpBuilder &b, Location loc, RankedTensorType type,
+                        ValueRange sizes) {
+  SmallVector<Value> dynamic;
+  for (int64_t d = 0; d < type.getRank(); ++d)
+    if (type.isDynamicDim(d))
+      dynamic.push_back(sizes[d]);
+  return b.create<tensor::EmptyOp>(loc, type.getShape(), type.getElementType(),
+                                   dynamic);
+}
+
+static void lowerGeneric(IRRewriter &rewriter, GenericOp op) {
+  Location loc = op.getLoc();
+  rewriter.setInsertionPoint(op);
+  RankedTensorType resultType = op.getResult().getType();
+  unsigned numParallel = op.getNumParallelLoops();
+  Value init = buildEmpty(rewriter, loc, resultType,
+                          op.getSizes().take_front(numParallel));
+  Combiner combiner = op.getCombiner();
+  if (combiner != Combiner::none) {
+    Value identity =
+        buildIdentity(rewriter, loc, combiner, resultType.getElementType());
+    init = rewriter.create<linalg::FillOp>(loc, identity, init).getResult(0);
+  }
+  SmallVector<AffineMap> maps;
+  for (Attribute attr : op.getIndexingMaps())
+    maps.push_back(cast<AffineMapAttr>(attr).getValue());
+  // The result holds the leading (parallel) indices in order.
+  SmallVector<AffineExpr> resultDims;
+  for (unsigned d = 0; d < numParallel; ++d)
+    resultDims.push_back(rewriter.getAffineDimExpr(d));
+  maps.push_back(AffineMap::get(op.getNumLoops(), 0, resultDims,
+                                rewriter.getContext()));
+  SmallVector<utils::IteratorType> iterators;
+  for (Attribute attr : op.getIteratorKinds())
+    iterators.push_back(cast<IteratorKindAttr>(attr).getValue() ==
+                                IteratorKind::parallel
+                            ? utils::IteratorType::parallel
+                            : utils::IteratorType::reduction);
+
+  Block &body = op.getBody().front();
+  auto generic = rewriter.create<linalg::GenericOp>(
+      loc, TypeRange{resultType}, op.getInputs(), ValueRange{init}, maps,
+      iterators, [&](OpBuilder &b, Location nestedLoc, ValueRange args) {
+        IRMapping mapping;
+        mapping.map(body.getArguments(), args.drop_back());
+        for (Operation &inner : body.without_terminator()) {
+          if (auto index = dyn_cast<IndexOp>(inner)) {
+            mapping.map(index.getResult(),
+                        b.create<linalg::IndexOp>(index.getLoc(),
+                                                  index.getDim()));
+            continue;
+          }
+          b.clone(inner, mapping);
+        }
+        Value value = mapping.lookupOrDefault(op.getYield().getValue());
+        if (combiner != Combiner::none)
+          value = buildCombine(b, nestedLoc, combiner, args.back(), value);
+        b.create<linalg::YieldOp>(nestedLoc, value);
+      });
+  rewriter.replaceOp(op, generic.getResults());
+}
+
+/// Casts `value` to `type` when the two differ only in static information.
+static Value castIfNeeded(OpBuilder &b, Location loc, Value value, Type type) {
+  if (value.getType() == type)
+    return value;
+  return b.create<tensor::CastOp>(loc, type, value);
+}
+
+static void lowerMapCall(IRRewriter &rewriter, MapCallOp op) {
+  Location loc = op.getLoc();
+  rewriter.setInsertionPoint(op);
+  auto callee = SymbolTable::lookupNearestSymbolFrom<func::FuncOp>(
+      op, op.getCalleeAttr());
+  FunctionType fnType = callee.getFunctionType();
+  RankedTensorType resultType = op.getResult().getType();
+  int64_t numMapped = op.getNumMapped();
+  Value init = buildEmpty(rewriter, loc, resultType, op.getSizes());
+  Value zero = rewriter.create<arith::ConstantIndexOp>(loc, 0);
+  Value one = rewriter.create<arith::ConstantIndexOp>(loc, 1);
+  SmallVector<Value> lbs(numMapped, zero), steps(numMapped, one);
+  SmallVector<Value> ubs(op.getSizes().take_front(numMapped));
+
+  auto bodyBuilder = [&](OpBuilder &b, Location l, ValueRange ivs,
+                         ValueRange iterArgs) -> scf::ValueVector {
+    SmallVector<Value> callArgs;
+    for (auto [k, attr, arg] :
+         llvm::enumerate(op.getArgSlices(), op.getArgs())) {
+      auto slices = cast<DenseI64ArrayAttr>(attr).asArrayRef();
+      auto argType = cast<RankedTensorType>(arg.getType());
+      if (llvm::all_of(slices, [](int64_t s) { return s < 0; })) {
+        callArgs.push_back(castIfNeeded(b, l, arg, fnType.getInput(k)));
+        continue;
+      }
+      SmallVector<OpFoldResult> offsets, sizes, strides;
+      for (auto [d, s] : llvm::enumerate(slices)) {
+        offsets.push_back(s >= 0 ? OpFoldResult(ivs[s])
+                                 : OpFoldResult(b.getIndexAttr(0)));
+        sizes.push_back(s >= 0 ? OpFoldResult(b.getIndexAttr(1))
+                               : tensor::getMixedSize(b, l, arg, d));
+        strides.push_back(b.getIndexAttr(1));
+      }
+      auto sliceType = tensor::ExtractSliceOp::inferCanonicalRankReducedResultType(
+          llvm::count(slices, -1), argType, offsets, sizes, strides);
+      Value slice = b.create<tensor::ExtractSliceOp>(
+          l, cast<RankedTensorType>(sliceType), arg, offsets, sizes, strides);
+      callArgs.push_back(castIfNeeded(b, l, slice, fnType.getInput(k)));
+    }
+    Value result =
+        b.create<func::CallOp>(l, callee, callArgs).getResult(0);
+    Value acc = iterArgs.empty() ? init : iterArgs.front();
+    SmallVector<OpFoldResult> offsets, sizes, strides;
+    for (int64_t d = 0; d < resultType.getRank(); ++d) {
+      offsets.push_back(d < numMapped ? OpFoldResult(ivs[d])
+                                      : OpFoldResult(b.getIndexAttr(0)));
+      sizes.push_back(d < numMapped ? OpFoldResult(b.getIndexAttr(1))
+                                    : OpFoldResult(op.getSizes()[d]));
+      strides.push_back(b.getIndexAttr(1));
+    }
+    auto pieceType = tensor::ExtractSliceOp::inferCanonicalRankReducedResultType(
+        resultType.getRank() - numMapped, resultType, offsets, sizes, strides);
+    result = castIfNeeded(b, l, result, pieceType);
+    return {b.create<tensor::InsertSliceOp>(l, result, acc, offsets, sizes,
+                                            strides)
+                .getResult()};
+  };
+  scf::LoopNest nest = scf::buildLoopNest(rewriter, loc, lbs, ubs, steps,
+                                          ValueRange{init}, bodyBuilder);
+  rewriter.replaceOp(op, nest.results);
+}
+
+namespace {
+struct LowerMlxToLinalgPass
+    : public mlx::impl::LowerMlxToLinalgPassBase<LowerMlxToLinalgPass> {
+  void runOnOperation() override {
+    SmallVector<Operation *> worklist;
+    // Post-order: a nested op is lowered before the op around it.
+    getOperation().walk([&](Operation *op) {
+      if (isa<GenericOp, MapCallOp>(op))
+        worklist.push_back(op);
+    });
+    IRRewriter rewriter(&getContext());
+    for (Operation *op : worklist) {
+      if (auto generic = dyn_cast<GenericOp>(op))
+        lowerGeneric(rewriter, generic);
+      else
+        lowerMapCall(rewriter, cast<MapCallOp>(op));
+    }
+  }
+};
+} // namespace

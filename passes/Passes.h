@@ -1,0 +1,35 @@
+//===- Passes.h - mlx passes and pipelines ----------------------*- C++ -*-===//
+//
+// Declares the passes of passes/ (generated from Passes.td) and the named
+// pipeline builders shared by mlxc and mlx-opt.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MLX_PASSES_PASSES_H
+#define MLX_PASSES_PASSES_H
+
+#include "mlir/Pass/Pass.h"
+
+namespace mlir {
+class OpPassManager;
+namespace mlx {
+
+#define GEN_PASS_DECL
+#include "passes/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "passes/Passes.h.inc"
+
+/// mlx level clean-up: inline calls, fold, CSE, drop unused private functions.
+void buildMlxSimplifyPipeline(OpPassManager &pm);
+
+/// mlx → linalg on tensors (the input of every backend), with elementwise
+/// producer/consumer fusion.
+void buildMlxToLinalgPipeline(OpPassManager &pm);
+
+/// Registers the pipelines above as `mlx-simplify` and `mlx-to-linalg`.
+void registerMlxPipelines();
+
+} // namespace mlx
+} // namespace mlir
+
+#endif // MLX_PASSES_PASSES_H

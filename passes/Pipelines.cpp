@@ -1,0 +1,45 @@
+//===- Pipelines.cpp - named pass pipelines ---------------------*- C++ -*-===//
+//
+// The mlx-level pipelines, shared by mlxc (--stage ladder) and mlx-opt.
+//
+//===----------------------------------------------------------------------===//
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+using namespace mlir;
+
+void mlx::buildMlxSimplifyPipeline(OpPassManager &pm) {
+  // Calls survive the front end so that later passes can see them; inline
+  // them here (a callee is kept only while something still calls it).
+  pm.addPass(createInlinerPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  // Imported and instantiated helpers are private: drop the unused ones.
+  pm.addPass(createSymbolDCEPass());
+}
+
+void mlx::buildMlxToLinalgPipeline(OpPassManager &pm) {
+  buildMlxSimplifyPipeline(pm);
+  pm.addPass(createLowerMlxToLinalgPass());
+  // map_call lowering leaves calls inside loops: inline those too.
+  pm.addPass(createInlinerPass());
+  pm.addPass(createSymbolDCEPass());
+  // Merge producer/consumer elementwise generics into one loop nest.
+  pm.addNestedPass<func::FuncOp>(createLinalgElementwiseOpFusionPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+}
+
+void mlx::registerMlxPipelines() {
+  PassPipelineRegistration<>("mlx-simplify",
+                             "inline, fold and CSE at the mlx level",
+                             buildMlxSimplifyPipeline);
+  PassPipelineRegistration<>("mlx-to-linalg",
+                             "lower mlx to linalg on tensors, fused",
+                             buildMlxToLinalgPipeline);
+}
