@@ -1,0 +1,385 @@
+//===- ASTBuilder.cpp - .mlx text → AST -------------------------*- C++ -*-===//
+//
+// Walks ANTLR's parse tree with typed functions (ANTLR's visitor returns
+// std::any, which cannot hold unique_ptr nodes). ANTLR columns count code
+// points from 0; diagnostics use 1-based byte columns, as clang does.
+//
+//===----------------------------------------------------------------------===//
+#include "frontend/ASTBuilder.h"
+
+#include "MLXLexer.h"
+#include "MLXParser.h"
+#include "antlr4-runtime.h"
+
+using namespace mlx::ast;
+using mlxgrammar::MLXLexer;
+using mlxgrammar::MLXParser;
+
+namespace {
+
+/// Maps ANTLR (line, code-point column) to a Loc with a byte column.
+class LocMaker {
+public:
+  LocMaker(const std::string &path, const std::string &source)
+      : file(std::make_shared<std::string>(path)) {
+    lineStarts.push_back(0);
+    for (size_t i = 0; i < source.size(); ++i)
+      if (source[i] == '\n')
+        lineStarts.push_back(i + 1);
+    text = &source;
+  }
+  Loc at(size_t line, size_t codePointCol) const {
+    Loc loc;
+    loc.file = file;
+    loc.line = (unsigned)line;
+    size_t byte = line >= 1 && line <= lineStarts.size() ? lineStarts[line - 1]
+                                                         : text->size();
+    size_t start = byte;
+    for (size_t cp = 0; cp < codePointCol && byte < text->size(); ++cp) {
+      ++byte; // skip UTF-8 continuation bytes
+      while (byte < text->size() && ((unsigned char)(*text)[byte] & 0xC0) == 0x80)
+        ++byte;
+    }
+    loc.col = (unsigned)(byte - start + 1);
+    return loc;
+  }
+  Loc at(antlr4::Token *token) const {
+    return at(token->getLine(), token->getCharPositionInLine());
+  }
+  Loc at(antlr4::ParserRuleContext *ctx) const { return at(ctx->getStart()); }
+  Loc at(antlr4::tree::TerminalNode *node) const {
+    return at(node->getSymbol());
+  }
+
+private:
+  std::shared_ptr<std::string> file;
+  std::vector<size_t> lineStarts;
+  const std::string *text;
+};
+
+/// Sends ANTLR's syntax errors to the diagnostic callback.
+class ErrorListener : public antlr4::BaseErrorListener {
+public:
+  ErrorListener(const LocMaker &locs, const ErrorFn &onError)
+      : locs(locs), onError(onError) {}
+  void syntaxError(antlr4::Recognizer *, antlr4::Token *, size_t line,
+                   size_t col, const std::string &msg,
+                   std::exception_ptr) override {
+    onError(locs.at(line, col), "syntax error: " + msg);
+    ++count;
+  }
+  unsigned count = 0;
+
+private:
+  const LocMaker &locs;
+  const ErrorFn &onError;
+};
+
+class Builder {
+public:
+  Builder(const LocMaker &locs) : locs(locs) {}
+
+  std::unique_ptr<Module> module(MLXParser::Module_Context *ctx,
+                                 const std::string &path) {
+    auto m = std::make_unique<Module>();
+    m->path = path;
+    for (auto *imp : ctx->importStmt())
+      m->imports.push_back({locs.at(imp->ID()), imp->ID()->getText()});
+    for (auto *fn : ctx->funcDef())
+      m->functions.push_back(function(fn));
+    return m;
+  }
+
+private:
+  std::unique_ptr<Function> function(MLXParser::FuncDefContext *ctx) {
+    auto fn = std::make_unique<Function>();
+    fn->loc = locs.at(ctx->name);
+    fn->name = ctx->name->getText();
+    if (auto *params = ctx->paramList())
+      for (auto *p : params->param()) {
+        Param param;
+        param.loc = locs.at(p->ID());
+        param.name = p->ID()->getText();
+        if (p->type())
+          param.type = type(p->type());
+        else
+          param.type.loc = param.loc; // untyped: an f32 scalar
+        fn->params.push_back(std::move(param));
+      }
+    for (auto *t : ctx->retType()->type())
+      fn->results.push_back(type(t));
+    for (auto *s : ctx->block()->stmt())
+      fn->body.push_back(stmt(s));
+    return fn;
+  }
+
+  TypeSpec type(MLXParser::TypeContext *ctx) {
+    TypeSpec t;
+    t.loc = locs.at(ctx);
+    t.dtype = *mlx::rt::parseDType(ctx->DTYPE()->getText());
+    if (auto *dims = ctx->dimList())
+      for (auto *d : dims->dim()) {
+        if (d->ELLIPSIS()) {
+          auto e = std::make_unique<DimExpr>();
+          e->kind = DimExpr::Kind::Ellipsis;
+          e->loc = locs.at(d);
+          t.dims.push_back(std::move(e));
+        } else {
+          t.dims.push_back(dimExpr(d->dimExpr()));
+        }
+      }
+    return t;
+  }
+
+  std::unique_ptr<DimExpr> dimExpr(MLXParser::DimExprContext *ctx) {
+    auto e = std::make_unique<DimExpr>();
+    e->loc = locs.at(ctx);
+    if (auto *p = dynamic_cast<MLXParser::DimParenContext *>(ctx))
+      return dimExpr(p->dimExpr());
+    if (auto *i = dynamic_cast<MLXParser::DimIntContext *>(ctx)) {
+      e->kind = DimExpr::Kind::Int;
+      e->value = std::strtoll(i->INT()->getText().c_str(), nullptr, 10);
+    } else if (auto *s = dynamic_cast<MLXParser::DimSymContext *>(ctx)) {
+      e->kind = DimExpr::Kind::Sym;
+      e->name = s->ID()->getText();
+    } else if (auto *m = dynamic_cast<MLXParser::DimMulContext *>(ctx)) {
+      e->kind = m->op->getText() == "*" ? DimExpr::Kind::Mul : DimExpr::Kind::Div;
+      e->loc = locs.at(m->op);
+      e->lhs = dimExpr(m->dimExpr(0));
+      e->rhs = dimExpr(m->dimExpr(1));
+    } else if (auto *a = dynamic_cast<MLXParser::DimAddContext *>(ctx)) {
+      e->kind = a->op->getText() == "+" ? DimExpr::Kind::Add : DimExpr::Kind::Sub;
+      e->loc = locs.at(a->op);
+      e->lhs = dimExpr(a->dimExpr(0));
+      e->rhs = dimExpr(a->dimExpr(1));
+    }
+    return e;
+  }
+
+  Stmt stmt(MLXParser::StmtContext *ctx) {
+    Stmt s;
+    s.loc = locs.at(ctx);
+    if (auto *r = dynamic_cast<MLXParser::ReturnStmtContext *>(ctx)) {
+      s.kind = Stmt::Kind::Return;
+      for (auto *e : r->expr())
+        s.values.push_back(expr(e));
+    } else if (auto *d = dynamic_cast<MLXParser::IndexedDefContext *>(ctx)) {
+      s.kind = Stmt::Kind::Def;
+      s.targets.push_back(d->ID()->getText());
+      s.targetLocs.push_back(locs.at(d->ID()));
+      s.hasIndices = true;
+      for (auto *idx : d->lhsIndex()) {
+        s.lhsIndexLocs.push_back(locs.at(idx));
+        if (idx->ID())
+          s.lhsIndices.push_back(idx->ID()->getText());
+        else
+          s.lhsIndices.push_back(std::nullopt);
+      }
+      s.values.push_back(expr(d->expr()));
+    } else if (auto *t = dynamic_cast<MLXParser::TupleDefContext *>(ctx)) {
+      s.kind = Stmt::Kind::TupleDef;
+      for (auto *id : t->ID()) {
+        s.targets.push_back(id->getText());
+        s.targetLocs.push_back(locs.at(id));
+      }
+      s.values.push_back(expr(t->expr()));
+    } else if (auto *p = dynamic_cast<MLXParser::PlainDefContext *>(ctx)) {
+      s.kind = Stmt::Kind::Def;
+      s.targets.push_back(p->ID()->getText());
+      s.targetLocs.push_back(locs.at(p->ID()));
+      s.values.push_back(expr(p->expr()));
+    }
+    return s;
+  }
+
+  using ExprPtr = std::unique_ptr<Expr>;
+
+  ExprPtr make(Expr::Kind kind, const Loc &loc) {
+    return std::make_unique<Expr>(kind, loc);
+  }
+  ExprPtr binary(const std::string &op, const Loc &loc, ExprPtr lhs,
+                 ExprPtr rhs) {
+    auto e = make(Expr::Kind::Binary, loc);
+    e->op = op;
+    e->operands.push_back(std::move(lhs));
+    e->operands.push_back(std::move(rhs));
+    return e;
+  }
+
+  ExprPtr expr(MLXParser::ExprContext *ctx) { return ternary(ctx->ternary()); }
+
+  ExprPtr ternary(MLXParser::TernaryContext *ctx) {
+    ExprPtr cond = orExpr(ctx->orExpr());
+    if (ctx->expr().empty())
+      return cond;
+    auto e = make(Expr::Kind::Select, locs.at(operatorAt(ctx, 1)));
+    e->operands.push_back(std::move(cond));
+    e->operands.push_back(expr(ctx->expr(0)));
+    e->operands.push_back(expr(ctx->expr(1)));
+    return e;
+  }
+
+  /// Operator token between children k-1 and k+1 of a flat binary rule.
+  antlr4::Token *operatorAt(antlr4::ParserRuleContext *ctx, size_t child) {
+    return static_cast<antlr4::tree::TerminalNode *>(ctx->children[child])
+        ->getSymbol();
+  }
+
+  ExprPtr orExpr(MLXParser::OrExprContext *ctx) {
+    ExprPtr e = andExpr(ctx->andExpr(0));
+    for (size_t i = 1; i < ctx->andExpr().size(); ++i)
+      e = binary("||", locs.at(operatorAt(ctx, 2 * i - 1)), std::move(e),
+                 andExpr(ctx->andExpr(i)));
+    return e;
+  }
+  ExprPtr andExpr(MLXParser::AndExprContext *ctx) {
+    ExprPtr e = cmpExpr(ctx->cmpExpr(0));
+    for (size_t i = 1; i < ctx->cmpExpr().size(); ++i)
+      e = binary("&&", locs.at(operatorAt(ctx, 2 * i - 1)), std::move(e),
+                 cmpExpr(ctx->cmpExpr(i)));
+    return e;
+  }
+  ExprPtr cmpExpr(MLXParser::CmpExprContext *ctx) {
+    ExprPtr e = addExpr(ctx->addExpr(0));
+    if (ctx->op)
+      e = binary(ctx->op->getText(), locs.at(ctx->op), std::move(e),
+                 addExpr(ctx->addExpr(1)));
+    return e;
+  }
+  ExprPtr addExpr(MLXParser::AddExprContext *ctx) {
+    ExprPtr e = mulExpr(ctx->mulExpr(0));
+    for (size_t i = 1; i < ctx->mulExpr().size(); ++i)
+      e = binary(ctx->ops[i - 1]->getText(), locs.at(ctx->ops[i - 1]),
+                 std::move(e), mulExpr(ctx->mulExpr(i)));
+    return e;
+  }
+  ExprPtr mulExpr(MLXParser::MulExprContext *ctx) {
+    ExprPtr e = unaryExpr(ctx->unaryExpr(0));
+    for (size_t i = 1; i < ctx->unaryExpr().size(); ++i)
+      e = binary(ctx->ops[i - 1]->getText(), locs.at(ctx->ops[i - 1]),
+                 std::move(e), unaryExpr(ctx->unaryExpr(i)));
+    return e;
+  }
+  ExprPtr unaryExpr(MLXParser::UnaryExprContext *ctx) {
+    if (auto *n = dynamic_cast<MLXParser::NegateContext *>(ctx)) {
+      auto e = make(Expr::Kind::Unary, locs.at(n->op));
+      e->op = n->op->getText();
+      e->operands.push_back(unaryExpr(n->unaryExpr()));
+      return e;
+    }
+    if (auto *r = dynamic_cast<MLXParser::ReductionContext *>(ctx)) {
+      auto e = make(Expr::Kind::Reduce, locs.at(r->red));
+      e->op = r->red->getText();
+      for (auto *id : r->ID()) {
+        e->indices.push_back(id->getText());
+        e->indexLocs.push_back(locs.at(id));
+      }
+      e->operands.push_back(mulExpr(r->mulExpr()));
+      return e;
+    }
+    auto *p = static_cast<MLXParser::PowerLevelContext *>(ctx);
+    return powExpr(p->powExpr());
+  }
+  ExprPtr powExpr(MLXParser::PowExprContext *ctx) {
+    ExprPtr base = postfix(ctx->postfixExpr());
+    if (!ctx->unaryExpr())
+      return base;
+    return binary("^", locs.at(operatorAt(ctx, 1)), std::move(base),
+                  unaryExpr(ctx->unaryExpr()));
+  }
+  ExprPtr postfix(MLXParser::PostfixExprContext *ctx) {
+    ExprPtr e = primary(ctx->primary());
+    for (auto *s : ctx->suffix()) {
+      if (auto *sub = dynamic_cast<MLXParser::SubscriptContext *>(s)) {
+        auto n = make(Expr::Kind::Subscript, e->loc);
+        n->operands.push_back(std::move(e));
+        for (auto *arg : sub->indexArg())
+          n->subscripts.push_back(arg->expr() ? expr(arg->expr()) : nullptr);
+        e = std::move(n);
+        continue;
+      }
+      auto *call = static_cast<MLXParser::CallArgsContext *>(s);
+      auto n = make(Expr::Kind::Call, e->loc);
+      if (e->kind == Expr::Kind::Name)
+        n->name = e->name;
+      else
+        n->operands.push_back(std::move(e)); // callee expression
+      std::vector<ExprPtr> args;
+      if (call->argList())
+        for (auto *a : call->argList()->expr())
+          args.push_back(expr(a));
+      if (!n->operands.empty()) {
+        // Keep the callee first; the checker reports it as unsupported.
+        for (auto &a : args)
+          n->operands.push_back(std::move(a));
+      } else {
+        n->operands = std::move(args);
+      }
+      e = std::move(n);
+    }
+    return e;
+  }
+  ExprPtr primary(MLXParser::PrimaryContext *ctx) {
+    Loc loc = locs.at(ctx);
+    if (auto *f = dynamic_cast<MLXParser::FloatLitContext *>(ctx)) {
+      auto e = make(Expr::Kind::Float, loc);
+      e->number = std::strtod(f->FLOAT()->getText().c_str(), nullptr);
+      return e;
+    }
+    if (auto *i = dynamic_cast<MLXParser::IntLitContext *>(ctx)) {
+      auto e = make(Expr::Kind::Int, loc);
+      std::string text = i->INT()->getText();
+      errno = 0;
+      e->intValue = std::strtoll(text.c_str(), nullptr, 10);
+      if (errno == ERANGE) {
+        // Too big for i64: keep it as a float literal.
+        e->kind = Expr::Kind::Float;
+        e->number = std::strtod(text.c_str(), nullptr);
+      }
+      return e;
+    }
+    if (dynamic_cast<MLXParser::InfLitContext *>(ctx))
+      return make(Expr::Kind::Inf, loc);
+    if (auto *b = dynamic_cast<MLXParser::BoolLitContext *>(ctx)) {
+      auto e = make(Expr::Kind::Bool, loc);
+      e->boolValue = b->TRUE() != nullptr;
+      return e;
+    }
+    if (auto *n = dynamic_cast<MLXParser::NameContext *>(ctx)) {
+      auto e = make(Expr::Kind::Name, loc);
+      e->name = n->ID()->getText();
+      return e;
+    }
+    if (auto *m = dynamic_cast<MLXParser::MinMaxCallContext *>(ctx)) {
+      auto e = make(Expr::Kind::Call, loc);
+      e->name = m->fn->getText();
+      for (auto *a : m->argList()->expr())
+        e->operands.push_back(expr(a));
+      return e;
+    }
+    auto *p = static_cast<MLXParser::ParenContext *>(ctx);
+    return expr(p->expr());
+  }
+
+  const LocMaker &locs;
+};
+} // namespace
+
+std::unique_ptr<Module> mlx::ast::parseModule(const std::string &path,
+                                              const std::string &source,
+                                              const ErrorFn &onError) {
+  LocMaker locs(path, source);
+  antlr4::ANTLRInputStream input(source);
+  MLXLexer lexer(&input);
+  antlr4::CommonTokenStream tokens(&lexer);
+  MLXParser parser(&tokens);
+  ErrorListener listener(locs, onError);
+  lexer.removeErrorListeners();
+  lexer.addErrorListener(&listener);
+  parser.removeErrorListeners();
+  parser.addErrorListener(&listener);
+  MLXParser::Module_Context *tree = parser.module_();
+  if (listener.count)
+    return nullptr;
+  return Builder(locs).module(tree, path);
+}

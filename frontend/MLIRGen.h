@@ -1,0 +1,49 @@
+//===- MLIRGen.h - checked AST → mlx dialect --------------------*- C++ -*-===//
+//
+// Semantic analysis (names, dtypes, symbolic shapes, index ranges) and MLIR
+// generation, one function instance at a time: a function whose parameters
+// are `[...]` is instantiated per rank at its call sites. Errors are emitted
+// as MLIR diagnostics at the user's source locations; all of them are
+// reported, and no module is returned if there was one.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MLX_FRONTEND_MLIRGEN_H
+#define MLX_FRONTEND_MLIRGEN_H
+
+#include "frontend/AST.h"
+#include "runtime/Call.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+
+#include <map>
+#include <optional>
+
+namespace mlx {
+
+/// What to generate: the functions to export, each at the ranks of its
+/// `[...]` parameters (empty for ordinary functions).
+struct ExportRequest {
+  const ast::Function *function;
+  int64_t anyShapeRank = 0;
+};
+
+/// Generates an MLIR module from parsed modules. `functions` maps every
+/// visible function name (main file and imports) to its definition.
+mlir::OwningOpRef<mlir::ModuleOp>
+generateModule(mlir::MLIRContext &ctx,
+               const std::map<std::string, const ast::Function *> &functions,
+               const std::vector<ExportRequest> &exports);
+
+/// The runtime signature of an exported function (names, dtypes, dims).
+rt::Signature signatureOf(const ast::Function &fn, int64_t anyShapeRank);
+
+/// The exported name of a function instance.
+std::string instanceName(const ast::Function &fn, int64_t anyShapeRank);
+
+/// An mlir location for an AST location.
+mlir::Location toLocation(mlir::MLIRContext &ctx, const ast::Loc &loc);
+
+} // namespace mlx
+
+#endif // MLX_FRONTEND_MLIRGEN_H

@@ -1,0 +1,61 @@
+//===- Call.h - calling compiled functions ----------------------*- C++ -*-===//
+//
+// The one calling convention of compiled code (see codegen/cpu/CpuCodegen.h):
+// a packed entry `mlx_call_NAME(void **args)` over strided memref
+// descriptors. Here: the signature of an exported function, the checks of
+// arguments against it, and the call itself.
+//
+// Threading: calls are reentrant; a compiled function keeps no state.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MLX_RUNTIME_CALL_H
+#define MLX_RUNTIME_CALL_H
+
+#include "runtime/Tensor.h"
+
+#include <string>
+#include <vector>
+
+namespace mlx::rt {
+
+/// One dimension of a parameter type: a literal size or a symbol (`N`).
+struct DimSpec {
+  int64_t size = -1;  ///< >= 0 for a literal dimension.
+  std::string symbol; ///< The symbol's name otherwise.
+};
+
+/// A parameter: its name, dtype and dimensions.
+struct ParamSpec {
+  std::string name;
+  DType dtype = DType::f32;
+  std::vector<DimSpec> dims;
+};
+
+/// A result: a display name, dtype and rank.
+struct ResultSpec {
+  std::string name;
+  DType dtype = DType::f32;
+  int64_t rank = 0;
+};
+
+/// The signature of an exported function.
+struct Signature {
+  std::string name;
+  std::vector<ParamSpec> params;
+  std::vector<ResultSpec> results;
+};
+
+/// Checks `args` against `sig`: count, dtype, rank, literal sizes, and that
+/// every use of a symbolic dimension agrees. Makes each argument contiguous.
+/// On failure returns false with a message naming the argument and the dim.
+bool checkArguments(const Signature &sig, std::vector<Tensor> &args,
+                    std::string &error);
+
+/// Calls a packed entry point with checked arguments; returns the results,
+/// each owning its buffer.
+std::vector<Tensor> callEntry(void *entry, const Signature &sig,
+                              const std::vector<Tensor> &args);
+
+} // namespace mlx::rt
+
+#endif // MLX_RUNTIME_CALL_H

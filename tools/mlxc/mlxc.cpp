@@ -1,0 +1,562 @@
+//===- mlxc.cpp - the mlxc command-line driver ------------------*- C++ -*-===//
+//
+//   mlxc check FILE
+//   mlxc emit  FILE --stage=ast|mlx|linalg|llvm [-f NAME]
+//   mlxc run   FILE -f NAME [--arg NAME=VALUE]... [--json] [--save DIR]
+//   mlxc build FILE -o OUT.{o,so} [-f NAME]...
+//   common: -I DIR (import search path; $MLX_PATH too)
+//
+// Exit code 0 on success, 1 on a user error (a file:line:col diagnostic
+// with a caret line), never a crash. Outputs are written to a temporary file
+// and renamed into place, so a failure leaves no partial file.
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/cpu/CpuCodegen.h"
+#include "frontend/Compiler.h"
+#include "passes/Passes.h"
+#include "runtime/Call.h"
+
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <set>
+#include <unistd.h>
+
+using namespace mlx;
+
+namespace {
+
+const char *kUsage = R"(usage:
+  mlxc check FILE                       parse and check every function
+  mlxc emit  FILE --stage=STAGE [-f NAME]
+                                        print a stage: ast, mlx, linalg, llvm
+  mlxc run   FILE -f NAME [--arg NAME=VALUE]... [--json] [--save DIR]
+                                        compile NAME and run it on the CPU;
+                                        VALUE is a literal ([1,2], 3.5) or .npy
+  mlxc build FILE -o OUT [-f NAME]...   write OUT.o or OUT.so plus OUT.h
+options:
+  -I DIR      add an import search path ($MLX_PATH is searched too)
+)";
+
+struct Options {
+  std::string command, file, stage, output, saveDir;
+  std::vector<std::string> functions, importPaths;
+  std::vector<std::pair<std::string, std::string>> args;
+  bool json = false;
+};
+
+int usageError(const std::string &msg) {
+  llvm::errs() << "mlxc: error: " << msg << "\n" << kUsage;
+  return 1;
+}
+
+int fail(const std::string &msg) {
+  llvm::errs() << "mlxc: error: " << msg << "\n";
+  return 1;
+}
+
+/// Parses argv; returns an exit code when parsing ends the run.
+std::optional<int> parseOptions(int argc, char **argv, Options &opts) {
+  std::vector<std::string> rest;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](const std::string &flag) -> std::optional<std::string> {
+      if (a.size() > flag.size() && a.compare(0, flag.size() + 1, flag + "=") == 0)
+        return a.substr(flag.size() + 1);
+      if (a == flag) {
+        if (i + 1 >= argc)
+          return std::nullopt;
+        return std::string(argv[++i]);
+      }
+      return std::nullopt;
+    };
+    auto is = [&](const std::string &flag) {
+      return a == flag || a.compare(0, flag.size() + 1, flag + "=") == 0;
+    };
+    if (a == "-h" || a == "--help") {
+      llvm::outs() << kUsage;
+      return 0;
+    }
+    if (a == "--json") {
+      opts.json = true;
+    } else if (is("--stage")) {
+      auto v = value("--stage");
+      if (!v)
+        return usageError("--stage needs a value");
+      opts.stage = *v;
+    } else if (is("-f") || is("--function")) {
+      auto v = value(is("-f") ? "-f" : "--function");
+      if (!v)
+        return usageError("-f needs a function name");
+      opts.functions.push_back(*v);
+    } else if (is("-o")) {
+      auto v = value("-o");
+      if (!v)
+        return usageError("-o needs a path");
+      opts.output = *v;
+    } else if (is("--save")) {
+      auto v = value("--save");
+      if (!v)
+        return usageError("--save needs a directory");
+      opts.saveDir = *v;
+    } else if (is("--arg")) {
+      auto v = value("--arg");
+      if (!v || v->find('=') == std::string::npos)
+        return usageError("--arg needs NAME=VALUE");
+      size_t eq = v->find('=');
+      opts.args.push_back({v->substr(0, eq), v->substr(eq + 1)});
+    } else if (a.compare(0, 2, "-I") == 0) {
+      std::string dir = a.substr(2);
+      if (dir.empty()) {
+        if (i + 1 >= argc)
+          return usageError("-I needs a directory");
+        dir = argv[++i];
+      }
+      opts.importPaths.push_back(dir);
+    } else if (a.size() > 1 && a[0] == '-') {
+      return usageError("unknown option '" + a + "'");
+    } else {
+      rest.push_back(a);
+    }
+  }
+  if (rest.empty())
+    return usageError("no command given");
+  opts.command = rest[0];
+  if (rest.size() < 2)
+    return usageError("'" + opts.command + "' needs a FILE");
+  if (rest.size() > 2)
+    return usageError("unexpected argument '" + rest[2] + "'");
+  opts.file = rest[1];
+  return std::nullopt;
+}
+
+/// Writes `text` to `path` through a temporary file renamed into place.
+bool writeAtomically(const std::string &path,
+                     const std::function<bool(llvm::raw_ostream &)> &write,
+                     std::string &error) {
+  std::string tmp = path + ".tmp." + std::to_string(getpid());
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(tmp, ec);
+    if (ec) {
+      error = "cannot write '" + path + "': " + ec.message();
+      return false;
+    }
+    if (!write(os) || os.has_error()) {
+      os.clear_error();
+      llvm::sys::fs::remove(tmp);
+      if (error.empty())
+        error = "cannot write '" + path + "'";
+      return false;
+    }
+  }
+  if (std::error_code ec = llvm::sys::fs::rename(tmp, path)) {
+    llvm::sys::fs::remove(tmp);
+    error = "cannot write '" + path + "': " + ec.message();
+    return false;
+  }
+  return true;
+}
+
+/// Everything one invocation shares: context, sources, diagnostics.
+class Driver {
+public:
+  Driver(const Options &opts) : opts(opts) {
+    mlir::DialectRegistry registry;
+    mlir::mlx::registerCompilerDialects(registry);
+    ctx.appendDialectRegistry(registry);
+    ctx.printOpOnDiagnostic(false);
+    handler = std::make_unique<mlir::SourceMgrDiagnosticHandler>(
+        sourceMgr, &ctx, llvm::errs());
+    compiler = std::make_unique<Compiler>(ctx, sourceMgr, opts.importPaths);
+  }
+
+  int run() {
+    if (opts.command != "check" && opts.command != "emit" &&
+        opts.command != "run" && opts.command != "build")
+      return usageError("unknown command '" + opts.command + "'");
+    if (!compiler->loadFile(opts.file))
+      return 1;
+    if (opts.command == "check")
+      return check();
+    if (opts.command == "emit")
+      return emit();
+    if (opts.command == "run")
+      return runFunction();
+    return build();
+  }
+
+private:
+  /// The user's error at a source location; returns exit code 1.
+  int errorAt(const ast::Loc &loc, const std::string &msg) {
+    mlir::emitError(compiler->location(loc)) << msg;
+    return 1;
+  }
+
+  std::optional<std::vector<ExportRequest>> requestedExports() {
+    if (opts.functions.empty())
+      return compiler->allExports();
+    std::vector<ExportRequest> exports;
+    for (const std::string &name : opts.functions) {
+      const ast::Function *fn = compiler->findFunction(name);
+      if (!fn) {
+        noSuchFunction(name);
+        return std::nullopt;
+      }
+      exports.push_back({fn, fn->isShapePolymorphic() ? 1 : 0});
+    }
+    return exports;
+  }
+
+  void noSuchFunction(const std::string &name) {
+    std::string known;
+    for (const auto &fn : compiler->mainModule().functions)
+      known += (known.empty() ? "" : ", ") + fn->name;
+    llvm::errs() << opts.file << ": error: no function '" << name << "'"
+                 << (known.empty() ? "" : " (it defines: " + known + ")")
+                 << "\n";
+  }
+
+  int check() {
+    auto module = compiler->generate(compiler->allExports());
+    if (!module || mlir::failed(mlir::verify(*module)))
+      return 1;
+    return 0;
+  }
+
+  bool lower(mlir::ModuleOp module, void (*build)(mlir::OpPassManager &)) {
+    mlir::PassManager pm(&ctx);
+    build(pm);
+    return mlir::succeeded(pm.run(module));
+  }
+
+  int emit() {
+    std::string stage = opts.stage.empty() ? "mlx" : opts.stage;
+    if (stage == "ast") {
+      printAST();
+      return 0;
+    }
+    if (stage == "grad")
+      return fail("--stage=grad needs the autodiff pass, which is not built "
+                  "yet");
+    if (stage == "spirv")
+      return fail("--stage=spirv needs the Vulkan backend, which is not built "
+                  "yet");
+    if (stage != "mlx" && stage != "linalg" && stage != "llvm")
+      return fail("unknown stage '" + stage +
+                  "' (ast, mlx, grad, linalg, llvm, spirv)");
+    auto exports = requestedExports();
+    if (!exports)
+      return 1;
+    auto module = compiler->generate(*exports);
+    if (!module || mlir::failed(mlir::verify(*module)))
+      return 1;
+    if (stage == "mlx") {
+      module->print(llvm::outs());
+      return 0;
+    }
+    if (!lower(*module, mlir::mlx::buildMlxToLinalgPipeline))
+      return 1;
+    if (stage == "linalg") {
+      module->print(llvm::outs());
+      return 0;
+    }
+    if (!lower(*module, mlir::mlx::buildLinalgToLLVMPipeline))
+      return 1;
+    llvm::LLVMContext llvmCtx;
+    std::string error;
+    auto llvmModule = mlir::mlx::translateToLLVMIR(*module, llvmCtx, error);
+    if (!llvmModule)
+      return fail(error);
+    llvmModule->print(llvm::outs(), nullptr);
+    return 0;
+  }
+
+  void printAST() {
+    for (const auto &fn : compiler->mainModule().functions) {
+      llvm::outs() << "def " << fn->name << " @" << fn->loc.line << ":"
+                   << fn->loc.col << " params=" << fn->params.size()
+                   << " results=" << fn->results.size()
+                   << " stmts=" << fn->body.size() << "\n";
+      for (const ast::Param &p : fn->params)
+        llvm::outs() << "  param " << p.name << ": "
+                     << rt::dtypeName(p.type.dtype) << " rank "
+                     << (p.type.isAnyShape() ? std::string("...")
+                                             : std::to_string(p.type.dims.size()))
+                     << "\n";
+    }
+  }
+
+  int runFunction() {
+    if (opts.functions.size() != 1)
+      return fail("run needs exactly one -f NAME");
+    const ast::Function *fn = compiler->findFunction(opts.functions[0]);
+    if (!fn) {
+      noSuchFunction(opts.functions[0]);
+      return 1;
+    }
+    // Arguments, by parameter name.
+    std::map<std::string, std::string> given;
+    for (auto &[name, value] : opts.args) {
+      auto it = llvm::find_if(fn->params,
+                              [&](const ast::Param &p) { return p.name == name; });
+      if (it == fn->params.end()) {
+        std::string names;
+        for (const ast::Param &p : fn->params)
+          names += (names.empty() ? "" : ", ") + p.name;
+        return errorAt(fn->loc, "'" + fn->name + "' has no parameter '" + name +
+                                    "' (its parameters: " + names + ")");
+      }
+      if (!given.emplace(name, value).second)
+        return errorAt(it->loc, "argument '" + name + "' is given twice");
+    }
+    std::vector<rt::Tensor> args;
+    int64_t anyShapeRank = -1;
+    for (const ast::Param &p : fn->params) {
+      auto it = given.find(p.name);
+      if (it == given.end())
+        return errorAt(fn->loc, "'" + fn->name + "' takes " +
+                                    std::to_string(fn->params.size()) +
+                                    " arguments but " +
+                                    std::to_string(given.size()) +
+                                    " were given; missing --arg " + p.name +
+                                    "=VALUE");
+      rt::Tensor t;
+      std::string error;
+      const std::string &value = it->second;
+      bool isFile = llvm::StringRef(value).ends_with(".npy") ||
+                    llvm::sys::fs::is_regular_file(value);
+      if (isFile ? !rt::readNpy(value, t, error)
+                 : !rt::parseLiteral(value, p.type.dtype, t, error))
+        return errorAt(p.loc, "argument '" + p.name + "': " + error);
+      if (p.type.isAnyShape() && anyShapeRank < 0)
+        anyShapeRank = t.rank();
+      args.push_back(t);
+    }
+    if (anyShapeRank < 0)
+      anyShapeRank = 0;
+    rt::Signature sig = compiler->signature(*fn, anyShapeRank);
+    std::string error;
+    if (!rt::checkArguments(sig, args, error))
+      return errorAt(fn->loc, error);
+
+    auto module = compiler->generate({{fn, anyShapeRank}});
+    if (!module || mlir::failed(mlir::verify(*module)))
+      return 1;
+    if (!lower(*module, mlir::mlx::buildMlxToCpuPipeline))
+      return 1;
+    auto jit = mlir::mlx::JitModule::create(*module, error);
+    if (!jit)
+      return fail("JIT compilation failed: " + error);
+    void *entry = jit->lookupEntry(sig.name);
+    if (!entry)
+      return fail("no entry point for '" + sig.name + "'");
+    std::vector<rt::Tensor> results = rt::callEntry(entry, sig, args);
+    return printResults(sig, results);
+  }
+
+  int printResults(const rt::Signature &sig,
+                   const std::vector<rt::Tensor> &results) {
+    if (!opts.saveDir.empty()) {
+      llvm::sys::fs::create_directories(opts.saveDir);
+      for (auto [spec, t] : llvm::zip(sig.results, results)) {
+        std::string error;
+        llvm::SmallString<256> path(opts.saveDir);
+        llvm::sys::path::append(path, spec.name + ".npy");
+        if (!rt::writeNpy(std::string(path), t, error))
+          return fail(error);
+      }
+    }
+    if (opts.json) {
+      llvm::outs() << "{\"outputs\":[";
+      for (size_t k = 0; k < results.size(); ++k) {
+        const rt::Tensor &t = results[k];
+        llvm::outs() << (k ? "," : "") << "{\"name\":\"" << sig.results[k].name
+                     << "\",\"dtype\":\"" << rt::dtypeName(t.dtype())
+                     << "\",\"shape\":" << rt::formatShape(t.shape())
+                     << ",\"data\":" << rt::formatValues(t, true) << "}";
+      }
+      llvm::outs() << "]}\n";
+      return 0;
+    }
+    for (auto [spec, t] : llvm::zip(sig.results, results)) {
+      llvm::outs() << spec.name << ": " << rt::dtypeName(t.dtype());
+      if (t.rank())
+        llvm::outs() << rt::formatShape(t.shape());
+      llvm::outs() << " = " << rt::formatValues(t, false) << "\n";
+    }
+    return 0;
+  }
+
+  int build() {
+    if (opts.output.empty())
+      return fail("build needs -o OUT.o or -o OUT.so");
+    llvm::StringRef out(opts.output);
+    bool shared = out.ends_with(".so");
+    if (!shared && !out.ends_with(".o"))
+      return fail("-o must name a .o or .so file");
+    auto exports = requestedExports();
+    if (!exports)
+      return 1;
+    auto module = compiler->generate(*exports);
+    if (!module || mlir::failed(mlir::verify(*module)))
+      return 1;
+    std::vector<rt::Signature> sigs;
+    for (const ExportRequest &r : *exports)
+      sigs.push_back(compiler->signature(*r.function, r.anyShapeRank));
+    if (!lower(*module, mlir::mlx::buildMlxToCpuPipeline))
+      return 1;
+    std::string error;
+    std::string object = shared ? opts.output + ".tmp.o" : opts.output;
+    std::string tmpObject = object + ".part." + std::to_string(getpid());
+    if (!mlir::mlx::emitObjectFile(*module, tmpObject, error)) {
+      llvm::sys::fs::remove(tmpObject);
+      return fail(error);
+    }
+    if (shared) {
+      std::string tmpLib = opts.output + ".part." + std::to_string(getpid());
+      auto cc = llvm::sys::findProgramByName("cc");
+      if (!cc) {
+        llvm::sys::fs::remove(tmpObject);
+        return fail("linking a shared library needs 'cc' on the PATH");
+      }
+      llvm::SmallVector<llvm::StringRef> argv = {*cc, "-shared", "-o", tmpLib,
+                                                 tmpObject, "-lm"};
+      int rc = llvm::sys::ExecuteAndWait(*cc, argv);
+      llvm::sys::fs::remove(tmpObject);
+      if (rc != 0) {
+        llvm::sys::fs::remove(tmpLib);
+        return fail("linking '" + opts.output + "' failed");
+      }
+      if (std::error_code ec = llvm::sys::fs::rename(tmpLib, opts.output))
+        return fail("cannot write '" + opts.output + "': " + ec.message());
+    } else if (std::error_code ec = llvm::sys::fs::rename(tmpObject, object)) {
+      return fail("cannot write '" + object + "': " + ec.message());
+    }
+    llvm::SmallString<256> header(opts.output);
+    llvm::sys::path::replace_extension(header, ".h");
+    if (!writeAtomically(
+            std::string(header),
+            [&](llvm::raw_ostream &os) {
+              writeHeader(os, sigs);
+              return true;
+            },
+            error))
+      return fail(error);
+    return 0;
+  }
+
+  static std::string cType(rt::DType d) {
+    switch (d) {
+    case rt::DType::f32:
+      return "float";
+    case rt::DType::f64:
+      return "double";
+    case rt::DType::i32:
+      return "int32_t";
+    case rt::DType::i64:
+      return "int64_t";
+    case rt::DType::boolean:
+      return "uint8_t";
+    }
+    return "void";
+  }
+
+  void writeHeader(llvm::raw_ostream &os, const std::vector<rt::Signature> &sigs) {
+    std::string guard = "MLXC_" + llvm::sys::path::stem(opts.output).upper() + "_H";
+    for (char &c : guard)
+      if (!isalnum((unsigned char)c))
+        c = '_';
+    os << "/* Generated by mlxc from " << llvm::sys::path::filename(opts.file)
+       << ". Do not edit.\n"
+       << " *\n"
+       << " * Each function NAME has two entry points:\n"
+       << " *   void _mlir_ciface_NAME(NAME_results *out, <one descriptor per "
+          "argument>);\n"
+       << " *   void mlx_call_NAME(void **args);  args[0] = out, args[1+i] = "
+          "&argument i\n"
+       << " * A descriptor is a strided memref: {allocated, aligned, offset,\n"
+       << " * sizes[R], strides[R]} (strides in elements). Each result's\n"
+       << " * 'allocated' pointer is owned by the caller: release it with free().\n"
+       << " * Symbolic dimensions are not checked here: arguments that share a\n"
+       << " * dimension name must agree in size.\n"
+       << " */\n"
+       << "#ifndef " << guard << "\n#define " << guard << "\n\n"
+       << "#include <stdint.h>\n\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n";
+    std::set<std::string> emitted;
+    auto descriptor = [&](rt::DType d, int64_t rank) {
+      std::string name = "mlx_" + std::string(rt::dtypeName(d)) + "_" +
+                         std::to_string(rank) + "d";
+      if (emitted.insert(name).second) {
+        os << "typedef struct {\n  " << cType(d) << " *allocated;\n  "
+           << cType(d) << " *aligned;\n  int64_t offset;\n";
+        if (rank)
+          os << "  int64_t sizes[" << rank << "];\n  int64_t strides[" << rank
+             << "];\n";
+        os << "} " << name << ";\n\n";
+      }
+      return name;
+    };
+    for (const rt::Signature &sig : sigs) {
+      std::vector<std::string> params;
+      for (const rt::ParamSpec &p : sig.params)
+        params.push_back(descriptor(p.dtype, (int64_t)p.dims.size()));
+      std::vector<std::string> results;
+      for (const rt::ResultSpec &r : sig.results)
+        results.push_back(descriptor(r.dtype, r.rank));
+      os << "/* " << sig.name << "(";
+      for (size_t i = 0; i < sig.params.size(); ++i) {
+        const rt::ParamSpec &p = sig.params[i];
+        os << (i ? ", " : "") << p.name << ": " << rt::dtypeName(p.dtype);
+        if (!p.dims.empty()) {
+          os << "[";
+          for (size_t d = 0; d < p.dims.size(); ++d)
+            os << (d ? ", " : "")
+               << (p.dims[d].size >= 0 ? std::to_string(p.dims[d].size)
+                                       : p.dims[d].symbol);
+          os << "]";
+        }
+      }
+      os << ") */\ntypedef struct {\n";
+      for (size_t k = 0; k < results.size(); ++k)
+        os << "  " << results[k] << " " << sig.results[k].name << ";\n";
+      os << "} " << sig.name << "_results;\n";
+      os << "void _mlir_ciface_" << sig.name << "(" << sig.name
+         << "_results *out";
+      for (size_t i = 0; i < params.size(); ++i)
+        os << ", " << params[i] << " *" << sig.params[i].name;
+      os << ");\nvoid mlx_call_" << sig.name << "(void **args);\n\n";
+    }
+    os << "#ifdef __cplusplus\n}\n#endif\n\n#endif\n";
+  }
+
+  const Options &opts;
+  mlir::MLIRContext ctx{mlir::MLIRContext::Threading::DISABLED};
+  llvm::SourceMgr sourceMgr;
+  std::unique_ptr<mlir::SourceMgrDiagnosticHandler> handler;
+  std::unique_ptr<Compiler> compiler;
+};
+
+} // namespace
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  Options opts;
+  if (auto code = parseOptions(argc, argv, opts))
+    return *code;
+  Driver driver(opts);
+  return driver.run();
+}
