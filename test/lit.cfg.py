@@ -1,0 +1,22 @@
+# lit configuration of the mlxc test suite.
+import os
+import lit.formats
+
+config.name = "mlxc"
+config.test_format = lit.formats.ShTest(execute_external=True)
+config.suffixes = [".mlx", ".mlir", ".test"]
+config.excludes = ["Inputs", "fixtures", "Unit", "CMakeLists.txt"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.mlx_obj_root, "test")
+
+tools = os.path.join(config.mlx_obj_root, "tools")
+config.substitutions.append(("%mlxc", os.path.join(tools, "mlxc", "mlxc")))
+config.substitutions.append(("%mlx-opt", os.path.join(tools, "mlx-opt", "mlx-opt")))
+config.substitutions.append(("%npy-compare", os.path.join(tools, "npy-compare", "npy-compare")))
+config.substitutions.append(("%stdlib", os.path.join(config.mlx_src_root, "stdlib")))
+config.substitutions.append(("%fixtures", os.path.join(config.mlx_src_root, "test", "fixtures")))
+config.substitutions.append(("%inputs", os.path.join(config.mlx_src_root, "test", "Inputs")))
+config.environment["PATH"] = os.pathsep.join(
+    [config.llvm_tools_dir, config.environment.get("PATH", os.environ.get("PATH", ""))])
+# Imports must come from -I/MLX_PATH/stdlib only, never from a stray env.
+config.environment.pop("MLX_PATH", None)
