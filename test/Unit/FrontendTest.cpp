@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/CpuCodegen.h"
 #include "frontend/Compiler.h"
+#include "frontend/DiagnosticPrinter.h"
 #include "passes/Passes.h"
 #include "runtime/Call.h"
 
@@ -31,7 +32,7 @@ Compiled compile(const std::string &source, const std::string &name) {
   mlir::MLIRContext ctx(registry);
   llvm::SourceMgr sm;
   llvm::raw_string_ostream os(out.diagnostics);
-  mlir::SourceMgrDiagnosticHandler handler(sm, &ctx, os);
+  DiagnosticPrinter handler(ctx, sm, os);
   Compiler compiler(ctx, sm, {});
   if (!compiler.loadSource("test.mlx", source))
     return out;

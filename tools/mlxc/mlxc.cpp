@@ -13,6 +13,7 @@
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/CpuCodegen.h"
 #include "frontend/Compiler.h"
+#include "frontend/DiagnosticPrinter.h"
 #include "passes/Passes.h"
 #include "runtime/Call.h"
 
@@ -179,8 +180,7 @@ public:
     mlir::mlx::registerCompilerDialects(registry);
     ctx.appendDialectRegistry(registry);
     ctx.printOpOnDiagnostic(false);
-    handler = std::make_unique<mlir::SourceMgrDiagnosticHandler>(
-        sourceMgr, &ctx, llvm::errs());
+    handler = std::make_unique<DiagnosticPrinter>(ctx, sourceMgr, llvm::errs());
     compiler = std::make_unique<Compiler>(ctx, sourceMgr, opts.importPaths);
   }
 
@@ -546,7 +546,7 @@ private:
   const Options &opts;
   mlir::MLIRContext ctx{mlir::MLIRContext::Threading::DISABLED};
   llvm::SourceMgr sourceMgr;
-  std::unique_ptr<mlir::SourceMgrDiagnosticHandler> handler;
+  std::unique_ptr<DiagnosticPrinter> handler;
   std::unique_ptr<Compiler> compiler;
 };
 
