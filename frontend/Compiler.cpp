@@ -93,10 +93,16 @@ bool Compiler::loadModule(const std::string &path, const std::string &source,
   for (const auto &fn : m->functions) {
     auto [it, inserted] = functions.try_emplace(fn->name, fn.get());
     if (!inserted) {
-      mlir::InFlightDiagnostic diag = mlir::emitError(toLocation(ctx, fn->loc))
-                                      << "function '" << fn->name
-                                      << "' is defined twice";
-      diag.attachNote(toLocation(ctx, it->second->loc)) << "first defined here";
+      // Point at the user's own file: the main module loads first.
+      const ast::Function *first = it->second, *second = fn.get();
+      bool firstIsMain = !isMain && !modules.empty() &&
+                         llvm::any_of(modules.front()->functions,
+                                      [&](auto &f) { return f.get() == first; });
+      mlir::InFlightDiagnostic diag =
+          mlir::emitError(toLocation(ctx, firstIsMain ? first->loc : second->loc))
+          << "function '" << fn->name << "' is defined twice";
+      diag.attachNote(toLocation(ctx, firstIsMain ? second->loc : first->loc))
+          << (firstIsMain ? "also defined here" : "first defined here");
       ok = false;
     }
   }

@@ -245,6 +245,8 @@ private:
   std::map<const Expr *, IndexVar *> indexUses;
   std::map<const Expr *, std::vector<IndexVar *>> reduceVars;
   std::deque<IndexVar> indexVars;
+  /// Names whose definition failed: their uses fail silently (no cascade).
+  std::set<std::string> poisoned;
   bool returned = false;
   bool failedStmt = false;
 };
@@ -432,6 +434,11 @@ void FunctionGen::generate() {
     }
     failedStmt = false;
     emitStmt(s);
+    if (failedStmt)
+      for (const std::string &name : s.targets) {
+        poisoned.insert(name);
+        locals.erase(name);
+      }
     anyError |= failedStmt;
   }
   if (!returned && !anyError)
@@ -558,6 +565,8 @@ ExprInfo FunctionGen::analyzeUncached(const Expr &e, Scope &scope) {
       info.type = EType::lit(K::Index);
       return info;
     }
+    if (poisoned.count(e.name))
+      return fail();
     if (mod.lookup(e.name)) {
       error(e.loc, "'" + e.name + "' is a function; call it with (...)");
       return fail();
@@ -703,6 +712,8 @@ ExprInfo FunctionGen::analyzeSubscript(const Expr &e, Scope &scope) {
   }
   auto it = locals.find(base.name);
   if (it == locals.end()) {
+    if (poisoned.count(base.name))
+      return info;
     if (lookupIndex(base.name, scope) || dims.count(base.name))
       error(base.loc, "'" + base.name + "' is an index, not a tensor");
     else
