@@ -1,0 +1,115 @@
+// The verifiers of the mlx ops.
+// RUN: %mlx-opt %s -split-input-file -verify-diagnostics
+
+func.func @sizes_count(%a: tensor<?xf32>, %n: index) -> tensor<?xf32> {
+  // expected-error @+1 {{has 1 iterators but 2 sizes}}
+  %r = mlx.generic ins(%a : tensor<?xf32>) sizes(%n, %n) {combiner = #mlx.combiner<none>, indexing_maps = [affine_map<(d0) -> (d0)>], iterator_kinds = [#mlx.iterator<parallel>]} -> tensor<?xf32> {
+  ^bb0(%x: f32):
+    mlx.yield %x : f32
+  }
+  return %r : tensor<?xf32>
+}
+
+// -----
+
+func.func @map_rank(%a: tensor<?x?xf32>, %n: index) -> tensor<?xf32> {
+  // expected-error @+1 {{indexing map #0 has 1 results for an input of rank 2}}
+  %r = mlx.generic ins(%a : tensor<?x?xf32>) sizes(%n) {combiner = #mlx.combiner<none>, indexing_maps = [affine_map<(d0) -> (d0)>], iterator_kinds = [#mlx.iterator<parallel>]} -> tensor<?xf32> {
+  ^bb0(%x: f32):
+    mlx.yield %x : f32
+  }
+  return %r : tensor<?xf32>
+}
+
+// -----
+
+func.func @reduction_first(%a: tensor<?x?xf32>, %n: index) -> tensor<?xf32> {
+  // expected-error @+1 {{iterator #0 must be parallel (result indices come first, reductions last)}}
+  %r = mlx.generic ins(%a : tensor<?x?xf32>) sizes(%n, %n) {combiner = #mlx.combiner<add>, indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>], iterator_kinds = [#mlx.iterator<reduction>, #mlx.iterator<parallel>]} -> tensor<?xf32> {
+  ^bb0(%x: f32):
+    mlx.yield %x : f32
+  }
+  return %r : tensor<?xf32>
+}
+
+// -----
+
+func.func @missing_combiner(%a: tensor<?xf32>, %n: index) -> tensor<f32> {
+  // expected-error @+1 {{reduces but has no combiner}}
+  %r = mlx.generic ins(%a : tensor<?xf32>) sizes(%n) {combiner = #mlx.combiner<none>, indexing_maps = [affine_map<(d0) -> (d0)>], iterator_kinds = [#mlx.iterator<reduction>]} -> tensor<f32> {
+  ^bb0(%x: f32):
+    mlx.yield %x : f32
+  }
+  return %r : tensor<f32>
+}
+
+// -----
+
+func.func @body_type(%a: tensor<?xf32>, %n: index) -> tensor<?xf32> {
+  // expected-error @+1 {{body argument type 'f64' does not match input element type 'f32'}}
+  %r = mlx.generic ins(%a : tensor<?xf32>) sizes(%n) {combiner = #mlx.combiner<none>, indexing_maps = [affine_map<(d0) -> (d0)>], iterator_kinds = [#mlx.iterator<parallel>]} -> tensor<?xf32> {
+  ^bb0(%x: f64):
+    %y = arith.truncf %x : f64 to f32
+    mlx.yield %y : f32
+  }
+  return %r : tensor<?xf32>
+}
+
+// -----
+
+func.func @yield_type(%a: tensor<?xf32>, %n: index) -> tensor<?xf64> {
+  // expected-error @+1 {{yields 'f32' for a result of 'f64'}}
+  %r = mlx.generic ins(%a : tensor<?xf32>) sizes(%n) {combiner = #mlx.combiner<none>, indexing_maps = [affine_map<(d0) -> (d0)>], iterator_kinds = [#mlx.iterator<parallel>]} -> tensor<?xf64> {
+  ^bb0(%x: f32):
+    mlx.yield %x : f32
+  }
+  return %r : tensor<?xf64>
+}
+
+// -----
+
+func.func @index_range(%a: tensor<?xf32>, %n: index) -> tensor<?xf32> {
+  %r = mlx.generic ins(%a : tensor<?xf32>) sizes(%n) {combiner = #mlx.combiner<none>, indexing_maps = [affine_map<(d0) -> (d0)>], iterator_kinds = [#mlx.iterator<parallel>]} -> tensor<?xf32> {
+  ^bb0(%x: f32):
+    // expected-error @+1 {{dim 3 out of range for 1 iterators}}
+    %i = mlx.index 3 : index
+    mlx.yield %x : f32
+  }
+  return %r : tensor<?xf32>
+}
+
+// -----
+
+func.func @index_outside(%n: index) -> index {
+  // expected-error @+1 {{must be inside an mlx.generic body}}
+  %i = mlx.index 0 : index
+  return %i : index
+}
+
+// -----
+
+func.func private @vec(tensor<?xf32>) -> tensor<?xf32>
+
+func.func @map_slices(%s: tensor<?x?xf32>, %t: index) -> tensor<?x?xf32> {
+  // expected-error @+1 {{slice spec #0 does not match its rank}}
+  %p = mlx.map_call @vec(%s) sizes(%t, %t) {arg_slices = [array<i64: 0>], num_mapped = 1 : i64} : (tensor<?x?xf32>) -> tensor<?x?xf32>
+  return %p : tensor<?x?xf32>
+}
+
+// -----
+
+func.func @map_unknown(%s: tensor<?x?xf32>, %t: index) -> tensor<?x?xf32> {
+  // expected-error @+1 {{calls unknown function @nope}}
+  %p = mlx.map_call @nope(%s) sizes(%t, %t) {arg_slices = [array<i64: 0, -1>], num_mapped = 1 : i64} : (tensor<?x?xf32>) -> tensor<?x?xf32>
+  return %p : tensor<?x?xf32>
+}
+
+// -----
+
+func.func private @mat(tensor<?x?xf32>) -> tensor<?xf32>
+
+func.func @map_callee_rank(%s: tensor<?x?xf32>, %t: index) -> tensor<?x?xf32> {
+  // expected-error @+1 {{argument #0 slice has rank 1 but the callee expects 'tensor<?x?xf32>'}}
+  %p = mlx.map_call @mat(%s) sizes(%t, %t) {arg_slices = [array<i64: 0, -1>], num_mapped = 1 : i64} : (tensor<?x?xf32>) -> tensor<?x?xf32>
+  return %p : tensor<?x?xf32>
+}

@@ -1,0 +1,51 @@
+// Every mlx op prints and parses back to the same IR.
+// RUN: %mlx-opt %s | %mlx-opt | FileCheck %s
+// RUN: %mlx-opt %s --mlir-print-op-generic | %mlx-opt | FileCheck %s
+
+// CHECK-LABEL: func.func @softmax_denominator
+func.func @softmax_denominator(%e: tensor<?xf32>, %n: index) -> tensor<f32> {
+  // CHECK: mlx.generic ins(%{{.*}} : tensor<?xf32>) sizes(%{{.*}}) {combiner = #mlx.combiner<add>, indexing_maps = [#{{.*}}], iterator_kinds = [#mlx.iterator<reduction>]} -> tensor<f32>
+  // CHECK: ^bb0(%{{.*}}: f32):
+  // CHECK: mlx.yield %{{.*}} : f32
+  %s = mlx.generic ins(%e : tensor<?xf32>) sizes(%n) {combiner = #mlx.combiner<add>, indexing_maps = [affine_map<(d0) -> (d0)>], iterator_kinds = [#mlx.iterator<reduction>]} -> tensor<f32> {
+  ^bb0(%x: f32):
+    %y = math.exp %x : f32
+    mlx.yield %y : f32
+  }
+  return %s : tensor<f32>
+}
+
+// CHECK-LABEL: func.func @causal_mask
+func.func @causal_mask(%s: tensor<?x?xf32>, %t: index) -> tensor<?x?xf32> {
+  // CHECK: mlx.index 1 : index
+  // CHECK: mlx.index 0 : index
+  %m = mlx.generic ins(%s : tensor<?x?xf32>) sizes(%t, %t) {combiner = #mlx.combiner<none>, indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>], iterator_kinds = [#mlx.iterator<parallel>, #mlx.iterator<parallel>]} -> tensor<?x?xf32> {
+  ^bb0(%x: f32):
+    %j = mlx.index 1 : index
+    %i = mlx.index 0 : index
+    %le = arith.cmpi ule, %j, %i : index
+    %ninf = arith.constant 0xFF800000 : f32
+    %r = arith.select %le, %x, %ninf : f32
+    mlx.yield %r : f32
+  }
+  return %m : tensor<?x?xf32>
+}
+
+// CHECK-LABEL: func.func @no_inputs
+func.func @no_inputs(%n: index) -> tensor<?xf32> {
+  // CHECK: mlx.generic sizes(%{{.*}})
+  %z = mlx.generic sizes(%n) {combiner = #mlx.combiner<none>, indexing_maps = [], iterator_kinds = [#mlx.iterator<parallel>]} -> tensor<?xf32> {
+    %c = arith.constant 0.0 : f32
+    mlx.yield %c : f32
+  }
+  return %z : tensor<?xf32>
+}
+
+func.func private @row_fn(tensor<?xf32>) -> tensor<?xf32>
+
+// CHECK-LABEL: func.func @rows
+func.func @rows(%s: tensor<?x?xf32>, %t: index, %k: index) -> tensor<?x?xf32> {
+  // CHECK: mlx.map_call @row_fn(%{{.*}}) sizes(%{{.*}}, %{{.*}}) {arg_slices = [array<i64: 0, -1>], num_mapped = 1 : i64} : (tensor<?x?xf32>) -> tensor<?x?xf32>
+  %p = mlx.map_call @row_fn(%s) sizes(%t, %k) {arg_slices = [array<i64: 0, -1>], num_mapped = 1 : i64} : (tensor<?x?xf32>) -> tensor<?x?xf32>
+  return %p : tensor<?x?xf32>
+}
