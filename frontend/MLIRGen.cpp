@@ -25,6 +25,7 @@
 
 #include <cmath>
 #include <deque>
+#include <functional>
 #include <set>
 
 using namespace mlx;
@@ -132,7 +133,15 @@ struct TVal {
   Value value;
   DType dtype = DType::f32;
   Shape shape;
+  /// A value computed from literals and indices only is weakly typed (as in
+  /// JAX): it converts to the dtype its use asks for.
+  EType::Kind weak = EType::Concrete;
 };
+
+/// The element type of a value: its dtype, or literal-like when weak.
+EType typeOf(const TVal &v) {
+  return v.weak == EType::Concrete ? EType::of(v.dtype) : EType::lit(v.weak);
+}
 
 /// What analysis found out about a call of a user function.
 struct CallInfo {
@@ -276,9 +285,52 @@ public:
       pending.pop_front();
       FunctionGen(*this, *fn, rank, func).generate();
     }
+    if (!errors)
+      checkNoRecursion();
     if (errors)
       return nullptr;
     return std::move(module);
+  }
+
+  /// Functions may not call themselves, directly or not: the language has
+  /// no conditional control flow, so such a call could never return.
+  void checkNoRecursion() {
+    std::map<std::string, std::vector<std::pair<std::string, mlir::Location>>>
+        calls;
+    module->walk([&](mlir::Operation *op) {
+      auto caller = op->getParentOfType<mlir::func::FuncOp>();
+      if (!caller)
+        return;
+      if (auto call = mlir::dyn_cast<mlir::func::CallOp>(op))
+        calls[caller.getName().str()].push_back({call.getCallee().str(), op->getLoc()});
+      else if (auto map = mlir::dyn_cast<mlir::mlx::MapCallOp>(op))
+        calls[caller.getName().str()].push_back({map.getCallee().str(), op->getLoc()});
+    });
+    std::map<std::string, int> state; // 0 new, 1 on the stack, 2 done
+    std::vector<std::string> stack;
+    std::function<bool(const std::string &)> visit = [&](const std::string &f) {
+      state[f] = 1;
+      stack.push_back(f);
+      for (auto &[callee, loc] : calls[f]) {
+        if (state[callee] == 1) {
+          std::string cycle;
+          auto start = llvm::find(stack, callee);
+          for (auto it = start; it != stack.end(); ++it)
+            cycle += *it + " → ";
+          mlir::emitError(loc) << "recursive call: " << cycle << callee
+                               << " (recursion is not supported)";
+          return false;
+        }
+        if (state[callee] == 0 && !visit(callee))
+          return false;
+      }
+      stack.pop_back();
+      state[f] = 2;
+      return true;
+    };
+    for (auto &[f, _] : calls)
+      if (state[f] == 0 && !visit(f))
+        return;
   }
 
   const Function *lookup(const std::string &name) const {
@@ -557,7 +609,7 @@ ExprInfo FunctionGen::analyzeUncached(const Expr &e, Scope &scope) {
       return info;
     }
     if (auto it = locals.find(e.name); it != locals.end()) {
-      info.type = EType::of(it->second.dtype);
+      info.type = typeOf(it->second);
       info.shape = it->second.shape;
       return info;
     }
@@ -767,7 +819,7 @@ ExprInfo FunctionGen::analyzeSubscript(const Expr &e, Scope &scope) {
   if (failedStmt)
     return info;
   info.ok = true;
-  info.type = EType::of(tensor.dtype);
+  info.type = typeOf(tensor);
   return info;
 }
 
@@ -1093,7 +1145,9 @@ TVal FunctionGen::emitGeneric(const std::vector<Slot> &slots, const Expr &e,
       b.getArrayAttr(kinds),
       mlir::mlx::CombinerAttr::get(&mod.ctx, combiner));
   op.getBody().push_back(block.release());
-  return TVal{op.getResult(), dtype, resultShape};
+  EType::Kind kind = infos.at(&e).type.kind;
+  return TVal{op.getResult(), dtype, resultShape,
+              kind == EType::Concrete ? EType::Concrete : kind};
 }
 
 Value FunctionGen::materializeLeaf(const Expr &e, Frame &f) {
@@ -1448,8 +1502,11 @@ std::vector<TVal> FunctionGen::emitCall(const Expr &e,
 TVal FunctionGen::emitWhole(const Expr &e, std::optional<DType> preferred) {
   const ExprInfo &info = infos.at(&e);
   if (e.kind == Expr::Kind::Name && locals.count(e.name) &&
-      !indexUses.count(&e))
-    return locals[e.name];
+      !indexUses.count(&e)) {
+    const TVal &v = locals[e.name];
+    if (v.weak == EType::Concrete || !preferred || v.dtype == *preferred)
+      return v;
+  }
   if (e.kind == Expr::Kind::Call && info.call)
     return emitCall(e, {})[0];
   return materialize(e, {}, preferred);
