@@ -580,6 +580,19 @@ const ExprInfo &FunctionGen::analyze(const Expr &e, Scope &scope) {
   if (it != infos.end())
     return it->second;
   ExprInfo info = analyzeUncached(e, scope);
+  // A call with several results can only be named (a, b = f(..)) or returned.
+  for (auto &op : e.operands) {
+    auto it = infos.find(op.get());
+    if (info.ok && it != infos.end() && it->second.call &&
+        it->second.call->resultShapes.size() > 1) {
+      error(op->loc, "'" + it->second.call->callee->name + "' returns " +
+                         std::to_string(it->second.call->resultShapes.size()) +
+                         " values; name them first: a, b = " +
+                         it->second.call->callee->name + "(...)");
+      info.ok = false;
+      info.type = EType::lit(EType::Error);
+    }
+  }
   return infos[&e] = std::move(info);
 }
 
