@@ -12,6 +12,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/CpuCodegen.h"
+#include "frontend/ASTPrinter.h"
 #include "frontend/Compiler.h"
 #include "frontend/DiagnosticPrinter.h"
 #include "passes/Passes.h"
@@ -285,20 +286,7 @@ private:
     return 0;
   }
 
-  void printAST() {
-    for (const auto &fn : compiler->mainModule().functions) {
-      llvm::outs() << "def " << fn->name << " @" << fn->loc.line << ":"
-                   << fn->loc.col << " params=" << fn->params.size()
-                   << " results=" << fn->results.size()
-                   << " stmts=" << fn->body.size() << "\n";
-      for (const ast::Param &p : fn->params)
-        llvm::outs() << "  param " << p.name << ": "
-                     << rt::dtypeName(p.type.dtype) << " rank "
-                     << (p.type.isAnyShape() ? std::string("...")
-                                             : std::to_string(p.type.dims.size()))
-                     << "\n";
-    }
-  }
+  void printAST() { ast::printModule(compiler->mainModule(), llvm::outs()); }
 
   int runFunction() {
     if (opts.functions.size() != 1)
