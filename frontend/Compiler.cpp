@@ -147,8 +147,9 @@ std::vector<ExportRequest> Compiler::allExports() const {
 }
 
 rt::Signature Compiler::signature(const ast::Function &fn,
-                                  int64_t anyShapeRank) const {
-  rt::Signature sig = signatureOf(fn, anyShapeRank);
+                                  int64_t anyShapeRank,
+                                  rt::DType floatType) const {
+  rt::Signature sig = signatureOf(fn, anyShapeRank, floatType);
   const ast::Stmt *ret = nullptr;
   for (const ast::Stmt &s : fn.body)
     if (s.kind == ast::Stmt::Kind::Return)

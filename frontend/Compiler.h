@@ -45,7 +45,8 @@ public:
   std::vector<ExportRequest> allExports() const;
 
   /// The runtime signature, with results named after what is returned.
-  rt::Signature signature(const ast::Function &fn, int64_t anyShapeRank) const;
+  rt::Signature signature(const ast::Function &fn, int64_t anyShapeRank,
+                          rt::DType floatType = rt::DType::f32) const;
 
   mlir::Location location(const ast::Loc &loc) { return toLocation(ctx, loc); }
   mlir::MLIRContext &context() { return ctx; }

@@ -38,10 +38,14 @@ mlir::Location mlx::toLocation(mlir::MLIRContext &ctx, const Loc &loc) {
   return mlir::FileLineColLoc::get(&ctx, *loc.file, loc.line, loc.col);
 }
 
-std::string mlx::instanceName(const Function &fn, int64_t anyShapeRank) {
-  if (!fn.isShapePolymorphic())
-    return fn.name;
-  return fn.name + "_r" + std::to_string(anyShapeRank);
+std::string mlx::instanceName(const Function &fn, int64_t anyShapeRank,
+                              DType floatType) {
+  std::string name = fn.name;
+  if (fn.isShapePolymorphic())
+    name += "_r" + std::to_string(anyShapeRank);
+  if (floatType != DType::f32)
+    name += std::string("_") + rt::dtypeName(floatType);
+  return name;
 }
 
 namespace {
@@ -96,12 +100,13 @@ struct EType {
   }
   bool isBool() const { return kind == Concrete && dtype == DType::boolean; }
   /// The dtype used when nothing else decides.
-  DType resolve(std::optional<DType> preferred = std::nullopt) const {
+  DType resolve(std::optional<DType> preferred = std::nullopt,
+                DType defaultFloat = DType::f32) const {
     if (kind == Concrete)
       return dtype;
     if (preferred && (kind != LitFloat || rt::isFloat(*preferred)))
       return *preferred;
-    return kind == LitFloat ? DType::f32 : DType::i64;
+    return kind == LitFloat ? defaultFloat : DType::i64;
   }
   std::string str() const {
     switch (kind) {
@@ -150,6 +155,8 @@ struct CallInfo {
   std::optional<Shape> anyShape; ///< The shape `[...]` stands for.
   std::vector<Shape> resultShapes;
   std::vector<DType> resultTypes;
+  /// What `f32` means in the callee: f64 when called with f64 arguments.
+  DType floatType = DType::f32;
 };
 
 /// What analysis found out about an expression.
@@ -190,7 +197,7 @@ class ModuleGen;
 class FunctionGen {
 public:
   FunctionGen(ModuleGen &mod, const Function &fn, int64_t anyShapeRank,
-              mlir::func::FuncOp func);
+              DType floatType, mlir::func::FuncOp func);
   void generate();
 
 private:
@@ -243,9 +250,17 @@ private:
   void emitIndexedDef(const Stmt &s);
   void emitReturn(const Stmt &s);
 
+  /// The dtype a declared `f32` stands for in this instance.
+  DType declared(DType d) const { return d == DType::f32 ? floatType : d; }
+  /// An element type's dtype, literals defaulting to this instance's float.
+  DType resolve(EType t, std::optional<DType> preferred = std::nullopt) const {
+    return t.resolve(preferred, floatType);
+  }
+
   ModuleGen &mod;
   const Function &fn;
   int64_t anyShapeRank;
+  DType floatType;
   mlir::func::FuncOp func;
   mlir::OpBuilder b;
   std::map<std::string, TVal> locals;
@@ -276,14 +291,14 @@ public:
       return mlir::failure(); // let the printing handler see it too
     });
     for (const ExportRequest &r : exports) {
-      auto func = getOrDeclare(*r.function, r.anyShapeRank);
+      auto func = getOrDeclare(*r.function, r.anyShapeRank, r.floatType);
       func.setPublic();
       func->setAttr("llvm.emit_c_interface", builder.getUnitAttr());
     }
     while (!pending.empty()) {
-      auto [fn, rank, func] = pending.front();
+      auto [fn, rank, floatType, func] = pending.front();
       pending.pop_front();
-      FunctionGen(*this, *fn, rank, func).generate();
+      FunctionGen(*this, *fn, rank, floatType, func).generate();
     }
     if (!errors)
       checkNoRecursion();
@@ -339,25 +354,27 @@ public:
   }
 
   /// The func.func of an instance, declared now and generated later.
-  mlir::func::FuncOp getOrDeclare(const Function &fn, int64_t rank) {
-    std::string name = instanceName(fn, rank);
+  mlir::func::FuncOp getOrDeclare(const Function &fn, int64_t rank,
+                                  DType floatType) {
+    std::string name = instanceName(fn, rank, floatType);
     if (auto existing = module->lookupSymbol<mlir::func::FuncOp>(name))
       return existing;
     mlir::OpBuilder::InsertionGuard guard(builder);
     builder.setInsertionPointToEnd(module->getBody());
     llvm::SmallVector<mlir::Type> inputs, results;
     for (const Param &p : fn.params)
-      inputs.push_back(tensorTypeOf(p.type, rank));
+      inputs.push_back(tensorTypeOf(p.type, rank, floatType));
     for (const TypeSpec &t : fn.results)
-      results.push_back(tensorTypeOf(t, rank));
+      results.push_back(tensorTypeOf(t, rank, floatType));
     auto func = builder.create<mlir::func::FuncOp>(
         toLocation(ctx, fn.loc), name, builder.getFunctionType(inputs, results));
     func.setPrivate();
-    pending.push_back({&fn, rank, func});
+    pending.push_back({&fn, rank, floatType, func});
     return func;
   }
 
-  mlir::RankedTensorType tensorTypeOf(const TypeSpec &t, int64_t rank) {
+  mlir::RankedTensorType tensorTypeOf(const TypeSpec &t, int64_t rank,
+                                      DType floatType) {
     llvm::SmallVector<int64_t> shape;
     if (t.isAnyShape())
       shape.assign(rank, mlir::ShapedType::kDynamic);
@@ -365,14 +382,16 @@ public:
       for (auto &d : t.dims)
         shape.push_back(d->kind == DimExpr::Kind::Int ? d->value
                                                       : mlir::ShapedType::kDynamic);
-    return mlir::RankedTensorType::get(shape, scalarType(builder, t.dtype));
+    DType dtype = t.dtype == DType::f32 ? floatType : t.dtype;
+    return mlir::RankedTensorType::get(shape, scalarType(builder, dtype));
   }
 
   mlir::MLIRContext &ctx;
   const std::map<std::string, const Function *> &functions;
   mlir::OpBuilder builder;
   mlir::OwningOpRef<mlir::ModuleOp> module;
-  std::deque<std::tuple<const Function *, int64_t, mlir::func::FuncOp>> pending;
+  std::deque<std::tuple<const Function *, int64_t, DType, mlir::func::FuncOp>>
+      pending;
   unsigned errors = 0;
 };
 
@@ -381,9 +400,10 @@ public:
 //===----------------------------------------------------------------------===//
 
 FunctionGen::FunctionGen(ModuleGen &mod, const Function &fn,
-                         int64_t anyShapeRank, mlir::func::FuncOp func)
-    : mod(mod), fn(fn), anyShapeRank(anyShapeRank), func(func),
-      b(&mod.ctx) {}
+                         int64_t anyShapeRank, DType floatType,
+                         mlir::func::FuncOp func)
+    : mod(mod), fn(fn), anyShapeRank(anyShapeRank), floatType(floatType),
+      func(func), b(&mod.ctx) {}
 
 mlir::Location FunctionGen::loc(const Loc &l) { return toLocation(mod.ctx, l); }
 
@@ -470,7 +490,7 @@ void FunctionGen::generate() {
       }
       shape = shapeOfType(p.type, p.loc);
     }
-    locals[p.name] = TVal{arg, p.type.dtype, shape};
+    locals[p.name] = TVal{arg, declared(p.type.dtype), shape};
   }
   for (const TypeSpec &t : fn.results)
     for (auto &d : t.dims)
@@ -877,7 +897,7 @@ ExprInfo FunctionGen::analyzeCall(const Expr &e, Scope &scope) {
   if (kCastBuiltins.count(e.name)) {
     if (!expectArgs(1))
       return fail();
-    info.type = EType::of(*rt::parseDType(e.name));
+    info.type = EType::of(declared(*rt::parseDType(e.name)));
     info.shape = args[0]->shape;
     return info;
   }
@@ -900,16 +920,25 @@ ExprInfo FunctionGen::analyzeCall(const Expr &e, Scope &scope) {
     return fail();
   auto call = std::make_shared<CallInfo>();
   call->callee = callee;
+  // `f32` in the callee's signature means f64 when f64 values are passed.
+  for (auto [k, p] : llvm::enumerate(callee->params))
+    if (p.type.dtype == DType::f32 && args[k]->type.kind == K::Concrete &&
+        args[k]->type.dtype == DType::f64)
+      call->floatType = DType::f64;
+  auto paramType = [&](DType d) {
+    return d == DType::f32 ? call->floatType : d;
+  };
   std::map<std::string, std::pair<SDim, std::string>> bound;
   for (auto [k, p] : llvm::enumerate(callee->params)) {
     const ExprInfo &arg = *args[k];
     const Loc &at = e.operands[k]->loc;
     // dtype: literals convert to the parameter's dtype.
-    if (arg.type.kind == K::Concrete ? arg.type.dtype != p.type.dtype
+    DType want = paramType(p.type.dtype);
+    if (arg.type.kind == K::Concrete ? arg.type.dtype != want
                                      : (arg.type.kind == K::LitFloat &&
-                                        !rt::isFloat(p.type.dtype))) {
+                                        !rt::isFloat(want))) {
       error(at, "argument '" + p.name + "' of '" + callee->name + "' must be " +
-                    rt::dtypeName(p.type.dtype) + ", got " + arg.type.str())
+                    rt::dtypeName(want) + ", got " + arg.type.str())
               .attachNote(loc(p.loc))
           << "'" << p.name << "' is declared here";
       return fail();
@@ -987,7 +1016,7 @@ ExprInfo FunctionGen::analyzeCall(const Expr &e, Scope &scope) {
       }
     }
     call->resultShapes.push_back(shape);
-    call->resultTypes.push_back(t.dtype);
+    call->resultTypes.push_back(paramType(t.dtype));
   }
   info.call = call;
   if (call->resultShapes.size() == 1) {
@@ -1128,7 +1157,7 @@ TVal FunctionGen::emitGeneric(const std::vector<Slot> &slots, const Expr &e,
     sizes.push_back(dimValue(range));
   }
   f.numLoops = dim;
-  DType dtype = infos.at(&e).type.resolve(preferred);
+  DType dtype = resolve(infos.at(&e).type, preferred);
   auto block = std::make_unique<mlir::Block>();
   f.block = block.get();
   f.body = std::make_unique<mlir::OpBuilder>(&mod.ctx);
@@ -1295,7 +1324,7 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
         joined = (li.type.kind == EType::LitFloat || ri.type.kind == EType::LitFloat)
                      ? EType::lit(EType::LitFloat)
                      : EType::lit(EType::Index);
-      DType ct = joined.resolve();
+      DType ct = resolve(joined);
       Value x = emitElem(*e.operands[0], f, ct);
       Value y = emitElem(*e.operands[1], f, ct);
       if (rt::isFloat(ct)) {
@@ -1348,7 +1377,7 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
       return convert(bb, l, materializeLeaf(e, f), info.type, want);
     if (kCastBuiltins.count(name)) {
       const ExprInfo &arg = infos.at(e.operands[0].get());
-      Value x = emitElem(*e.operands[0], f, arg.type.resolve());
+      Value x = emitElem(*e.operands[0], f, resolve(arg.type));
       return convert(bb, l, x, arg.type, want);
     }
     if (name == "max" || name == "min") {
@@ -1409,6 +1438,7 @@ std::vector<TVal> FunctionGen::emitCall(const Expr &e,
   const CallInfo &ci = *infos.at(&e).call;
   const Function &callee = *ci.callee;
   mlir::Location l = loc(e.loc);
+  auto paramType = [&](DType d) { return d == DType::f32 ? ci.floatType : d; };
   Shape mapped;
   for (IndexVar *v : vars)
     mapped.push_back(*v->range);
@@ -1432,7 +1462,7 @@ std::vector<TVal> FunctionGen::emitCall(const Expr &e,
     // mapped indices and the element shape.
     Shape full = mapped;
     full.insert(full.end(), ci.anyShape->begin(), ci.anyShape->end());
-    auto target = mod.getOrDeclare(callee, (int64_t)full.size());
+    auto target = mod.getOrDeclare(callee, (int64_t)full.size(), ci.floatType);
     std::vector<TVal> args;
     for (auto [k, p] : llvm::enumerate(callee.params)) {
       const Expr &arg = *e.operands[k];
@@ -1441,9 +1471,10 @@ std::vector<TVal> FunctionGen::emitCall(const Expr &e,
                                locals.count(arg.name) &&
                                sameShape(locals[arg.name].shape, full)
                            ? locals[arg.name]
-                           : materialize(arg, vars, p.type.dtype, *ci.anyShape));
+                           : materialize(arg, vars, paramType(p.type.dtype),
+                                         *ci.anyShape));
       else
-        args.push_back(emitWhole(arg, p.type.dtype));
+        args.push_back(emitWhole(arg, paramType(p.type.dtype)));
     }
     std::vector<Shape> shapes;
     for (auto [k, t] : llvm::enumerate(callee.results))
@@ -1451,11 +1482,11 @@ std::vector<TVal> FunctionGen::emitCall(const Expr &e,
     return callWith(target, args, shapes);
   }
 
-  auto target = mod.getOrDeclare(callee, 0);
+  auto target = mod.getOrDeclare(callee, 0, ci.floatType);
   if (vars.empty()) {
     std::vector<TVal> args;
     for (auto [k, p] : llvm::enumerate(callee.params))
-      args.push_back(emitWhole(*e.operands[k], p.type.dtype));
+      args.push_back(emitWhole(*e.operands[k], paramType(p.type.dtype)));
     return callWith(target, args, ci.resultShapes);
   }
 
@@ -1481,7 +1512,7 @@ std::vector<TVal> FunctionGen::emitCall(const Expr &e,
                                     indexUses.count(sub.get()));
                   });
     if (argVars.empty()) {
-      TVal t = emitWhole(arg, p.type.dtype);
+      TVal t = emitWhole(arg, paramType(p.type.dtype));
       spec.assign(t.shape.size(), -1);
       args.push_back(t.value);
     } else if (direct) {
@@ -1492,7 +1523,7 @@ std::vector<TVal> FunctionGen::emitCall(const Expr &e,
       llvm::sort(argVars, [&](IndexVar *a, IndexVar *c) {
         return position(a) < position(c);
       });
-      TVal t = materialize(arg, argVars, p.type.dtype);
+      TVal t = materialize(arg, argVars, paramType(p.type.dtype));
       for (IndexVar *v : argVars)
         spec.push_back(position(v));
       spec.append(t.shape.size() - argVars.size(), -1);
@@ -1506,7 +1537,7 @@ std::vector<TVal> FunctionGen::emitCall(const Expr &e,
     sizes.push_back(dimValue(d));
   auto op = b.create<mlir::mlx::MapCallOp>(
       l, tensorType(b, full, ci.resultTypes[0]),
-      mlir::FlatSymbolRefAttr::get(&mod.ctx, callee.name), args, sizes,
+      mlir::FlatSymbolRefAttr::get(&mod.ctx, target.getName()), args, sizes,
       b.getArrayAttr(slices), b.getI64IntegerAttr((int64_t)vars.size()));
   (void)target;
   return {TVal{op.getResult(), ci.resultTypes[0], full}};
@@ -1649,26 +1680,26 @@ void FunctionGen::emitReturn(const Stmt &s) {
       const ExprInfo &info = analyze(*v, scope);
       if (!info.ok)
         return;
-      values.push_back(emitWhole(*v, fn.results[k].dtype));
+      values.push_back(emitWhole(*v, declared(fn.results[k].dtype)));
     }
   }
   llvm::SmallVector<Value> results;
   for (auto [k, v] : llvm::enumerate(values)) {
-    const TypeSpec &declared = fn.results[k];
+    const TypeSpec &resultType = fn.results[k];
     const Loc &at = s.values[std::min(k, s.values.size() - 1)]->loc;
-    if (v.dtype != declared.dtype) {
+    if (v.dtype != declared(resultType.dtype)) {
       error(at, std::string("returns ") + rt::dtypeName(v.dtype) +
                     " but the declared result is " +
-                    rt::dtypeName(declared.dtype))
-              .attachNote(loc(declared.loc))
+                    rt::dtypeName(declared(resultType.dtype)))
+              .attachNote(loc(resultType.loc))
           << "declared here";
       return;
     }
-    Shape expected = shapeOfType(declared, declared.loc);
+    Shape expected = shapeOfType(resultType, resultType.loc);
     if (!sameShape(v.shape, expected)) {
       error(at, "returns shape " + shapeStr(v.shape) +
                     " but the declared result has shape " + shapeStr(expected))
-              .attachNote(loc(declared.loc))
+              .attachNote(loc(resultType.loc))
           << "declared here";
       return;
     }
@@ -1694,13 +1725,15 @@ mlx::generateModule(mlir::MLIRContext &ctx,
   return ModuleGen(ctx, functions).run(exports);
 }
 
-rt::Signature mlx::signatureOf(const Function &fn, int64_t anyShapeRank) {
+rt::Signature mlx::signatureOf(const Function &fn, int64_t anyShapeRank,
+                               DType floatType) {
+  auto declared = [&](DType d) { return d == DType::f32 ? floatType : d; };
   rt::Signature sig;
-  sig.name = instanceName(fn, anyShapeRank);
+  sig.name = instanceName(fn, anyShapeRank, floatType);
   for (const Param &p : fn.params) {
     rt::ParamSpec spec;
     spec.name = p.name;
-    spec.dtype = p.type.dtype;
+    spec.dtype = declared(p.type.dtype);
     if (p.type.isAnyShape())
       for (int64_t d = 0; d < anyShapeRank; ++d)
         spec.dims.push_back({-1, "..." + std::to_string(d)});
@@ -1713,7 +1746,7 @@ rt::Signature mlx::signatureOf(const Function &fn, int64_t anyShapeRank) {
   }
   for (const TypeSpec &t : fn.results) {
     rt::ResultSpec r;
-    r.dtype = t.dtype;
+    r.dtype = declared(t.dtype);
     r.rank = t.isAnyShape() ? anyShapeRank : (int64_t)t.dims.size();
     sig.results.push_back(r);
   }

@@ -26,6 +26,8 @@ namespace mlx {
 struct ExportRequest {
   const ast::Function *function;
   int64_t anyShapeRank = 0;
+  /// What a declared `f32` stands for: f32, or f64 to run in double.
+  rt::DType floatType = rt::DType::f32;
 };
 
 /// Generates an MLIR module from parsed modules. `functions` maps every
@@ -36,10 +38,13 @@ generateModule(mlir::MLIRContext &ctx,
                const std::vector<ExportRequest> &exports);
 
 /// The runtime signature of an exported function (names, dtypes, dims).
-rt::Signature signatureOf(const ast::Function &fn, int64_t anyShapeRank);
+rt::Signature signatureOf(const ast::Function &fn, int64_t anyShapeRank,
+                          rt::DType floatType = rt::DType::f32);
 
-/// The exported name of a function instance.
-std::string instanceName(const ast::Function &fn, int64_t anyShapeRank);
+/// The exported name of a function instance: NAME, plus `_r<rank>` for a
+/// `[...]` function and `_f64` when `f32` stands for f64.
+std::string instanceName(const ast::Function &fn, int64_t anyShapeRank,
+                         rt::DType floatType = rt::DType::f32);
 
 /// An mlir location for an AST location.
 mlir::Location toLocation(mlir::MLIRContext &ctx, const ast::Loc &loc);

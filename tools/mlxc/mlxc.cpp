@@ -311,9 +311,12 @@ private:
       if (!given.emplace(name, value).second)
         return errorAt(it->loc, "argument '" + name + "' is given twice");
     }
-    std::vector<rt::Tensor> args;
-    int64_t anyShapeRank = -1;
-    for (const ast::Param &p : fn->params) {
+    // Read the .npy arguments first: an f64 array for an `f32` parameter
+    // runs the function in f64, and literals then parse as f64 too.
+    std::vector<rt::Tensor> args(fn->params.size());
+    std::vector<bool> isFile(fn->params.size());
+    rt::DType floatType = rt::DType::f32;
+    for (auto [k, p] : llvm::enumerate(fn->params)) {
       auto it = given.find(p.name);
       if (it == given.end())
         return errorAt(fn->loc, "'" + fn->name + "' takes " +
@@ -322,26 +325,34 @@ private:
                                     std::to_string(given.size()) +
                                     " were given; missing --arg " + p.name +
                                     "=VALUE");
-      rt::Tensor t;
-      std::string error;
       const std::string &value = it->second;
-      bool isFile = llvm::StringRef(value).ends_with(".npy") ||
-                    llvm::sys::fs::is_regular_file(value);
-      if (isFile ? !rt::readNpy(value, t, error)
-                 : !rt::parseLiteral(value, p.type.dtype, t, error))
+      isFile[k] = llvm::StringRef(value).ends_with(".npy") ||
+                  llvm::sys::fs::is_regular_file(value);
+      std::string error;
+      if (isFile[k] && !rt::readNpy(value, args[k], error))
+        return errorAt(p.loc, "argument '" + p.name + "': " + error);
+      if (isFile[k] && p.type.dtype == rt::DType::f32 &&
+          args[k].dtype() == rt::DType::f64)
+        floatType = rt::DType::f64;
+    }
+    int64_t anyShapeRank = -1;
+    for (auto [k, p] : llvm::enumerate(fn->params)) {
+      std::string error;
+      rt::DType dtype = p.type.dtype == rt::DType::f32 ? floatType : p.type.dtype;
+      if (!isFile[k] &&
+          !rt::parseLiteral(given[p.name], dtype, args[k], error))
         return errorAt(p.loc, "argument '" + p.name + "': " + error);
       if (p.type.isAnyShape() && anyShapeRank < 0)
-        anyShapeRank = t.rank();
-      args.push_back(t);
+        anyShapeRank = args[k].rank();
     }
     if (anyShapeRank < 0)
       anyShapeRank = 0;
-    rt::Signature sig = compiler->signature(*fn, anyShapeRank);
+    rt::Signature sig = compiler->signature(*fn, anyShapeRank, floatType);
     std::string error;
     if (!rt::checkArguments(sig, args, error))
       return errorAt(fn->loc, error);
 
-    auto module = compiler->generate({{fn, anyShapeRank}});
+    auto module = compiler->generate({{fn, anyShapeRank, floatType}});
     if (!module || mlir::failed(mlir::verify(*module)))
       return 1;
     if (!lower(*module, mlir::mlx::buildMlxToCpuPipeline))
