@@ -47,6 +47,9 @@ public:
   /// The runtime signature, with results named after what is returned.
   rt::Signature signature(const ast::Function &fn, int64_t anyShapeRank,
                           rt::DType floatType = rt::DType::f32) const;
+  /// The signature of an export request: with `wrt`, the `<name>_grad`
+  /// entry whose extra results are named `d<param>`.
+  rt::Signature signature(const ExportRequest &request) const;
 
   mlir::Location location(const ast::Loc &loc) { return toLocation(ctx, loc); }
   mlir::MLIRContext &context() { return ctx; }

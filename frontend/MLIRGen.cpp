@@ -157,7 +157,17 @@ struct CallInfo {
   std::vector<DType> resultTypes;
   /// What `f32` means in the callee: f64 when called with f64 arguments.
   DType floatType = DType::f32;
+  /// `grad(f, ...)(args)` / `value_and_grad`: the differentiated parameters.
+  bool isGrad = false, withValue = false;
+  std::vector<int64_t> wrt;
 };
+
+/// The argument expressions of a call; `grad(f, x)(args)` keeps its callee
+/// expression first.
+llvm::ArrayRef<std::unique_ptr<Expr>> callArgs(const Expr &e) {
+  llvm::ArrayRef<std::unique_ptr<Expr>> all = e.operands;
+  return e.name.empty() ? all.drop_front() : all;
+}
 
 /// What analysis found out about an expression.
 struct ExprInfo {
@@ -292,6 +302,10 @@ public:
     });
     for (const ExportRequest &r : exports) {
       auto func = getOrDeclare(*r.function, r.anyShapeRank, r.floatType);
+      if (!r.wrt.empty()) {
+        exportGradient(func, r.wrt);
+        continue;
+      }
       func.setPublic();
       func->setAttr("llvm.emit_c_interface", builder.getUnitAttr());
     }
@@ -305,6 +319,25 @@ public:
     if (errors)
       return nullptr;
     return std::move(module);
+  }
+
+  /// `<f>_grad(args) -> (f's results..., d args[wrt]...)`, exported.
+  void exportGradient(mlir::func::FuncOp f, llvm::ArrayRef<int64_t> wrt) {
+    mlir::OpBuilder::InsertionGuard guard(builder);
+    builder.setInsertionPointToEnd(module->getBody());
+    mlir::FunctionType type = f.getFunctionType();
+    llvm::SmallVector<mlir::Type> results(type.getResults());
+    for (int64_t k : wrt)
+      results.push_back(type.getInput(k));
+    auto wrapper = builder.create<mlir::func::FuncOp>(
+        f.getLoc(), (f.getName() + "_grad").str(),
+        builder.getFunctionType(type.getInputs(), results));
+    wrapper->setAttr("llvm.emit_c_interface", builder.getUnitAttr());
+    builder.setInsertionPointToStart(wrapper.addEntryBlock());
+    auto grad = builder.create<mlir::mlx::GradOp>(
+        f.getLoc(), results, f.getName(), wrapper.getArguments(),
+        builder.getDenseI64ArrayAttr(wrt), /*with_value=*/true);
+    builder.create<mlir::func::ReturnOp>(f.getLoc(), grad.getResults());
   }
 
   /// Functions may not call themselves, directly or not: the language has
@@ -864,12 +897,60 @@ ExprInfo FunctionGen::analyzeCall(const Expr &e, Scope &scope) {
     info.type = EType::lit(K::Error);
     return info;
   };
+  // grad(f, x, ...)(args) and value_and_grad(f, x, ...)(args).
+  const Function *gradOf = nullptr;
+  std::vector<int64_t> wrt;
+  bool withValue = false;
   if (e.name.empty()) {
-    error(e.loc, "only named functions can be called");
+    const Expr &callee = *e.operands[0];
+    if (callee.kind != Expr::Kind::Call ||
+        (callee.name != "grad" && callee.name != "value_and_grad")) {
+      error(e.loc, "only named functions, grad(...) and value_and_grad(...) "
+                   "can be called");
+      return fail();
+    }
+    withValue = callee.name == "value_and_grad";
+    if (callee.operands.size() < 2 ||
+        callee.operands[0]->kind != Expr::Kind::Name) {
+      error(callee.loc, "'" + callee.name +
+                            "' takes a function and the names of the "
+                            "parameters to differentiate: " +
+                            callee.name + "(f, x, ...)");
+      return fail();
+    }
+    gradOf = mod.lookup(callee.operands[0]->name);
+    if (!gradOf) {
+      error(callee.operands[0]->loc,
+            "unknown function '" + callee.operands[0]->name + "'");
+      return fail();
+    }
+    for (auto &name : llvm::drop_begin(callee.operands)) {
+      auto it = name->kind != Expr::Kind::Name
+                    ? gradOf->params.end()
+                    : llvm::find_if(gradOf->params, [&](const Param &p) {
+                        return p.name == name->name;
+                      });
+      if (it == gradOf->params.end()) {
+        error(name->loc, "'" + (name->kind == Expr::Kind::Name ? name->name
+                                                                : std::string("?")) +
+                             "' is not a parameter of '" + gradOf->name + "'");
+        return fail();
+      }
+      if (!rt::isFloat(declared(it->type.dtype))) {
+        error(name->loc, "cannot differentiate with respect to '" + it->name +
+                             "': it is " + rt::dtypeName(it->type.dtype) +
+                             ", not a float");
+        return fail();
+      }
+      wrt.push_back(it - gradOf->params.begin());
+    }
+  } else if (e.name == "grad" || e.name == "value_and_grad") {
+    error(e.loc, "'" + e.name + "(f, ...)' is a function: call it with f's "
+                 "arguments, " + e.name + "(f, x)(args)");
     return fail();
   }
   std::vector<const ExprInfo *> args;
-  for (auto &arg : e.operands) {
+  for (auto &arg : callArgs(e)) {
     args.push_back(&analyze(*arg, scope));
     if (!args.back()->ok)
       return fail();
@@ -911,7 +992,7 @@ ExprInfo FunctionGen::analyzeCall(const Expr &e, Scope &scope) {
       return fail();
     return info;
   }
-  const Function *callee = mod.lookup(e.name);
+  const Function *callee = gradOf ? gradOf : mod.lookup(e.name);
   if (!callee) {
     error(e.loc, "unknown function '" + e.name + "'");
     return fail();
@@ -931,7 +1012,7 @@ ExprInfo FunctionGen::analyzeCall(const Expr &e, Scope &scope) {
   std::map<std::string, std::pair<SDim, std::string>> bound;
   for (auto [k, p] : llvm::enumerate(callee->params)) {
     const ExprInfo &arg = *args[k];
-    const Loc &at = e.operands[k]->loc;
+    const Loc &at = callArgs(e)[k]->loc;
     // dtype: literals convert to the parameter's dtype.
     DType want = paramType(p.type.dtype);
     if (arg.type.kind == K::Concrete ? arg.type.dtype != want
@@ -1017,6 +1098,19 @@ ExprInfo FunctionGen::analyzeCall(const Expr &e, Scope &scope) {
     }
     call->resultShapes.push_back(shape);
     call->resultTypes.push_back(paramType(t.dtype));
+  }
+  if (gradOf) {
+    call->isGrad = true;
+    call->withValue = withValue;
+    call->wrt = wrt;
+    if (!withValue) {
+      call->resultShapes.clear();
+      call->resultTypes.clear();
+    }
+    for (int64_t k : wrt) {
+      call->resultShapes.push_back(args[k]->shape);
+      call->resultTypes.push_back(paramType(callee->params[k].type.dtype));
+    }
   }
   info.call = call;
   if (call->resultShapes.size() == 1) {
@@ -1456,7 +1550,32 @@ std::vector<TVal> FunctionGen::emitCall(const Expr &e,
     }
     return results;
   };
+  // mlx.grad: results are shaped like the callee's results (with_value) and
+  // like the differentiated arguments.
+  auto gradWith = [&](mlir::func::FuncOp target, std::vector<TVal> args) {
+    llvm::SmallVector<Value> values;
+    for (auto [k, a] : llvm::enumerate(args))
+      values.push_back(castTo(a, target.getFunctionType().getInput(k)).value);
+    llvm::SmallVector<mlir::Type> types;
+    if (ci.withValue)
+      llvm::append_range(types, target.getFunctionType().getResults());
+    for (int64_t k : ci.wrt)
+      types.push_back(target.getFunctionType().getInput(k));
+    auto grad = b.create<mlir::mlx::GradOp>(
+        l, types, target.getName(), values, b.getDenseI64ArrayAttr(ci.wrt),
+        ci.withValue);
+    std::vector<TVal> results;
+    for (auto [k, r] : llvm::enumerate(grad.getResults())) {
+      TVal t{r, ci.resultTypes[k], ci.resultShapes[k]};
+      results.push_back(castTo(t, tensorType(b, t.shape, t.dtype)));
+    }
+    return results;
+  };
 
+  if (ci.isGrad && !vars.empty()) {
+    error(e.loc, "a gradient cannot be mapped over indices yet");
+    return std::vector<TVal>(ci.resultShapes.size(), TVal{});
+  }
   if (callee.isShapePolymorphic()) {
     // Element-wise over `[...]`: call the instance whose rank covers both the
     // mapped indices and the element shape.
@@ -1465,7 +1584,7 @@ std::vector<TVal> FunctionGen::emitCall(const Expr &e,
     auto target = mod.getOrDeclare(callee, (int64_t)full.size(), ci.floatType);
     std::vector<TVal> args;
     for (auto [k, p] : llvm::enumerate(callee.params)) {
-      const Expr &arg = *e.operands[k];
+      const Expr &arg = *callArgs(e)[k];
       if (p.type.isAnyShape())
         args.push_back(vars.empty() && arg.kind == Expr::Kind::Name &&
                                locals.count(arg.name) &&
@@ -1476,6 +1595,8 @@ std::vector<TVal> FunctionGen::emitCall(const Expr &e,
       else
         args.push_back(emitWhole(arg, paramType(p.type.dtype)));
     }
+    if (ci.isGrad)
+      return gradWith(target, args);
     std::vector<Shape> shapes;
     for (auto [k, t] : llvm::enumerate(callee.results))
       shapes.push_back(t.isAnyShape() ? full : ci.resultShapes[k]);
@@ -1486,7 +1607,9 @@ std::vector<TVal> FunctionGen::emitCall(const Expr &e,
   if (vars.empty()) {
     std::vector<TVal> args;
     for (auto [k, p] : llvm::enumerate(callee.params))
-      args.push_back(emitWhole(*e.operands[k], paramType(p.type.dtype)));
+      args.push_back(emitWhole(*callArgs(e)[k], paramType(p.type.dtype)));
+    if (ci.isGrad)
+      return gradWith(target, args);
     return callWith(target, args, ci.resultShapes);
   }
 
@@ -1499,7 +1622,7 @@ std::vector<TVal> FunctionGen::emitCall(const Expr &e,
   llvm::SmallVector<Value> args, sizes;
   llvm::SmallVector<mlir::Attribute> slices;
   for (auto [k, p] : llvm::enumerate(callee.params)) {
-    const Expr &arg = *e.operands[k];
+    const Expr &arg = *callArgs(e)[k];
     std::vector<IndexVar *> argVars;
     freeVars(arg, argVars);
     llvm::SmallVector<int64_t> spec;

@@ -28,6 +28,9 @@ struct ExportRequest {
   int64_t anyShapeRank = 0;
   /// What a declared `f32` stands for: f32, or f64 to run in double.
   rt::DType floatType = rt::DType::f32;
+  /// When not empty, export `<instance>_grad` instead: the function's
+  /// results followed by the gradients with respect to these parameters.
+  std::vector<int64_t> wrt = {};
 };
 
 /// Generates an MLIR module from parsed modules. `functions` maps every

@@ -7,6 +7,12 @@
 #ifndef MLX_PASSES_PASSES_H
 #define MLX_PASSES_PASSES_H
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Pass/Pass.h"
 
 namespace mlir {
@@ -21,6 +27,10 @@ namespace mlx {
 
 /// mlx level clean-up: inline calls, fold, CSE, drop unused private functions.
 void buildMlxSimplifyPipeline(OpPassManager &pm);
+
+/// Expands mlx.grad (mlx-autodiff), then mlx-simplify: what `--stage=grad`
+/// shows.
+void buildMlxGradPipeline(OpPassManager &pm);
 
 /// mlx → linalg on tensors (the input of every backend), with elementwise
 /// producer/consumer fusion.

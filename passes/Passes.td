@@ -18,4 +18,24 @@ def LowerMlxToLinalgPass : Pass<"mlx-lower-to-linalg", "ModuleOp"> {
                            "arith::ArithDialect"];
 }
 
+def AutodiffPass : Pass<"mlx-autodiff", "ModuleOp"> {
+  let summary = "expand mlx.grad into vector-Jacobian product functions";
+  let description = [{
+    Reverse-mode automatic differentiation at the mlx level. Each `mlx.grad`
+    becomes a call of the primal (for the value and the shapes of the seeds)
+    and calls of `<f>_vjp<k>`, the vector-Jacobian product of `f` for
+    argument `k`: the forward sweep of `f`, then the reverse sweep. The
+    adjoint of an `mlx.generic` is an `mlx.generic` per differentiable input
+    with a permuted iteration space (the input's indices are the result,
+    every other index is summed), so gradients stay fusable. Calls are
+    differentiated through their callee's VJP (once per callee and
+    argument); `mlx.map_call` maps the callee's VJP over the same slices.
+    `max`/`min` reductions send the gradient to the first arg-max; `prod`
+    is exact with zeros. Run `mlx-simplify` afterwards: inlining and CSE
+    merge the duplicated forward sweeps, DCE drops what is not needed.
+  }];
+  let dependentDialects = ["func::FuncDialect", "arith::ArithDialect",
+                           "math::MathDialect", "tensor::TensorDialect"];
+}
+
 #endif // MLX_PASSES_TD

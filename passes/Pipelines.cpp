@@ -23,8 +23,15 @@ void mlx::buildMlxSimplifyPipeline(OpPassManager &pm) {
   pm.addPass(createSymbolDCEPass());
 }
 
-void mlx::buildMlxToLinalgPipeline(OpPassManager &pm) {
+void mlx::buildMlxGradPipeline(OpPassManager &pm) {
+  // Gradients first, on functions that still have their calls: each callee
+  // is differentiated once.
+  pm.addPass(createAutodiffPass());
   buildMlxSimplifyPipeline(pm);
+}
+
+void mlx::buildMlxToLinalgPipeline(OpPassManager &pm) {
+  buildMlxGradPipeline(pm);
   pm.addPass(createLowerMlxToLinalgPass());
   // map_call lowering leaves calls inside loops: inline those too.
   pm.addPass(createInlinerPass());
@@ -39,6 +46,9 @@ void mlx::registerMlxPipelines() {
   PassPipelineRegistration<>("mlx-simplify",
                              "inline, fold and CSE at the mlx level",
                              buildMlxSimplifyPipeline);
+  PassPipelineRegistration<>("mlx-grad",
+                             "expand gradients, then mlx-simplify",
+                             buildMlxGradPipeline);
   PassPipelineRegistration<>("mlx-to-linalg",
                              "lower mlx to linalg on tensors, fused",
                              buildMlxToLinalgPipeline);

@@ -8,6 +8,8 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/PatternMatch.h"
 #include "mlir/Interfaces/FunctionInterfaces.h"
 
 using namespace mlir;
@@ -15,6 +17,56 @@ using namespace mlir::mlx;
 
 #define GET_OP_CLASSES
 #include "dialects/mlx/MlxOps.cpp.inc"
+
+void GenericOp::build(
+    OpBuilder &b, OperationState &state, Type resultType, ValueRange inputs,
+    ValueRange sizes, ArrayRef<AffineMap> maps, unsigned numParallel,
+    Combiner combiner,
+    function_ref<Value(OpBuilder &, Location, ValueRange)> bodyBuilder) {
+  SmallVector<Attribute> kinds;
+  for (unsigned d = 0; d < sizes.size(); ++d)
+    kinds.push_back(IteratorKindAttr::get(
+        b.getContext(),
+        d < numParallel ? IteratorKind::parallel : IteratorKind::reduction));
+  SmallVector<Attribute> mapAttrs;
+  for (AffineMap m : maps)
+    mapAttrs.push_back(AffineMapAttr::get(m));
+  build(b, state, resultType, inputs, sizes, b.getArrayAttr(mapAttrs),
+        b.getArrayAttr(kinds), CombinerAttr::get(b.getContext(), combiner));
+  Region *region = state.regions.front().get();
+  Block *block = new Block();
+  region->push_back(block);
+  SmallVector<Location> locs(inputs.size(), state.location);
+  SmallVector<Type> types;
+  for (Value v : inputs)
+    types.push_back(cast<RankedTensorType>(v.getType()).getElementType());
+  block->addArguments(types, locs);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(block);
+  Value result = bodyBuilder(b, state.location, block->getArguments());
+  b.create<YieldOp>(state.location, result);
+}
+
+namespace {
+/// tensor.dim of an mlx.generic result is one of its `sizes`.
+struct FoldDimOfGeneric : public OpRewritePattern<tensor::DimOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(tensor::DimOp dim,
+                                PatternRewriter &rewriter) const override {
+    auto generic = dim.getSource().getDefiningOp<GenericOp>();
+    std::optional<int64_t> index = dim.getConstantIndex();
+    if (!generic || !index || *index >= generic.getResult().getType().getRank())
+      return failure();
+    rewriter.replaceOp(dim, generic.getSizes()[*index]);
+    return success();
+  }
+};
+} // namespace
+
+void GenericOp::getCanonicalizationPatterns(RewritePatternSet &patterns,
+                                            MLIRContext *context) {
+  patterns.add<FoldDimOfGeneric>(context);
+}
 
 YieldOp GenericOp::getYield() {
   return cast<YieldOp>(getBody().front().getTerminator());
@@ -139,5 +191,31 @@ MapCallOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
     return emitOpError("result type ")
            << resultType << " does not extend the callee's result "
            << fnType.getResult(0);
+  return success();
+}
+
+LogicalResult GradOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  auto callee = symbolTable.lookupNearestSymbolFrom<FunctionOpInterface>(
+      *this, getCalleeAttr());
+  if (!callee)
+    return emitOpError("differentiates unknown function ") << getCalleeAttr();
+  auto fnType = cast<FunctionType>(callee.getFunctionType());
+  if (fnType.getNumInputs() != getArgs().size())
+    return emitOpError("callee ") << getCalleeAttr() << " takes "
+                                  << fnType.getNumInputs() << " arguments";
+  size_t numValues = getWithValue() ? fnType.getNumResults() : 0;
+  if (getResults().size() != numValues + getWrt().size())
+    return emitOpError("must have ")
+           << numValues + getWrt().size() << " results";
+  for (auto [k, index] : llvm::enumerate(getWrt())) {
+    if (index < 0 || index >= (int64_t)getArgs().size())
+      return emitOpError("wrt index ") << index << " out of range";
+    Type argType = getArgs()[index].getType();
+    if (!isa<FloatType>(cast<RankedTensorType>(argType).getElementType()))
+      return emitOpError("cannot differentiate with respect to argument #")
+             << index << " of type " << argType;
+    if (getResults()[numValues + k].getType() != argType)
+      return emitOpError("gradient #") << k << " must have type " << argType;
+  }
   return success();
 }

@@ -47,6 +47,13 @@ def Mlx_GenericOp : Mlx_Op<"generic", [Pure, AttrSizedOperandSegments,
     attr-dict `->` type($result) $body
   }];
   let hasVerifier = 1;
+  let hasCanonicalizer = 1;
+  let builders = [
+    OpBuilder<(ins "Type":$resultType, "ValueRange":$inputs,
+      "ValueRange":$sizes, "ArrayRef<AffineMap>":$maps,
+      "unsigned":$numParallel, "Combiner":$combiner,
+      "function_ref<Value(OpBuilder &, Location, ValueRange)>":$bodyBuilder)>
+  ];
   let extraClassDeclaration = [{
     /// Number of iteration dimensions (parallel and reduction).
     unsigned getNumLoops() { return getIteratorKinds().size(); }
@@ -101,6 +108,32 @@ def Mlx_MapCallOp : Mlx_Op<"map_call", [AttrSizedOperandSegments,
     functional-type($args, $result)
   }];
   let hasVerifier = 1;
+}
+
+def Mlx_GradOp : Mlx_Op<"grad", [Pure,
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "the gradient of a function at a point (reverse mode)";
+  let description = [{
+    `grad(f, x, ...)(args)`: the gradient, at `args`, of the sum of all
+    elements of all floating-point results of `callee` with respect to the
+    arguments listed in `wrt` (one result each, shaped like the argument).
+    With `with_value`, the callee's own results come first. The
+    `mlx-autodiff` pass expands it into calls of adjoint functions.
+
+    ```mlir
+    %v, %dw = mlx.grad @mse(%w, %X, %y) wrt [0] with_value
+        : (tensor<?xf32>, tensor<?x?xf32>, tensor<?xf32>) -> (tensor<f32>, tensor<?xf32>)
+    ```
+  }];
+  let arguments = (ins FlatSymbolRefAttr:$callee,
+                       Variadic<AnyRankedTensor>:$args,
+                       DenseI64ArrayAttr:$wrt,
+                       UnitAttr:$with_value);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+  let assemblyFormat = [{
+    $callee `(` $args `)` `wrt` $wrt (`with_value` $with_value^)? attr-dict `:`
+    functional-type($args, $results)
+  }];
 }
 
 #endif // MLX_OPS_TD

@@ -44,10 +44,12 @@ namespace {
 const char *kUsage = R"(usage:
   mlxc check FILE                       parse and check every function
   mlxc emit  FILE --stage=STAGE [-f NAME]
-                                        print a stage: ast, mlx, linalg, llvm
-  mlxc run   FILE -f NAME [--arg NAME=VALUE]... [--json] [--save DIR]
-                                        compile NAME and run it on the CPU;
-                                        VALUE is a literal ([1,2], 3.5) or .npy
+                                        print a stage: ast, mlx, grad, linalg,
+                                        llvm (--grad ARG: of NAME's gradient)
+  mlxc run   FILE -f NAME [--arg NAME=VALUE]... [--grad ARG[,ARG]...]
+             [--json] [--save DIR]      compile NAME and run it on the CPU;
+                                        VALUE is a literal ([1,2], 3.5) or .npy;
+                                        --grad adds the gradients dARG
   mlxc build FILE -o OUT [-f NAME]...   write OUT.o or OUT.so plus OUT.h
 options:
   -I DIR      add an import search path ($MLX_PATH is searched too)
@@ -55,7 +57,7 @@ options:
 
 struct Options {
   std::string command, file, stage, output, saveDir;
-  std::vector<std::string> functions, importPaths;
+  std::vector<std::string> functions, importPaths, grads;
   std::vector<std::pair<std::string, std::string>> args;
   bool json = false;
 };
@@ -109,6 +111,14 @@ std::optional<int> parseOptions(int argc, char **argv, Options &opts) {
       if (!v)
         return usageError("-o needs a path");
       opts.output = *v;
+    } else if (is("--grad")) {
+      auto v = value("--grad");
+      if (!v || v->empty())
+        return usageError("--grad needs ARG[,ARG...]");
+      llvm::SmallVector<llvm::StringRef> names;
+      llvm::StringRef(*v).split(names, ',', -1, false);
+      for (llvm::StringRef n : names)
+        opts.grads.push_back(n.trim().str());
     } else if (is("--save")) {
       auto v = value("--save");
       if (!v)
@@ -217,7 +227,14 @@ private:
         noSuchFunction(name);
         return std::nullopt;
       }
-      exports.push_back({fn, fn->isShapePolymorphic() ? 1 : 0});
+      ExportRequest request{fn, fn->isShapePolymorphic() ? 1 : 0};
+      if (!opts.grads.empty()) {
+        auto wrt = gradIndices(*fn);
+        if (!wrt)
+          return std::nullopt;
+        request.wrt = *wrt;
+      }
+      exports.push_back(request);
     }
     return exports;
   }
@@ -229,6 +246,28 @@ private:
     llvm::errs() << opts.file << ": error: no function '" << name << "'"
                  << (known.empty() ? "" : " (it defines: " + known + ")")
                  << "\n";
+  }
+
+  /// Parameter indices for --grad, or an error at the function.
+  std::optional<std::vector<int64_t>> gradIndices(const ast::Function &fn) {
+    std::vector<int64_t> wrt;
+    for (const std::string &name : opts.grads) {
+      auto it = llvm::find_if(fn.params,
+                              [&](const ast::Param &p) { return p.name == name; });
+      if (it == fn.params.end()) {
+        errorAt(fn.loc, "--grad " + name + ": '" + fn.name +
+                            "' has no parameter '" + name + "'");
+        return std::nullopt;
+      }
+      if (!rt::isFloat(it->type.dtype)) {
+        errorAt(it->loc, "--grad " + name +
+                             ": cannot differentiate with respect to '" + name +
+                             "', it is " + rt::dtypeName(it->type.dtype));
+        return std::nullopt;
+      }
+      wrt.push_back(it - fn.params.begin());
+    }
+    return wrt;
   }
 
   int check() {
@@ -250,13 +289,11 @@ private:
       printAST();
       return 0;
     }
-    if (stage == "grad")
-      return fail("--stage=grad needs the autodiff pass, which is not built "
-                  "yet");
     if (stage == "spirv")
       return fail("--stage=spirv needs the Vulkan backend, which is not built "
                   "yet");
-    if (stage != "mlx" && stage != "linalg" && stage != "llvm")
+    if (stage != "mlx" && stage != "grad" && stage != "linalg" &&
+        stage != "llvm")
       return fail("unknown stage '" + stage +
                   "' (ast, mlx, grad, linalg, llvm, spirv)");
     auto exports = requestedExports();
@@ -266,6 +303,12 @@ private:
     if (!module || mlir::failed(mlir::verify(*module)))
       return 1;
     if (stage == "mlx") {
+      module->print(llvm::outs());
+      return 0;
+    }
+    if (stage == "grad") {
+      if (!lower(*module, mlir::mlx::buildMlxGradPipeline))
+        return 1;
       module->print(llvm::outs());
       return 0;
     }
@@ -347,12 +390,17 @@ private:
     }
     if (anyShapeRank < 0)
       anyShapeRank = 0;
-    rt::Signature sig = compiler->signature(*fn, anyShapeRank, floatType);
+    ExportRequest request{fn, anyShapeRank, floatType};
+    auto wrt = gradIndices(*fn);
+    if (!wrt)
+      return 1;
+    request.wrt = *wrt;
+    rt::Signature sig = compiler->signature(request);
     std::string error;
     if (!rt::checkArguments(sig, args, error))
       return errorAt(fn->loc, error);
 
-    auto module = compiler->generate({{fn, anyShapeRank, floatType}});
+    auto module = compiler->generate({request});
     if (!module || mlir::failed(mlir::verify(*module)))
       return 1;
     if (!lower(*module, mlir::mlx::buildMlxToCpuPipeline))
@@ -415,7 +463,7 @@ private:
       return 1;
     std::vector<rt::Signature> sigs;
     for (const ExportRequest &r : *exports)
-      sigs.push_back(compiler->signature(*r.function, r.anyShapeRank));
+      sigs.push_back(compiler->signature(r));
     if (!lower(*module, mlir::mlx::buildMlxToCpuPipeline))
       return 1;
     std::string error;
