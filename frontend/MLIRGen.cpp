@@ -178,7 +178,8 @@ struct ExprInfo {
 };
 
 const std::set<std::string> kUnaryFloatBuiltins = {
-    "exp", "log", "sqrt", "tanh", "sigmoid", "erf", "abs", "sin", "cos"};
+    "exp", "log", "sqrt", "tanh", "sigmoid", "erf", "abs", "sin", "cos",
+    "stop_gradient"};
 const std::set<std::string> kCastBuiltins = {"f32", "f64", "i32", "i64"};
 
 mlir::Type scalarType(mlir::OpBuilder &b, DType d) {
@@ -1500,12 +1501,19 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
       return bb.create<math::SinOp>(l, x);
     if (name == "cos")
       return bb.create<math::CosOp>(l, x);
-    // sigmoid(x) = 1 / (1 + exp(-x)); exp overflows to inf for very negative
-    // x, giving exactly 0, and never produces NaN.
+    if (name == "stop_gradient")
+      return bb.create<mlir::mlx::StopGradientOp>(l, x);
+    // σ(x) = 1/(1 + e^−x) for x ≥ 0, e^x/(1 + e^x) otherwise, with
+    // e = exp(−|x|) ≤ 1: no overflow in the value or in its derivative.
     Value one = constant(bb, l, 1, want);
-    Value ex = bb.create<math::ExpOp>(l, bb.create<arith::NegFOp>(l, x));
-    return bb.create<arith::DivFOp>(l, one,
-                                    bb.create<arith::AddFOp>(l, one, ex));
+    Value e = bb.create<math::ExpOp>(
+        l, bb.create<arith::NegFOp>(l, bb.create<math::AbsFOp>(l, x)));
+    Value denom = bb.create<arith::AddFOp>(l, one, e);
+    Value nonNegative = bb.create<arith::CmpFOp>(
+        l, arith::CmpFPredicate::OGE, x, constant(bb, l, 0, want));
+    return bb.create<arith::SelectOp>(l, nonNegative,
+                                      bb.create<arith::DivFOp>(l, one, denom),
+                                      bb.create<arith::DivFOp>(l, e, denom));
   }
   }
   llvm_unreachable("unknown expression kind");

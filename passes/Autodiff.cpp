@@ -22,6 +22,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/SymbolTable.h"
 
 #include <limits>
@@ -33,6 +34,13 @@ namespace mlir::mlx {
 
 using namespace mlir;
 using namespace mlir::mlx;
+
+/// True for a tensor known to be all zeros: an mlx.generic yielding 0.
+static bool isZeroTensor(Value v) {
+  auto generic = v.getDefiningOp<GenericOp>();
+  return generic && generic.getCombiner() != Combiner::mul &&
+         matchPattern(generic.getYield().getValue(), m_AnyZeroFloat());
+}
 
 static bool isFloatTensor(Type type) {
   auto t = dyn_cast<RankedTensorType>(type);
@@ -68,6 +76,8 @@ private:
 
   void accumulate(OpBuilder &b, Location loc, DenseMap<Value, Value> &adjoints,
                   Value primal, Value contribution) {
+    if (isZeroTensor(contribution))
+      return; // e.g. through stop_gradient: nothing flows
     Value &slot = adjoints[primal];
     slot = slot ? buildAdd(b, loc, slot, contribution) : contribution;
   }

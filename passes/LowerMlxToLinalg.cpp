@@ -120,6 +120,11 @@ static void lowerGeneric(IRRewriter &rewriter, GenericOp op) {
         IRMapping mapping;
         mapping.map(body.getArguments(), args.drop_back());
         for (Operation &inner : body.without_terminator()) {
+          if (auto stop = dyn_cast<StopGradientOp>(inner)) {
+            mapping.map(stop.getResult(),
+                        mapping.lookupOrDefault(stop.getValue()));
+            continue;
+          }
           if (auto index = dyn_cast<IndexOp>(inner)) {
             mapping.map(index.getResult(),
                         b.create<linalg::IndexOp>(index.getLoc(),

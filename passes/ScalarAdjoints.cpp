@@ -162,8 +162,9 @@ public:
       add(a, mul(g, mul(e, am1)));
       if (!matchPattern(e, m_Constant()))
         add(e, mul(g, mul(o.getResult(), b.create<math::LogOp>(loc, a))));
-    } else if (isa<arith::SIToFPOp, arith::UIToFPOp, arith::ConstantOp>(op)) {
-      // Integer or constant inputs: nothing to propagate.
+    } else if (isa<arith::SIToFPOp, arith::UIToFPOp, arith::ConstantOp,
+                   StopGradientOp>(op)) {
+      // Integer, constant or stopped inputs: nothing to propagate.
     } else {
       return op->emitError("cannot differentiate '")
              << op->getName() << "' (no derivative rule)";

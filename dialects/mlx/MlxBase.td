@@ -23,6 +23,8 @@ def Mlx_Dialect : Dialect {
   }];
   let cppNamespace = "::mlir::mlx";
   let useDefaultAttributePrinterParser = 1;
+  // Canonicalization materializes arith constants in generic bodies.
+  let dependentDialects = ["arith::ArithDialect"];
 }
 
 def Mlx_Combiner : I32EnumAttr<"Combiner", "how a reduction combines values", [

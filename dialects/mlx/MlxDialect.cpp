@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 #include "dialects/mlx/MlxDialect.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
 #include "mlir/Transforms/InliningUtils.h"

@@ -8,7 +8,9 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Interfaces/FunctionInterfaces.h"
 
@@ -61,11 +63,92 @@ struct FoldDimOfGeneric : public OpRewritePattern<tensor::DimOp> {
     return success();
   }
 };
+
+/// The constant an all-constant tensor holds: an mlx.generic without inputs
+/// or reductions whose body yields a constant.
+static Attribute splatConstant(Value tensor) {
+  auto generic = tensor.getDefiningOp<GenericOp>();
+  if (!generic || !generic.getInputs().empty() ||
+      generic.getCombiner() != Combiner::none)
+    return nullptr;
+  Attribute value;
+  if (matchPattern(generic.getYield().getValue(), m_Constant(&value)))
+    return value;
+  return nullptr;
+}
+
+/// Inputs that are splat constants become constants in the body; inputs the
+/// body does not read are dropped.
+struct SimplifyGenericInputs : public OpRewritePattern<GenericOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(GenericOp op,
+                                PatternRewriter &rewriter) const override {
+    Block &body = op.getBody().front();
+    bool changed = false;
+    for (auto [arg, input] : llvm::zip(body.getArguments(), op.getInputs())) {
+      if (arg.use_empty())
+        continue;
+      Attribute value = splatConstant(input);
+      if (!value)
+        continue;
+      OpBuilder::InsertionGuard guard(rewriter);
+      rewriter.setInsertionPointToStart(&body);
+      Value c = rewriter.create<arith::ConstantOp>(op.getLoc(), arg.getType(),
+                                                   cast<TypedAttr>(value));
+      rewriter.replaceAllUsesWith(arg, c);
+      changed = true;
+    }
+    SmallVector<unsigned> unused;
+    for (BlockArgument arg : body.getArguments())
+      if (arg.use_empty())
+        unused.push_back(arg.getArgNumber());
+    if (unused.empty())
+      return success(changed);
+    SmallVector<Value> inputs;
+    SmallVector<Attribute> maps;
+    for (auto [k, input] : llvm::enumerate(op.getInputs()))
+      if (!llvm::is_contained(unused, k)) {
+        inputs.push_back(input);
+        maps.push_back(op.getIndexingMaps()[k]);
+      }
+    auto replacement = rewriter.create<GenericOp>(
+        op.getLoc(), op.getResult().getType(), inputs, op.getSizes(),
+        rewriter.getArrayAttr(maps), op.getIteratorKinds(), op.getCombinerAttr());
+    rewriter.inlineRegionBefore(op.getBody(), replacement.getBody(),
+                                replacement.getBody().end());
+    Block &moved = replacement.getBody().front();
+    for (unsigned k : llvm::reverse(unused))
+      moved.eraseArgument(k);
+    rewriter.replaceOp(op, replacement.getResult());
+    return success();
+  }
+};
+
+/// A copy (y[i..] = x[i..], nothing reduced) is x itself.
+struct FoldCopyGeneric : public OpRewritePattern<GenericOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(GenericOp op,
+                                PatternRewriter &rewriter) const override {
+    if (op.getCombiner() != Combiner::none)
+      return failure();
+    auto arg = dyn_cast<BlockArgument>(op.getYield().getValue());
+    if (!arg || arg.getOwner() != &op.getBody().front())
+      return failure();
+    Value input = op.getInputs()[arg.getArgNumber()];
+    AffineMap map =
+        cast<AffineMapAttr>(op.getIndexingMaps()[arg.getArgNumber()]).getValue();
+    if (!map.isIdentity() || input.getType() != op.getResult().getType())
+      return failure();
+    rewriter.replaceOp(op, input);
+    return success();
+  }
+};
 } // namespace
 
 void GenericOp::getCanonicalizationPatterns(RewritePatternSet &patterns,
                                             MLIRContext *context) {
-  patterns.add<FoldDimOfGeneric>(context);
+  patterns.add<FoldDimOfGeneric, SimplifyGenericInputs, FoldCopyGeneric>(
+      context);
 }
 
 YieldOp GenericOp::getYield() {

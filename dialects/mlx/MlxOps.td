@@ -10,6 +10,7 @@ include "dialects/mlx/MlxBase.td"
 include "mlir/IR/SymbolInterfaces.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/Interfaces/ControlFlowInterfaces.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
 
 def Mlx_GenericOp : Mlx_Op<"generic", [Pure, AttrSizedOperandSegments,
     SingleBlock]> {
@@ -83,6 +84,19 @@ def Mlx_IndexOp : Mlx_Op<"index", [Pure]> {
   let results = (outs Index:$result);
   let assemblyFormat = "$dim attr-dict `:` type($result)";
   let hasVerifier = 1;
+}
+
+def Mlx_StopGradientOp : Mlx_Op<"stop_gradient", [Pure,
+    SameOperandsAndResultType]> {
+  let summary = "identity whose derivative is zero";
+  let description = [{
+    `stop_gradient(x)` in a body: the value of `x`, treated as a constant by
+    `mlx-autodiff`. Used where a value does not change the result, such as
+    the max subtracted for stability in softmax. Lowered to its operand.
+  }];
+  let arguments = (ins AnyType:$value);
+  let results = (outs AnyType:$result);
+  let assemblyFormat = "$value attr-dict `:` type($value)";
 }
 
 def Mlx_MapCallOp : Mlx_Op<"map_call", [AttrSizedOperandSegments,
