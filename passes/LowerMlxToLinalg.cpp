@@ -15,6 +15,7 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/PatternMatch.h"
+#include "llvm/ADT/SmallBitVector.h"
 
 namespace mlir::mlx {
 #define GEN_PASS_DEF_LOWERMLXTOLINALGPASS
@@ -113,12 +114,38 @@ static void lowerGeneric(IRRewriter &rewriter, GenericOp op) {
                             ? utils::IteratorType::parallel
                             : utils::IteratorType::reduction);
 
+  // linalg infers loop ranges from its operands: a reduction index that no
+  // input reads (e.g. after a constant input was folded into the body) gets
+  // an unread tensor.empty input carrying its size.
+  SmallVector<Value> inputs(op.getInputs());
+  llvm::SmallBitVector covered(op.getNumLoops());
+  for (AffineMap m : maps)
+    for (AffineExpr e : m.getResults())
+      if (auto d = dyn_cast<AffineDimExpr>(e))
+        covered.set(d.getPosition());
+  SmallVector<AffineExpr> missingDims;
+  SmallVector<Value> missingSizes;
+  for (unsigned d = 0; d < op.getNumLoops(); ++d)
+    if (!covered.test(d)) {
+      missingDims.push_back(rewriter.getAffineDimExpr(d));
+      missingSizes.push_back(op.getSizes()[d]);
+    }
+  if (!missingDims.empty()) {
+    SmallVector<int64_t> shape(missingDims.size(), ShapedType::kDynamic);
+    inputs.push_back(rewriter.create<tensor::EmptyOp>(
+        loc, shape, resultType.getElementType(), missingSizes));
+    maps.insert(maps.end() - 1, AffineMap::get(op.getNumLoops(), 0,
+                                               missingDims,
+                                               rewriter.getContext()));
+  }
+  unsigned numInputs = op.getInputs().size();
+
   Block &body = op.getBody().front();
   auto generic = rewriter.create<linalg::GenericOp>(
-      loc, TypeRange{resultType}, op.getInputs(), ValueRange{init}, maps,
+      loc, TypeRange{resultType}, inputs, ValueRange{init}, maps,
       iterators, [&](OpBuilder &b, Location nestedLoc, ValueRange args) {
         IRMapping mapping;
-        mapping.map(body.getArguments(), args.drop_back());
+        mapping.map(body.getArguments(), args.take_front(numInputs));
         for (Operation &inner : body.without_terminator()) {
           if (auto stop = dyn_cast<StopGradientOp>(inner)) {
             mapping.map(stop.getResult(),

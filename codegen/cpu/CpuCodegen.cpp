@@ -96,6 +96,9 @@ void mlx::buildLinalgToLLVMPipeline(OpPassManager &pm) {
   // the caller frees each result's allocation exactly once.
   bufferization::BufferDeallocationPipelineOptions dealloc;
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+  // The clones that hand out owned results (e.g. an argument returned as a
+  // gradient) become alloc + copy.
+  pm.addPass(createBufferizationToMemRefPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   // Subviews from slices carry strided metadata that LLVM lowering expands.
   pm.addPass(memref::createExpandStridedMetadataPass());
@@ -188,10 +191,12 @@ std::unique_ptr<mlx::JitModule> mlx::JitModule::create(ModuleOp module,
   ExecutionEngineOptions options;
   options.transformer = transformer;
   std::string buildError;
-  options.llvmModuleBuilder =
-      [&](Operation *op, llvm::LLVMContext &ctx) -> std::unique_ptr<llvm::Module> {
+  // llvmModuleBuilder is a function_ref: the lambda must outlive create().
+  auto builder = [&](Operation *op,
+                     llvm::LLVMContext &ctx) -> std::unique_ptr<llvm::Module> {
     return translateToLLVMIR(cast<ModuleOp>(op), ctx, buildError);
   };
+  options.llvmModuleBuilder = builder;
   auto engine = ExecutionEngine::create(module, options);
   if (!engine) {
     error = buildError.empty() ? llvm::toString(engine.takeError())
