@@ -357,6 +357,13 @@ private:
         e->operands.push_back(expr(a));
       return e;
     }
+    if (auto *c = dynamic_cast<MLXParser::CastCallContext *>(ctx)) {
+      auto e = make(Expr::Kind::Call, loc);
+      e->name = c->DTYPE()->getText();
+      for (auto *a : c->argList()->expr())
+        e->operands.push_back(expr(a));
+      return e;
+    }
     auto *p = static_cast<MLXParser::ParenContext *>(ctx);
     return expr(p->expr());
   }

@@ -67,6 +67,7 @@ primary
   | (TRUE | FALSE)                                   # boolLit
   | ID                                               # name
   | fn=(MAX | MIN) '(' argList ')'                   # minMaxCall
+  | DTYPE '(' argList ')'                            # castCall
   | '(' expr ')'                                     # paren
   ;
 

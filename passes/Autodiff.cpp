@@ -143,7 +143,7 @@ FailureOr<func::FuncOp> Differentiator::getOrCreateVJP(func::FuncOp f,
   SmallVector<Type> inputs(type.getInputs());
   llvm::append_range(inputs, type.getResults());
   OpBuilder b(module.getContext());
-  b.setInsertionPointAfter(f);
+  b.setInsertionPointToEnd(module.getBody());
   auto vjp = b.create<func::FuncOp>(
       f.getLoc(), (f.getName() + "_vjp" + std::to_string(k)).str(),
       b.getFunctionType(inputs, {type.getInput(k)}));
