@@ -18,6 +18,17 @@ def LowerMlxToLinalgPass : Pass<"mlx-lower-to-linalg", "ModuleOp"> {
                            "arith::ArithDialect"];
 }
 
+def LoopOrderPass : Pass<"mlx-loop-order"> {
+  let summary = "move innermost the loop that walks memory contiguously";
+  let description = [{
+    For each `linalg.generic`, makes the iteration dim that is the last
+    subscript of the most operands the innermost loop (keeping the order of
+    the others), so that loops lowered from index notation, which lists
+    reduction indices last, access memory contiguously and vectorize.
+  }];
+  let dependentDialects = ["linalg::LinalgDialect"];
+}
+
 def AutodiffPass : Pass<"mlx-autodiff", "ModuleOp"> {
   let summary = "expand mlx.grad into vector-Jacobian product functions";
   let description = [{

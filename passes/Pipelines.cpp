@@ -40,6 +40,9 @@ void mlx::buildMlxToLinalgPipeline(OpPassManager &pm) {
   pm.addNestedPass<func::FuncOp>(createLinalgElementwiseOpFusionPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  // Contiguous innermost loops (reductions are listed last in index
+  // notation, which would make matmul-like loops stride).
+  pm.addPass(createLoopOrderPass());
 }
 
 void mlx::registerMlxPipelines() {

@@ -25,12 +25,15 @@
 #include "mlir/Pass/PassManager.h"
 #include "llvm/IR/Module.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <map>
 #include <optional>
@@ -50,6 +53,9 @@ const char *kUsage = R"(usage:
              [--json] [--save DIR]      compile NAME and run it on the CPU;
                                         VALUE is a literal ([1,2], 3.5) or .npy;
                                         --grad adds the gradients dARG
+  mlxc bench FILE -f NAME [--arg NAME=VALUE]... [--grad ARG,...]
+             [--repeat N] [--json]      time calls after a warm-up (compile
+                                        time apart)
   mlxc build FILE -o OUT [-f NAME]...   write OUT.o or OUT.so plus OUT.h
 options:
   -I DIR      add an import search path ($MLX_PATH is searched too)
@@ -60,6 +66,7 @@ struct Options {
   std::vector<std::string> functions, importPaths, grads;
   std::vector<std::pair<std::string, std::string>> args;
   bool json = false;
+  int repeat = 10;
 };
 
 int usageError(const std::string &msg) {
@@ -119,6 +126,12 @@ std::optional<int> parseOptions(int argc, char **argv, Options &opts) {
       llvm::StringRef(*v).split(names, ',', -1, false);
       for (llvm::StringRef n : names)
         opts.grads.push_back(n.trim().str());
+    } else if (is("--repeat")) {
+      auto v = value("--repeat");
+      int n = v ? std::atoi(v->c_str()) : 0;
+      if (n < 1)
+        return usageError("--repeat needs a positive count");
+      opts.repeat = n;
     } else if (is("--save")) {
       auto v = value("--save");
       if (!v)
@@ -197,7 +210,8 @@ public:
 
   int run() {
     if (opts.command != "check" && opts.command != "emit" &&
-        opts.command != "run" && opts.command != "build")
+        opts.command != "run" && opts.command != "build" &&
+        opts.command != "bench")
       return usageError("unknown command '" + opts.command + "'");
     if (!compiler->loadFile(opts.file))
       return 1;
@@ -205,7 +219,7 @@ public:
       return check();
     if (opts.command == "emit")
       return emit();
-    if (opts.command == "run")
+    if (opts.command == "run" || opts.command == "bench")
       return runFunction();
     return build();
   }
@@ -333,7 +347,7 @@ private:
 
   int runFunction() {
     if (opts.functions.size() != 1)
-      return fail("run needs exactly one -f NAME");
+      return fail(opts.command + " needs exactly one -f NAME");
     const ast::Function *fn = compiler->findFunction(opts.functions[0]);
     if (!fn) {
       noSuchFunction(opts.functions[0]);
@@ -400,6 +414,7 @@ private:
     if (!rt::checkArguments(sig, args, error))
       return errorAt(fn->loc, error);
 
+    auto start = std::chrono::steady_clock::now();
     auto module = compiler->generate({request});
     if (!module || mlir::failed(mlir::verify(*module)))
       return 1;
@@ -411,8 +426,45 @@ private:
     void *entry = jit->lookupEntry(sig.name);
     if (!entry)
       return fail("no entry point for '" + sig.name + "'");
+    auto compiled = std::chrono::steady_clock::now();
+    if (opts.command == "bench")
+      return bench(entry, sig, args,
+                   std::chrono::duration<double, std::milli>(compiled - start)
+                       .count());
     std::vector<rt::Tensor> results = rt::callEntry(entry, sig, args);
     return printResults(sig, results);
+  }
+
+  /// Times calls after one warm-up call; compile time is reported apart.
+  int bench(void *entry, const rt::Signature &sig,
+            const std::vector<rt::Tensor> &args, double compileMs) {
+    rt::callEntry(entry, sig, args); // warm-up
+    std::vector<double> times;
+    for (int r = 0; r < opts.repeat; ++r) {
+      auto t0 = std::chrono::steady_clock::now();
+      std::vector<rt::Tensor> results = rt::callEntry(entry, sig, args);
+      auto t1 = std::chrono::steady_clock::now();
+      times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    }
+    std::sort(times.begin(), times.end());
+    double median = times.size() % 2 ? times[times.size() / 2]
+                                     : (times[times.size() / 2 - 1] +
+                                        times[times.size() / 2]) / 2;
+    // Compiled code runs on the calling thread.
+    const int threads = 1;
+    if (opts.json) {
+      llvm::outs() << llvm::format(
+          "{\"compile_ms\":%.3f,\"min_ms\":%.4f,\"median_ms\":%.4f,"
+          "\"repeats\":%d,\"threads\":%d}\n",
+          compileMs, times.front(), median, opts.repeat, threads);
+      return 0;
+    }
+    llvm::outs() << llvm::format(
+        "%s: compile %.1f ms; per call min %.4f ms, median %.4f ms over %d "
+        "calls (%d thread)\n",
+        sig.name.c_str(), compileMs, times.front(), median, opts.repeat,
+        threads);
+    return 0;
   }
 
   int printResults(const rt::Signature &sig,
