@@ -11,9 +11,24 @@
 #include "MLXParser.h"
 #include "antlr4-runtime.h"
 
+#include <cerrno>
+#include <cmath>
+
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/thread.h"
+
 using namespace mlx::ast;
 using mlxgrammar::MLXLexer;
 using mlxgrammar::MLXParser;
+
+/// Limits that turn pathological input into diagnostics instead of stack
+/// overflows: the parser runs on a 1 GiB stack, enough for any nesting
+/// within kMaxTokens tokens.
+static constexpr size_t kMaxTokens = 200000;
+static constexpr unsigned kMaxExprDepth = 1000;
+static constexpr unsigned kParserStackBytes = 1u << 30;
+static constexpr size_t kMaxRank = 16;
+static constexpr int64_t kMaxDimSize = int64_t(1) << 40;
 
 namespace {
 
@@ -77,7 +92,11 @@ private:
 
 class Builder {
 public:
-  Builder(const LocMaker &locs) : locs(locs) {}
+  Builder(const LocMaker &locs, const ErrorFn &onError)
+      : locs(locs), onError(onError) {}
+
+  /// Number of errors reported while building.
+  unsigned errors = 0;
 
   std::unique_ptr<Module> module(MLXParser::Module_Context *ctx,
                                  const std::string &path) {
@@ -128,6 +147,17 @@ private:
           t.dims.push_back(dimExpr(d->dimExpr()));
         }
       }
+    if (t.dims.size() > kMaxRank)
+      error(t.loc, "rank " + std::to_string(t.dims.size()) + " exceeds the "
+                       "limit of " + std::to_string(kMaxRank));
+    // The literal dims' product must stay far from int64 overflow.
+    double elements = 1;
+    for (auto &d : t.dims)
+      if (d->kind == DimExpr::Kind::Int)
+        elements *= (double)d->value;
+    if (elements > (double)kMaxDimSize)
+      error(t.loc, "type has " + llvm::formatv("{0:e}", elements).str() +
+                       " elements, more than the limit of 2^40");
     return t;
   }
 
@@ -138,7 +168,13 @@ private:
       return dimExpr(p->dimExpr());
     if (auto *i = dynamic_cast<MLXParser::DimIntContext *>(ctx)) {
       e->kind = DimExpr::Kind::Int;
+      errno = 0;
       e->value = std::strtoll(i->INT()->getText().c_str(), nullptr, 10);
+      if (errno == ERANGE || e->value > kMaxDimSize) {
+        error(e->loc, "dimension " + i->INT()->getText() +
+                          " is too large (the limit is 2^40)");
+        e->value = 1;
+      }
     } else if (auto *s = dynamic_cast<MLXParser::DimSymContext *>(ctx)) {
       e->kind = DimExpr::Kind::Sym;
       e->name = s->ID()->getText();
@@ -324,6 +360,9 @@ private:
     if (auto *f = dynamic_cast<MLXParser::FloatLitContext *>(ctx)) {
       auto e = make(Expr::Kind::Float, loc);
       e->number = std::strtod(f->FLOAT()->getText().c_str(), nullptr);
+      if (std::isinf(e->number))
+        error(loc, "number " + f->FLOAT()->getText() +
+                       " is out of range (write inf for infinity)");
       return e;
     }
     if (auto *i = dynamic_cast<MLXParser::IntLitContext *>(ctx)) {
@@ -368,25 +407,81 @@ private:
     return expr(p->expr());
   }
 
+  void error(const Loc &loc, const std::string &msg) {
+    onError(loc, msg);
+    ++errors;
+  }
+
   const LocMaker &locs;
+  const ErrorFn &onError;
 };
 } // namespace
 
-std::unique_ptr<Module> mlx::ast::parseModule(const std::string &path,
-                                              const std::string &source,
-                                              const ErrorFn &onError) {
+/// Depth of the deepest expression of `e`, stopping early past `limit`.
+static unsigned exprDepth(const Expr &e, unsigned limit, const Expr *&deepest) {
+  if (limit == 0) {
+    deepest = &e;
+    return 1;
+  }
+  unsigned depth = 0;
+  for (auto &op : e.operands)
+    depth = std::max(depth, exprDepth(*op, limit - 1, deepest));
+  for (auto &sub : e.subscripts)
+    if (sub)
+      depth = std::max(depth, exprDepth(*sub, limit - 1, deepest));
+  return depth + 1;
+}
+
+static std::unique_ptr<Module> parseOnThisThread(const std::string &path,
+                                                 const std::string &source,
+                                                 const ErrorFn &onError) {
   LocMaker locs(path, source);
   antlr4::ANTLRInputStream input(source);
   MLXLexer lexer(&input);
   antlr4::CommonTokenStream tokens(&lexer);
-  MLXParser parser(&tokens);
   ErrorListener listener(locs, onError);
   lexer.removeErrorListeners();
   lexer.addErrorListener(&listener);
+  tokens.fill();
+  if (tokens.size() > kMaxTokens) {
+    onError(locs.at(tokens.get(kMaxTokens)),
+            "file too large: more than " + std::to_string(kMaxTokens) +
+                " tokens");
+    return nullptr;
+  }
+  MLXParser parser(&tokens);
   parser.removeErrorListeners();
   parser.addErrorListener(&listener);
   MLXParser::Module_Context *tree = parser.module_();
   if (listener.count)
     return nullptr;
-  return Builder(locs).module(tree, path);
+  Builder builder(locs, onError);
+  std::unique_ptr<Module> module = builder.module(tree, path);
+  // Later stages recurse over expressions: bound their depth here.
+  bool ok = builder.errors == 0;
+  for (const auto &fn : module->functions)
+    for (const Stmt &s : fn->body)
+      for (const auto &v : s.values) {
+        const Expr *deepest = nullptr;
+        if (exprDepth(*v, kMaxExprDepth, deepest) > kMaxExprDepth) {
+          onError(deepest->loc, "expression nested too deeply (more than " +
+                                    std::to_string(kMaxExprDepth) +
+                                    " levels); split it into definitions");
+          ok = false;
+        }
+      }
+  return ok ? std::move(module) : nullptr;
+}
+
+std::unique_ptr<Module> mlx::ast::parseModule(const std::string &path,
+                                              const std::string &source,
+                                              const ErrorFn &onError) {
+  // The recursive-descent parser's depth grows with the input's nesting:
+  // parse on a thread whose stack fits the largest accepted file.
+  std::unique_ptr<Module> module;
+  llvm::thread worker(std::optional<unsigned>(kParserStackBytes), [&] {
+    module = parseOnThisThread(path, source, onError);
+  });
+  worker.join();
+  return module;
 }

@@ -75,15 +75,18 @@ bool Compiler::loadModule(const std::string &path, const std::string &source,
   if (llvm::sys::fs::real_path(path, real))
     real = path;
   if (!loaded.insert(std::string(real)).second)
-    return true; // already loaded (diamond or cycle)
+    return true; // already loaded (a diamond; cycles are caught below)
+  importStack.push_back(std::string(real));
   sourceMgr.AddNewSourceBuffer(llvm::MemoryBuffer::getMemBufferCopy(source, path),
                                llvm::SMLoc());
   auto onError = [&](const ast::Loc &loc, const std::string &msg) {
     mlir::emitError(toLocation(ctx, loc)) << msg;
   };
   std::unique_ptr<ast::Module> module = ast::parseModule(path, source, onError);
-  if (!module)
+  if (!module) {
+    importStack.pop_back();
     return false;
+  }
   const ast::Module *m = module.get();
   if (isMain)
     modules.insert(modules.begin(), std::move(module));
@@ -115,6 +118,24 @@ bool Compiler::loadModule(const std::string &path, const std::string &source,
       ok = false;
       continue;
     }
+    llvm::SmallString<256> realFile;
+    if (llvm::sys::fs::real_path(file, realFile))
+      realFile = file;
+    if (llvm::is_contained(importStack, std::string(realFile))) {
+      std::string cycle;
+      for (const std::string &m : importStack)
+        cycle += llvm::sys::path::stem(m).str() + " → ";
+      mlir::emitError(toLocation(ctx, imp.loc))
+          << "import cycle: " << cycle << imp.name;
+      ok = false;
+      continue;
+    }
+    if (importStack.size() >= kMaxImportDepth) {
+      mlir::emitError(toLocation(ctx, imp.loc))
+          << "imports nested deeper than " << kMaxImportDepth;
+      ok = false;
+      continue;
+    }
     auto buffer = llvm::MemoryBuffer::getFile(file, /*IsText=*/true);
     if (!buffer) {
       mlir::emitError(toLocation(ctx, imp.loc))
@@ -124,6 +145,7 @@ bool Compiler::loadModule(const std::string &path, const std::string &source,
     }
     ok &= loadModule(file, (*buffer)->getBuffer().str(), /*isMain=*/false);
   }
+  importStack.pop_back();
   return ok;
 }
 

@@ -65,6 +65,9 @@ private:
   std::vector<std::unique_ptr<ast::Module>> modules;
   std::map<std::string, const ast::Function *> functions;
   std::set<std::string> loaded;
+  /// The modules being loaded, outermost first (to report import cycles).
+  std::vector<std::string> importStack;
+  static constexpr size_t kMaxImportDepth = 64;
 };
 
 /// The stdlib directories searched after all others.
