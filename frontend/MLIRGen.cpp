@@ -1761,14 +1761,15 @@ void FunctionGen::emitIndexedDef(const Stmt &s) {
                           "a tensor on the right, so its range is unknown");
       return;
     }
+  if (info.call && info.call->resultShapes.size() != 1) {
+    error(s.values[0]->loc,
+          "'" + info.call->callee->name + "' returns several values");
+    return;
+  }
   if (colons != info.shape.size()) {
     error(s.loc, "the left-hand side has " + std::to_string(colons) +
                      " ':' but the right-hand side has shape " +
                      shapeStr(info.shape));
-    return;
-  }
-  if (info.call && info.call->resultShapes.size() != 1) {
-    error(s.loc, "'" + info.call->callee->name + "' returns several values");
     return;
   }
   // A mapped call whose result already has the left-hand side's layout

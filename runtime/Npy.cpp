@@ -40,6 +40,11 @@ bool mlx::rt::readNpy(const std::string &path, Tensor &out,
   }
   std::string bytes((std::istreambuf_iterator<char>(in)),
                     std::istreambuf_iterator<char>());
+  return parseNpy(bytes, path, out, error);
+}
+
+bool mlx::rt::parseNpy(const std::string &bytes, const std::string &path,
+                       Tensor &out, std::string &error) {
   auto bad = [&](const std::string &why) {
     error = "'" + path + "' is not a valid .npy file: " + why;
     return false;

@@ -78,6 +78,9 @@ bool parseLiteral(const std::string &text, DType dtype, Tensor &out,
 /// Reads a NumPy .npy file (format 1.0/2.0/3.0, little-endian f32, f64, i32,
 /// i64 or bool, C or Fortran order).
 bool readNpy(const std::string &path, Tensor &out, std::string &error);
+/// Parses the bytes of a .npy file (`name` is used in messages).
+bool parseNpy(const std::string &bytes, const std::string &name, Tensor &out,
+              std::string &error);
 /// Writes a .npy file (format 1.0, C order) atomically: a temporary file
 /// renamed into place, so no truncated file is ever left behind.
 bool writeNpy(const std::string &path, const Tensor &tensor,
