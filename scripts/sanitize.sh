@@ -11,7 +11,10 @@ if [ ! -f build-asan/build.ninja ]; then
     -DMLX_SANITIZE=ON
 fi
 cmake --build build-asan
-export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}"
+# allow_user_poisoning=0: the uninstrumented LLVM libraries and the
+# instrumented inline LLVM allocator code in our objects disagree on
+# manual poisoning (false use-after-poison reports inside libMLIR).
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:allow_user_poisoning=0:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 export LSAN_OPTIONS="suppressions=$PWD/test/lsan.supp:${LSAN_OPTIONS:-}"
 cd build-asan

@@ -355,7 +355,8 @@ private:
     }
     // Arguments, by parameter name.
     std::map<std::string, std::string> given;
-    for (auto &[name, value] : opts.args) {
+    for (const auto &arg : opts.args) {
+      const std::string &name = arg.first, &value = arg.second;
       auto it = llvm::find_if(fn->params,
                               [&](const ast::Param &p) { return p.name == name; });
       if (it == fn->params.end()) {
