@@ -6,7 +6,10 @@
 //===----------------------------------------------------------------------===//
 #include "runtime/Tensor.h"
 
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -198,9 +201,17 @@ bool mlx::rt::writeNpy(const std::string &path, const Tensor &tensor,
       return false;
     }
   }
+  return commitFile(tmp, path, error);
+}
+
+bool mlx::rt::commitFile(const std::string &tmp, const std::string &path,
+                         std::string &error) {
+  if (const char *fault = std::getenv("MLX_FAULT_INJECT"))
+    if (std::string(fault) == "kill-before-rename")
+      std::raise(SIGKILL);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());
-    error = "cannot write '" + path + "'";
+    error = "cannot write '" + path + "': " + std::strerror(errno);
     return false;
   }
   return true;

@@ -86,6 +86,13 @@ bool parseNpy(const std::string &bytes, const std::string &name, Tensor &out,
 bool writeNpy(const std::string &path, const Tensor &tensor,
               std::string &error);
 
+/// Renames a fully written temporary file onto `path` (atomic on one file
+/// system), removing the temporary on failure. For tests, the environment
+/// variable MLX_FAULT_INJECT=kill-before-rename kills the process just
+/// before the rename, as a crash mid-write would.
+bool commitFile(const std::string &tmp, const std::string &path,
+                std::string &error);
+
 /// Nested-list text of the values: `[[1, 2], [3, 4]]`; scalars bare.
 /// `precise` prints round-trippable digits (%.9g / %.17g); else %.6g.
 std::string formatValues(const Tensor &tensor, bool precise);

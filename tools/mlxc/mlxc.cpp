@@ -188,12 +188,7 @@ bool writeAtomically(const std::string &path,
       return false;
     }
   }
-  if (std::error_code ec = llvm::sys::fs::rename(tmp, path)) {
-    llvm::sys::fs::remove(tmp);
-    error = "cannot write '" + path + "': " + ec.message();
-    return false;
-  }
-  return true;
+  return rt::commitFile(tmp, path, error);
 }
 
 /// Everything one invocation shares: context, sources, diagnostics.
@@ -541,10 +536,10 @@ private:
         llvm::sys::fs::remove(tmpLib);
         return fail("linking '" + opts.output + "' failed");
       }
-      if (std::error_code ec = llvm::sys::fs::rename(tmpLib, opts.output))
-        return fail("cannot write '" + opts.output + "': " + ec.message());
-    } else if (std::error_code ec = llvm::sys::fs::rename(tmpObject, object)) {
-      return fail("cannot write '" + object + "': " + ec.message());
+      if (!rt::commitFile(tmpLib, opts.output, error))
+        return fail(error);
+    } else if (!rt::commitFile(tmpObject, object, error)) {
+      return fail(error);
     }
     llvm::SmallString<256> header(opts.output);
     llvm::sys::path::replace_extension(header, ".h");
