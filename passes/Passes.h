@@ -25,6 +25,10 @@ namespace mlx {
 #define GEN_PASS_REGISTRATION
 #include "passes/Passes.h.inc"
 
+/// The source locations of the ops mlx-check-numerics instrumented, indexed
+/// by the id passed to mlx_report_nonfinite.
+std::vector<Location> &numericsCheckLocations();
+
 /// mlx level clean-up: inline calls, fold, CSE, drop unused private functions.
 void buildMlxSimplifyPipeline(OpPassManager &pm);
 
@@ -33,8 +37,8 @@ void buildMlxSimplifyPipeline(OpPassManager &pm);
 void buildMlxGradPipeline(OpPassManager &pm);
 
 /// mlx → linalg on tensors (the input of every backend), with elementwise
-/// producer/consumer fusion.
-void buildMlxToLinalgPipeline(OpPassManager &pm);
+/// producer/consumer fusion; `checkNumerics` adds mlx-check-numerics.
+void buildMlxToLinalgPipeline(OpPassManager &pm, bool checkNumerics = false);
 
 /// Registers the pipelines above as `mlx-simplify` and `mlx-to-linalg`.
 void registerMlxPipelines();

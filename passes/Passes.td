@@ -29,6 +29,20 @@ def LoopOrderPass : Pass<"mlx-loop-order"> {
   let dependentDialects = ["linalg::LinalgDialect"];
 }
 
+def CheckNumericsPass : Pass<"mlx-check-numerics", "ModuleOp"> {
+  let summary = "report the first op whose result holds a NaN or an infinity";
+  let description = [{
+    Debugging aid behind `mlxc run --check-numerics`: after every float
+    `mlx.generic`, a reduction looks for NaN (and for infinities, unless the
+    op writes ±inf from a literal, like a causal mask, or reads such a
+    value) and calls `mlx_report_nonfinite(id, kind)` when it finds one;
+    `id` indexes `numericsCheckLocations()`. Run on inlined functions.
+  }];
+  let dependentDialects = ["func::FuncDialect", "scf::SCFDialect",
+                           "tensor::TensorDialect", "math::MathDialect",
+                           "arith::ArithDialect"];
+}
+
 def AutodiffPass : Pass<"mlx-autodiff", "ModuleOp"> {
   let summary = "expand mlx.grad into vector-Jacobian product functions";
   let description = [{

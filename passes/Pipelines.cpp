@@ -30,8 +30,11 @@ void mlx::buildMlxGradPipeline(OpPassManager &pm) {
   buildMlxSimplifyPipeline(pm);
 }
 
-void mlx::buildMlxToLinalgPipeline(OpPassManager &pm) {
+void mlx::buildMlxToLinalgPipeline(OpPassManager &pm, bool checkNumerics) {
   buildMlxGradPipeline(pm);
+  // Checks go on the inlined ops, so each reports the user's equation.
+  if (checkNumerics)
+    pm.addPass(createCheckNumericsPass());
   pm.addPass(createLowerMlxToLinalgPass());
   // map_call lowering leaves calls inside loops: inline those too.
   pm.addPass(createInlinerPass());
@@ -54,5 +57,7 @@ void mlx::registerMlxPipelines() {
                              buildMlxGradPipeline);
   PassPipelineRegistration<>("mlx-to-linalg",
                              "lower mlx to linalg on tensors, fused",
-                             buildMlxToLinalgPipeline);
+                             [](OpPassManager &pm) {
+                               buildMlxToLinalgPipeline(pm);
+                             });
 }

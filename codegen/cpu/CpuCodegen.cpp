@@ -115,15 +115,15 @@ void mlx::buildLinalgToLLVMPipeline(OpPassManager &pm) {
   pm.addPass(createCanonicalizerPass());
 }
 
-void mlx::buildMlxToCpuPipeline(OpPassManager &pm) {
-  buildMlxToLinalgPipeline(pm);
+void mlx::buildMlxToCpuPipeline(OpPassManager &pm, bool checkNumerics) {
+  buildMlxToLinalgPipeline(pm, checkNumerics);
   buildLinalgToLLVMPipeline(pm);
 }
 
 void mlx::registerCpuPipelines() {
   PassPipelineRegistration<>("mlx-to-cpu-pipeline",
                              "mlx dialect to the LLVM dialect for the CPU",
-                             buildMlxToCpuPipeline);
+                             [](OpPassManager &pm) { buildMlxToCpuPipeline(pm); });
   PassPipelineRegistration<>("linalg-to-llvm-pipeline",
                              "linalg on tensors to the LLVM dialect",
                              buildLinalgToLLVMPipeline);

@@ -36,8 +36,9 @@ void registerCompilerDialects(DialectRegistry &registry);
 /// linalg on tensors → LLVM dialect: bufferize, free buffers, loops, LLVM.
 void buildLinalgToLLVMPipeline(OpPassManager &pm);
 
-/// The whole CPU pipeline from the mlx dialect (`mlx-to-cpu-pipeline`).
-void buildMlxToCpuPipeline(OpPassManager &pm);
+/// The whole CPU pipeline from the mlx dialect (`mlx-to-cpu-pipeline`);
+/// `checkNumerics` instruments it for `--check-numerics`.
+void buildMlxToCpuPipeline(OpPassManager &pm, bool checkNumerics = false);
 
 /// Registers `mlx-to-cpu-pipeline` and `linalg-to-llvm-pipeline`.
 void registerCpuPipelines();

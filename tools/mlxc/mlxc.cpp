@@ -17,6 +17,7 @@
 #include "frontend/DiagnosticPrinter.h"
 #include "passes/Passes.h"
 #include "runtime/Call.h"
+#include "runtime/Numerics.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/Verifier.h"
@@ -33,6 +34,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -50,9 +52,12 @@ const char *kUsage = R"(usage:
                                         print a stage: ast, mlx, grad, linalg,
                                         llvm (--grad ARG: of NAME's gradient)
   mlxc run   FILE -f NAME [--arg NAME=VALUE]... [--grad ARG[,ARG]...]
-             [--json] [--save DIR]      compile NAME and run it on the CPU;
+             [--json] [--save DIR] [--check-numerics]
+                                        compile NAME and run it on the CPU;
                                         VALUE is a literal ([1,2], 3.5) or .npy;
-                                        --grad adds the gradients dARG
+                                        --grad adds the gradients dARG;
+                                        --check-numerics reports the first op
+                                        producing NaN/Inf
   mlxc bench FILE -f NAME [--arg NAME=VALUE]... [--grad ARG,...]
              [--repeat N] [--json]      time calls after a warm-up (compile
                                         time apart)
@@ -65,7 +70,7 @@ struct Options {
   std::string command, file, stage, output, saveDir;
   std::vector<std::string> functions, importPaths, grads;
   std::vector<std::pair<std::string, std::string>> args;
-  bool json = false;
+  bool json = false, checkNumerics = false;
   int repeat = 10;
 };
 
@@ -103,6 +108,8 @@ std::optional<int> parseOptions(int argc, char **argv, Options &opts) {
     }
     if (a == "--json") {
       opts.json = true;
+    } else if (a == "--check-numerics") {
+      opts.checkNumerics = true;
     } else if (is("--stage")) {
       auto v = value("--stage");
       if (!v)
@@ -286,7 +293,8 @@ private:
     return 0;
   }
 
-  bool lower(mlir::ModuleOp module, void (*build)(mlir::OpPassManager &)) {
+  bool lower(mlir::ModuleOp module,
+             llvm::function_ref<void(mlir::OpPassManager &)> build) {
     mlir::PassManager pm(&ctx);
     build(pm);
     return mlir::succeeded(pm.run(module));
@@ -321,7 +329,9 @@ private:
       module->print(llvm::outs());
       return 0;
     }
-    if (!lower(*module, mlir::mlx::buildMlxToLinalgPipeline))
+    if (!lower(*module, [](mlir::OpPassManager &pm) {
+          mlir::mlx::buildMlxToLinalgPipeline(pm);
+        }))
       return 1;
     if (stage == "linalg") {
       module->print(llvm::outs());
@@ -414,7 +424,9 @@ private:
     auto module = compiler->generate({request});
     if (!module || mlir::failed(mlir::verify(*module)))
       return 1;
-    if (!lower(*module, mlir::mlx::buildMlxToCpuPipeline))
+    if (!lower(*module, [&](mlir::OpPassManager &pm) {
+          mlir::mlx::buildMlxToCpuPipeline(pm, opts.checkNumerics);
+        }))
       return 1;
     auto jit = mlir::mlx::JitModule::create(*module, error);
     if (!jit)
@@ -427,7 +439,23 @@ private:
       return bench(entry, sig, args,
                    std::chrono::duration<double, std::milli>(compiled - start)
                        .count());
+    if (opts.checkNumerics)
+      for (auto [k, a] : llvm::enumerate(args))
+        if (rt::isFloat(a.dtype()))
+          for (int64_t i = 0; i < a.numElements(); ++i)
+            if (!std::isfinite(a.getDouble(i)))
+              return errorAt(fn->params[k].loc,
+                             "argument '" + fn->params[k].name + "' holds " +
+                                 (std::isnan(a.getDouble(i)) ? "NaN" : "an infinity") +
+                                 " at element " + std::to_string(i) +
+                                 " (--check-numerics)");
     std::vector<rt::Tensor> results = rt::callEntry(entry, sig, args);
+    if (auto report = rt::takeNumericsReport()) {
+      mlir::emitError(mlir::mlx::numericsCheckLocations()[report->id])
+          << "first " << (report->nan ? "NaN" : "infinity")
+          << " produced here (--check-numerics)";
+      return 1;
+    }
     return printResults(sig, results);
   }
 
@@ -512,7 +540,9 @@ private:
     std::vector<rt::Signature> sigs;
     for (const ExportRequest &r : *exports)
       sigs.push_back(compiler->signature(r));
-    if (!lower(*module, mlir::mlx::buildMlxToCpuPipeline))
+    if (!lower(*module, [](mlir::OpPassManager &pm) {
+          mlir::mlx::buildMlxToCpuPipeline(pm);
+        }))
       return 1;
     std::string error;
     std::string object = shared ? opts.output + ".tmp.o" : opts.output;
