@@ -11,9 +11,12 @@
 #include "MLXParser.h"
 #include "antlr4-runtime.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cmath>
 
+#include "llvm/Support/ConvertUTF.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/thread.h"
 
@@ -436,6 +439,22 @@ static std::unique_ptr<Module> parseOnThisThread(const std::string &path,
                                                  const std::string &source,
                                                  const ErrorFn &onError) {
   LocMaker locs(path, source);
+  // ANTLR decodes UTF-8 and throws on malformed input: check it first.
+  const llvm::UTF8 *at = reinterpret_cast<const llvm::UTF8 *>(source.data());
+  const llvm::UTF8 *end = at + source.size();
+  if (!llvm::isLegalUTF8String(&at, end)) {
+    size_t offset = at - reinterpret_cast<const llvm::UTF8 *>(source.data());
+    size_t line = 1 + std::count(source.begin(), source.begin() + offset, '\n');
+    size_t lineStart = source.rfind('\n', offset ? offset - 1 : 0);
+    lineStart = lineStart == std::string::npos || offset == 0 ? 0 : lineStart + 1;
+    Loc loc = locs.at(line, 0);
+    loc.col = (unsigned)(offset - lineStart + 1);
+    char byte[8];
+    std::snprintf(byte, sizeof byte, "0x%02X", (unsigned char)source[offset]);
+    onError(loc, std::string("invalid UTF-8 (byte ") + byte +
+                     "): .mlx files are UTF-8 text");
+    return nullptr;
+  }
   antlr4::ANTLRInputStream input(source);
   MLXLexer lexer(&input);
   antlr4::CommonTokenStream tokens(&lexer);
@@ -480,7 +499,17 @@ std::unique_ptr<Module> mlx::ast::parseModule(const std::string &path,
   // parse on a thread whose stack fits the largest accepted file.
   std::unique_ptr<Module> module;
   llvm::thread worker(std::optional<unsigned>(kParserStackBytes), [&] {
-    module = parseOnThisThread(path, source, onError);
+    try {
+      module = parseOnThisThread(path, source, onError);
+    } catch (const std::exception &e) {
+      // ANTLR reports problems by exceptions; none may escape as a crash.
+      Loc loc;
+      loc.file = std::make_shared<std::string>(path);
+      loc.line = 1;
+      loc.col = 1;
+      onError(loc, std::string("cannot parse this file: ") + e.what());
+      module = nullptr;
+    }
   });
   worker.join();
   return module;

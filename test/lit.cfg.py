@@ -5,7 +5,7 @@ import lit.formats
 config.name = "mlxc"
 config.test_format = lit.formats.ShTest(execute_external=True)
 config.suffixes = [".mlx", ".mlir", ".test"]
-config.excludes = ["Inputs", "fixtures", "Unit", "CMakeLists.txt"]
+config.excludes = ["Inputs", "fixtures", "Unit", "fuzz", "CMakeLists.txt"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.mlx_obj_root, "test")
 
