@@ -25,7 +25,7 @@ find test/fixtures -name '*.npy' | head -200 | while read -r f; do
 for lit in '[[1,2],[3,4]]' '-inf' '3.5' '[true,false]' '[]' '[1e-3, 2E+4]'; do
   printf '%s' "$lit" > "build-fuzz/corpus/literal/$(echo "$lit" | md5sum | cut -c1-8)"
 done
-export ASAN_OPTIONS="detect_leaks=0:${ASAN_OPTIONS:-}"
+export ASAN_OPTIONS="detect_leaks=0:allow_user_poisoning=0:${ASAN_OPTIONS:-}"
 for t in "${targets[@]}"; do
   dict=()
   [ "$t" = frontend ] && dict=(-dict=test/fuzz/mlx.dict)
