@@ -27,15 +27,24 @@ bool mlx::rt::checkArguments(const Signature &sig, std::vector<Tensor> &args,
     const ParamSpec &p = sig.params[i];
     Tensor &a = args[i];
     std::string expected = std::string(dtypeName(p.dtype));
+    std::string declared = expected + "[";
+    for (size_t d = 0; d < p.dims.size(); ++d)
+      declared += (d ? ", " : "") + (p.dims[d].size >= 0
+                                         ? std::to_string(p.dims[d].size)
+                                         : p.dims[d].symbol);
+    declared += "]";
+    std::string received = std::string(dtypeName(a.dtype())) + formatShape(a.shape());
     if (a.dtype() != p.dtype) {
       error = "argument '" + p.name + "' must be " + expected + " but is " +
-              dtypeName(a.dtype());
+              dtypeName(a.dtype()) + " (expected " + declared + ", received " +
+              received + ")";
       return false;
     }
     if (a.rank() != (int64_t)p.dims.size()) {
       error = "argument '" + p.name + "' must have rank " +
               std::to_string(p.dims.size()) + " but has shape " +
-              formatShape(a.shape());
+              formatShape(a.shape()) + " (expected " + declared +
+              ", received " + received + ")";
       return false;
     }
     for (size_t d = 0; d < p.dims.size(); ++d) {
@@ -45,8 +54,8 @@ bool mlx::rt::checkArguments(const Signature &sig, std::vector<Tensor> &args,
         if (size != spec.size) {
           error = "argument '" + p.name + "' dimension " + std::to_string(d) +
                   " must be " + std::to_string(spec.size) + " but is " +
-                  std::to_string(size) + " (shape " + formatShape(a.shape()) +
-                  ")";
+                  std::to_string(size) + " (expected " + declared +
+                  ", received " + received + ")";
           return false;
         }
         continue;
@@ -56,7 +65,8 @@ bool mlx::rt::checkArguments(const Signature &sig, std::vector<Tensor> &args,
         error = "argument '" + p.name + "' dimension " + std::to_string(d) +
                 " (" + spec.symbol + ") is " + std::to_string(size) +
                 " but argument '" + it->second.second + "' has " +
-                spec.symbol + " = " + std::to_string(it->second.first);
+                spec.symbol + " = " + std::to_string(it->second.first) +
+                " (expected " + declared + ", received " + received + ")";
         return false;
       }
     }

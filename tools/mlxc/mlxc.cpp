@@ -600,6 +600,44 @@ private:
     return "void";
   }
 
+  /// `int mlx_check_NAME(args..., char *message, size_t size)`: 0 when the
+  /// argument shapes fit the signature (literal sizes; every use of a
+  /// symbolic dimension agrees), else 1 with a message naming the argument.
+  void writeCheck(llvm::raw_ostream &os, const rt::Signature &sig,
+                  const std::vector<std::string> &params) {
+    os << "/* 0 when the arguments' shapes fit " << sig.name
+       << "'s signature, else 1 and a message. */\n"
+       << "static inline int mlx_check_" << sig.name << "(";
+    for (size_t i = 0; i < params.size(); ++i)
+      os << "const " << params[i] << " *" << sig.params[i].name << ", ";
+    os << "char *message, size_t size) {\n";
+    std::map<std::string, std::pair<std::string, size_t>> first;
+    for (const rt::ParamSpec &p : sig.params)
+      for (size_t d = 0; d < p.dims.size(); ++d) {
+        const rt::DimSpec &spec = p.dims[d];
+        std::string size = p.name + "->sizes[" + std::to_string(d) + "]";
+        std::string want, what;
+        if (spec.size >= 0) {
+          want = std::to_string(spec.size);
+          what = "must be " + want;
+        } else {
+          auto [it, inserted] = first.try_emplace(spec.symbol, p.name, d);
+          if (inserted)
+            continue;
+          want = it->second.first + "->sizes[" +
+                 std::to_string(it->second.second) + "]";
+          what = "(" + spec.symbol + ") must equal argument '" +
+                 it->second.first + "' dimension " +
+                 std::to_string(it->second.second);
+        }
+        os << "  if (" << size << " != " << want << ") {\n"
+           << "    snprintf(message, size, \"argument '" << p.name
+           << "' dimension " << d << " " << what << ", got %lld\", "
+           << "(long long)" << size << ");\n    return 1;\n  }\n";
+      }
+    os << "  (void)message;\n  (void)size;\n  return 0;\n}\n";
+  }
+
   void writeHeader(llvm::raw_ostream &os, const std::vector<rt::Signature> &sigs) {
     std::string guard = "MLXC_" + llvm::sys::path::stem(opts.output).upper() + "_H";
     for (char &c : guard)
@@ -620,7 +658,8 @@ private:
        << " * dimension name must agree in size.\n"
        << " */\n"
        << "#ifndef " << guard << "\n#define " << guard << "\n\n"
-       << "#include <stdint.h>\n\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n";
+       << "#include <stddef.h>\n#include <stdint.h>\n#include <stdio.h>\n\n"
+       << "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n";
     std::set<std::string> emitted;
     auto descriptor = [&](rt::DType d, int64_t rank) {
       std::string name = "mlx_" + std::string(rt::dtypeName(d)) + "_" +
@@ -663,7 +702,9 @@ private:
          << "_results *out";
       for (size_t i = 0; i < params.size(); ++i)
         os << ", " << params[i] << " *" << sig.params[i].name;
-      os << ");\nvoid mlx_call_" << sig.name << "(void **args);\n\n";
+      os << ");\nvoid mlx_call_" << sig.name << "(void **args);\n";
+      writeCheck(os, sig, params);
+      os << "\n";
     }
     os << "#ifdef __cplusplus\n}\n#endif\n\n#endif\n";
   }

@@ -32,5 +32,12 @@ int main(void) {
   mlx_call_dot(args);
   printf("packed dot = %g\n", r.result.aligned[r.result.offset]);
   free(r.result.allocated);
+
+  /* Shapes are checked before a call: N of y must equal N of x. */
+  char message[200];
+  printf("check ok = %d\n", mlx_check_dot(&dx, &dy, message, sizeof message));
+  mlx_f32_1d short_y = vec(y, 2);
+  if (mlx_check_dot(&dx, &short_y, message, sizeof message))
+    printf("check: %s\n", message);
   return 0;
 }
