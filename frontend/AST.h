@@ -55,16 +55,16 @@ struct Param {
 /// An expression. One struct for all kinds; `kind` says which fields hold.
 struct Expr {
   enum class Kind {
-    Float,     ///< `number`
-    Int,       ///< `intValue`
-    Inf,       ///< +inf
-    Bool,      ///< `boolValue`
-    Name,      ///< `name`
-    Unary,     ///< `op` ("-" or "!") of operands[0]
-    Binary,    ///< operands[0] `op` operands[1]: + - * / ^ < <= > >= == != && ||
-    Select,    ///< operands[0] ? operands[1] : operands[2]
-    Reduce,    ///< `op` ("sum", "prod", "max", "min", "argmax", "argmin")
-               ///< over `indices` of operands[0]
+    Float,  ///< `number`
+    Int,    ///< `intValue`
+    Inf,    ///< +inf
+    Bool,   ///< `boolValue`
+    Name,   ///< `name`
+    Unary,  ///< `op` ("-" or "!") of operands[0]
+    Binary, ///< operands[0] `op` operands[1]: + - * / ^ < <= > >= == != && ||
+    Select, ///< operands[0] ? operands[1] : operands[2]
+    Reduce, ///< `op` ("sum", "prod", "max", "min", "argmax", "argmin")
+            ///< over `indices` of operands[0]
     Subscript, ///< operands[0][subscripts...]; a null subscript is `:`
     Call,      ///< `name`(operands...)
   };

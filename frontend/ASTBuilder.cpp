@@ -13,8 +13,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <cmath>
+#include <cstdio>
 
 #include "llvm/Support/ConvertUTF.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -55,7 +55,8 @@ public:
     size_t start = byte;
     for (size_t cp = 0; cp < codePointCol && byte < text->size(); ++cp) {
       ++byte; // skip UTF-8 continuation bytes
-      while (byte < text->size() && ((unsigned char)(*text)[byte] & 0xC0) == 0x80)
+      while (byte < text->size() &&
+             ((unsigned char)(*text)[byte] & 0xC0) == 0x80)
         ++byte;
     }
     loc.col = (unsigned)(byte - start + 1);
@@ -151,8 +152,10 @@ private:
         }
       }
     if (t.dims.size() > kMaxRank)
-      error(t.loc, "rank " + std::to_string(t.dims.size()) + " exceeds the "
-                       "limit of " + std::to_string(kMaxRank));
+      error(t.loc, "rank " + std::to_string(t.dims.size()) +
+                       " exceeds the "
+                       "limit of " +
+                       std::to_string(kMaxRank));
     // The literal dims' product must stay far from int64 overflow.
     double elements = 1;
     for (auto &d : t.dims)
@@ -182,12 +185,14 @@ private:
       e->kind = DimExpr::Kind::Sym;
       e->name = s->ID()->getText();
     } else if (auto *m = dynamic_cast<MLXParser::DimMulContext *>(ctx)) {
-      e->kind = m->op->getText() == "*" ? DimExpr::Kind::Mul : DimExpr::Kind::Div;
+      e->kind =
+          m->op->getText() == "*" ? DimExpr::Kind::Mul : DimExpr::Kind::Div;
       e->loc = locs.at(m->op);
       e->lhs = dimExpr(m->dimExpr(0));
       e->rhs = dimExpr(m->dimExpr(1));
     } else if (auto *a = dynamic_cast<MLXParser::DimAddContext *>(ctx)) {
-      e->kind = a->op->getText() == "+" ? DimExpr::Kind::Add : DimExpr::Kind::Sub;
+      e->kind =
+          a->op->getText() == "+" ? DimExpr::Kind::Add : DimExpr::Kind::Sub;
       e->loc = locs.at(a->op);
       e->lhs = dimExpr(a->dimExpr(0));
       e->rhs = dimExpr(a->dimExpr(1));
@@ -446,7 +451,8 @@ static std::unique_ptr<Module> parseOnThisThread(const std::string &path,
     size_t offset = at - reinterpret_cast<const llvm::UTF8 *>(source.data());
     size_t line = 1 + std::count(source.begin(), source.begin() + offset, '\n');
     size_t lineStart = source.rfind('\n', offset ? offset - 1 : 0);
-    lineStart = lineStart == std::string::npos || offset == 0 ? 0 : lineStart + 1;
+    lineStart =
+        lineStart == std::string::npos || offset == 0 ? 0 : lineStart + 1;
     Loc loc = locs.at(line, 0);
     loc.col = (unsigned)(offset - lineStart + 1);
     char byte[8];
@@ -463,9 +469,9 @@ static std::unique_ptr<Module> parseOnThisThread(const std::string &path,
   lexer.addErrorListener(&listener);
   tokens.fill();
   if (tokens.size() > kMaxTokens) {
-    onError(locs.at(tokens.get(kMaxTokens)),
-            "file too large: more than " + std::to_string(kMaxTokens) +
-                " tokens");
+    onError(locs.at(tokens.get(kMaxTokens)), "file too large: more than " +
+                                                 std::to_string(kMaxTokens) +
+                                                 " tokens");
     return nullptr;
   }
   MLXParser parser(&tokens);

@@ -14,11 +14,12 @@ using namespace mlx;
 
 std::vector<std::string> mlx::stdlibDirectories() {
   std::vector<std::string> dirs;
-  // Next to an installed binary: <prefix>/bin/mlxc → <prefix>/share/mlxc/stdlib.
+  // Next to an installed binary: <prefix>/bin/mlxc →
+  // <prefix>/share/mlxc/stdlib.
   std::string exe = llvm::sys::fs::getMainExecutable(nullptr, nullptr);
   if (!exe.empty()) {
-    llvm::SmallString<256> dir(llvm::sys::path::parent_path(
-        llvm::sys::path::parent_path(exe)));
+    llvm::SmallString<256> dir(
+        llvm::sys::path::parent_path(llvm::sys::path::parent_path(exe)));
     llvm::sys::path::append(dir, "share", "mlxc", "stdlib");
     dirs.push_back(std::string(dir));
   }
@@ -77,8 +78,8 @@ bool Compiler::loadModule(const std::string &path, const std::string &source,
   if (!loaded.insert(std::string(real)).second)
     return true; // already loaded (a diamond; cycles are caught below)
   importStack.push_back(std::string(real));
-  sourceMgr.AddNewSourceBuffer(llvm::MemoryBuffer::getMemBufferCopy(source, path),
-                               llvm::SMLoc());
+  sourceMgr.AddNewSourceBuffer(
+      llvm::MemoryBuffer::getMemBufferCopy(source, path), llvm::SMLoc());
   auto onError = [&](const ast::Loc &loc, const std::string &msg) {
     mlir::emitError(toLocation(ctx, loc)) << msg;
   };
@@ -99,10 +100,12 @@ bool Compiler::loadModule(const std::string &path, const std::string &source,
       // Point at the user's own file: the main module loads first.
       const ast::Function *first = it->second, *second = fn.get();
       bool firstIsMain = !isMain && !modules.empty() &&
-                         llvm::any_of(modules.front()->functions,
-                                      [&](auto &f) { return f.get() == first; });
+                         llvm::any_of(modules.front()->functions, [&](auto &f) {
+                           return f.get() == first;
+                         });
       mlir::InFlightDiagnostic diag =
-          mlir::emitError(toLocation(ctx, firstIsMain ? first->loc : second->loc))
+          mlir::emitError(
+              toLocation(ctx, firstIsMain ? first->loc : second->loc))
           << "function '" << fn->name << "' is defined twice";
       diag.attachNote(toLocation(ctx, firstIsMain ? second->loc : first->loc))
           << (firstIsMain ? "also defined here" : "first defined here");
@@ -168,8 +171,7 @@ std::vector<ExportRequest> Compiler::allExports() const {
   return exports;
 }
 
-rt::Signature Compiler::signature(const ast::Function &fn,
-                                  int64_t anyShapeRank,
+rt::Signature Compiler::signature(const ast::Function &fn, int64_t anyShapeRank,
                                   rt::DType floatType) const {
   rt::Signature sig = signatureOf(fn, anyShapeRank, floatType);
   const ast::Stmt *ret = nullptr;
@@ -177,8 +179,8 @@ rt::Signature Compiler::signature(const ast::Function &fn,
     if (s.kind == ast::Stmt::Kind::Return)
       ret = &s;
   for (size_t k = 0; k < sig.results.size(); ++k) {
-    std::string name = sig.results.size() == 1 ? "result"
-                                               : "result" + std::to_string(k);
+    std::string name =
+        sig.results.size() == 1 ? "result" : "result" + std::to_string(k);
     if (ret && ret->values.size() == sig.results.size() &&
         ret->values[k]->kind == ast::Expr::Kind::Name)
       name = ret->values[k]->name;
@@ -188,8 +190,8 @@ rt::Signature Compiler::signature(const ast::Function &fn,
 }
 
 rt::Signature Compiler::signature(const ExportRequest &request) const {
-  rt::Signature sig = signature(*request.function, request.anyShapeRank,
-                                request.floatType);
+  rt::Signature sig =
+      signature(*request.function, request.anyShapeRank, request.floatType);
   if (request.wrt.empty())
     return sig;
   sig.name += "_grad";

@@ -61,7 +61,8 @@ void DiagnosticPrinter::printOne(mlir::Location loc, llvm::StringRef severity,
   }
   os << file->getFilename().getValue() << ":" << file->getLine() << ":"
      << file->getColumn() << ": " << severity << ": " << message << "\n";
-  std::string line = sourceLine(file->getFilename().getValue(), file->getLine());
+  std::string line =
+      sourceLine(file->getFilename().getValue(), file->getLine());
   if (line.empty())
     return;
   os << line << "\n";

@@ -178,8 +178,8 @@ struct ExprInfo {
 };
 
 const std::set<std::string> kUnaryFloatBuiltins = {
-    "exp", "log", "sqrt", "tanh", "sigmoid", "erf", "abs", "sin", "cos",
-    "stop_gradient"};
+    "exp", "log", "sqrt", "tanh", "sigmoid",
+    "erf", "abs", "sin",  "cos",  "stop_gradient"};
 const std::set<std::string> kCastBuiltins = {"f32", "f64", "i32", "i64"};
 
 mlir::Type scalarType(mlir::OpBuilder &b, DType d) {
@@ -249,7 +249,8 @@ private:
                 DType to);
   Value constant(mlir::OpBuilder &b, mlir::Location l, double value,
                  DType type);
-  std::vector<TVal> emitCall(const Expr &e, const std::vector<IndexVar *> &vars);
+  std::vector<TVal> emitCall(const Expr &e,
+                             const std::vector<IndexVar *> &vars);
   TVal emitWhole(const Expr &e, std::optional<DType> preferred);
   TVal materialize(const Expr &e, const std::vector<IndexVar *> &vars,
                    std::optional<DType> preferred,
@@ -351,9 +352,11 @@ public:
       if (!caller)
         return;
       if (auto call = mlir::dyn_cast<mlir::func::CallOp>(op))
-        calls[caller.getName().str()].push_back({call.getCallee().str(), op->getLoc()});
+        calls[caller.getName().str()].push_back(
+            {call.getCallee().str(), op->getLoc()});
       else if (auto map = mlir::dyn_cast<mlir::mlx::MapCallOp>(op))
-        calls[caller.getName().str()].push_back({map.getCallee().str(), op->getLoc()});
+        calls[caller.getName().str()].push_back(
+            {map.getCallee().str(), op->getLoc()});
     });
     std::map<std::string, int> state; // 0 new, 1 on the stack, 2 done
     std::vector<std::string> stack;
@@ -401,7 +404,8 @@ public:
     for (const TypeSpec &t : fn.results)
       results.push_back(tensorTypeOf(t, rank, floatType));
     auto func = builder.create<mlir::func::FuncOp>(
-        toLocation(ctx, fn.loc), name, builder.getFunctionType(inputs, results));
+        toLocation(ctx, fn.loc), name,
+        builder.getFunctionType(inputs, results));
     func.setPrivate();
     pending.push_back({&fn, rank, floatType, func});
     return func;
@@ -414,8 +418,9 @@ public:
       shape.assign(rank, mlir::ShapedType::kDynamic);
     else
       for (auto &d : t.dims)
-        shape.push_back(d->kind == DimExpr::Kind::Int ? d->value
-                                                      : mlir::ShapedType::kDynamic);
+        shape.push_back(d->kind == DimExpr::Kind::Int
+                            ? d->value
+                            : mlir::ShapedType::kDynamic);
     DType dtype = t.dtype == DType::f32 ? floatType : t.dtype;
     return mlir::RankedTensorType::get(shape, scalarType(builder, dtype));
   }
@@ -453,7 +458,8 @@ Shape FunctionGen::shapeOfType(const TypeSpec &type, const Loc &at) {
   if (type.isAnyShape()) {
     for (int64_t d = 0; d < anyShapeRank; ++d) {
       std::string sym = "..." + std::to_string(d);
-      shape.push_back(dims.count(sym) ? dims[sym] : SDim{std::nullopt, sym, {}});
+      shape.push_back(dims.count(sym) ? dims[sym]
+                                      : SDim{std::nullopt, sym, {}});
     }
     return shape;
   }
@@ -483,8 +489,8 @@ Shape FunctionGen::shapeOfType(const TypeSpec &type, const Loc &at) {
 Value FunctionGen::dimValue(SDim &dim) {
   if (!dim.value) {
     if (dim.constant) {
-      dim.value = b.create<mlir::arith::ConstantIndexOp>(func.getLoc(),
-                                                         *dim.constant);
+      dim.value =
+          b.create<mlir::arith::ConstantIndexOp>(func.getLoc(), *dim.constant);
     } else if (dims.count(dim.symbol) && dims[dim.symbol].value) {
       dim.value = dims[dim.symbol].value;
     }
@@ -515,8 +521,8 @@ void FunctionGen::generate() {
       for (auto [d, dim] : llvm::enumerate(p.type.dims)) {
         if (dim->kind == DimExpr::Kind::Sym && !dims.count(dim->name)) {
           if (names.count(dim->name))
-            error(dim->loc, "'" + dim->name +
-                                "' is both a parameter and a dimension");
+            error(dim->loc,
+                  "'" + dim->name + "' is both a parameter and a dimension");
           dims[dim->name] =
               SDim{std::nullopt, dim->name,
                    b.create<mlir::tensor::DimOp>(loc(p.loc), arg, d)};
@@ -597,8 +603,8 @@ EType FunctionGen::unify(EType a, EType b, const Loc &at, const char *what) {
     std::swap(a, b);
   if (a.kind == K::Concrete) {
     if (a.dtype == DType::boolean) {
-      error(at, llvm::Twine("dtype mismatch in ") + what + ": bool and " +
-                    b.str());
+      error(at,
+            llvm::Twine("dtype mismatch in ") + what + ": bool and " + b.str());
       return EType::lit(K::Error);
     }
     if (b.kind == K::LitFloat && !rt::isFloat(a.dtype)) {
@@ -854,7 +860,8 @@ ExprInfo FunctionGen::analyzeSubscript(const Expr &e, Scope &scope) {
     }
     if (sub->kind == Expr::Kind::Int) {
       const SDim &dim = tensor.shape[d];
-      if (sub->intValue < 0 || (dim.constant && sub->intValue >= *dim.constant)) {
+      if (sub->intValue < 0 ||
+          (dim.constant && sub->intValue >= *dim.constant)) {
         error(sub->loc, "index " + std::to_string(sub->intValue) +
                             " is out of range for dimension " +
                             std::to_string(d) + " of '" + base.name +
@@ -932,9 +939,11 @@ ExprInfo FunctionGen::analyzeCall(const Expr &e, Scope &scope) {
                         return p.name == name->name;
                       });
       if (it == gradOf->params.end()) {
-        error(name->loc, "'" + (name->kind == Expr::Kind::Name ? name->name
-                                                                : std::string("?")) +
-                             "' is not a parameter of '" + gradOf->name + "'");
+        error(name->loc,
+              "'" +
+                  (name->kind == Expr::Kind::Name ? name->name
+                                                  : std::string("?")) +
+                  "' is not a parameter of '" + gradOf->name + "'");
         return fail();
       }
       if (!rt::isFloat(declared(it->type.dtype))) {
@@ -946,8 +955,10 @@ ExprInfo FunctionGen::analyzeCall(const Expr &e, Scope &scope) {
       wrt.push_back(it - gradOf->params.begin());
     }
   } else if (e.name == "grad" || e.name == "value_and_grad") {
-    error(e.loc, "'" + e.name + "(f, ...)' is a function: call it with f's "
-                 "arguments, " + e.name + "(f, x)(args)");
+    error(e.loc, "'" + e.name +
+                     "(f, ...)' is a function: call it with f's "
+                     "arguments, " +
+                     e.name + "(f, x)(args)");
     return fail();
   }
   std::vector<const ExprInfo *> args;
@@ -959,8 +970,8 @@ ExprInfo FunctionGen::analyzeCall(const Expr &e, Scope &scope) {
   auto expectArgs = [&](size_t n) {
     if (args.size() == n)
       return true;
-    error(e.loc, "'" + e.name + "' takes " + std::to_string(n) +
-                     " argument" + (n == 1 ? "" : "s") + " but " +
+    error(e.loc, "'" + e.name + "' takes " + std::to_string(n) + " argument" +
+                     (n == 1 ? "" : "s") + " but " +
                      std::to_string(args.size()) + " were given");
     return false;
   };
@@ -1016,9 +1027,9 @@ ExprInfo FunctionGen::analyzeCall(const Expr &e, Scope &scope) {
     const Loc &at = callArgs(e)[k]->loc;
     // dtype: literals convert to the parameter's dtype.
     DType want = paramType(p.type.dtype);
-    if (arg.type.kind == K::Concrete ? arg.type.dtype != want
-                                     : (arg.type.kind == K::LitFloat &&
-                                        !rt::isFloat(want))) {
+    if (arg.type.kind == K::Concrete
+            ? arg.type.dtype != want
+            : (arg.type.kind == K::LitFloat && !rt::isFloat(want))) {
       error(at, "argument '" + p.name + "' of '" + callee->name + "' must be " +
                     rt::dtypeName(want) + ", got " + arg.type.str())
               .attachNote(loc(p.loc))
@@ -1088,7 +1099,8 @@ ExprInfo FunctionGen::analyzeCall(const Expr &e, Scope &scope) {
       for (auto &dim : t.dims) {
         if (dim->kind == DimExpr::Kind::Int)
           shape.push_back(SDim{dim->value, "", {}});
-        else if (dim->kind == DimExpr::Kind::Sym && call->binding.count(dim->name))
+        else if (dim->kind == DimExpr::Kind::Sym &&
+                 call->binding.count(dim->name))
           shape.push_back(call->binding[dim->name]);
         else {
           error(dim->loc, "result dimension of '" + callee->name +
@@ -1160,7 +1172,8 @@ Value FunctionGen::constant(mlir::OpBuilder &bb, mlir::Location l, double value,
   mlir::Type t = scalarType(bb, type);
   if (rt::isFloat(type))
     return bb.create<mlir::arith::ConstantOp>(l, bb.getFloatAttr(t, value));
-  return bb.create<mlir::arith::ConstantOp>(l, bb.getIntegerAttr(t, (int64_t)value));
+  return bb.create<mlir::arith::ConstantOp>(
+      l, bb.getIntegerAttr(t, (int64_t)value));
 }
 
 Value FunctionGen::convert(mlir::OpBuilder &bb, mlir::Location l, Value v,
@@ -1172,8 +1185,9 @@ Value FunctionGen::convert(mlir::OpBuilder &bb, mlir::Location l, Value v,
   if (v.getType().isIndex()) {
     Value i = bb.create<arith::IndexCastOp>(
         l, rt::isFloat(to) ? bb.getI64Type() : target, v);
-    return rt::isFloat(to) ? bb.create<arith::SIToFPOp>(l, target, i).getResult()
-                           : i;
+    return rt::isFloat(to)
+               ? bb.create<arith::SIToFPOp>(l, target, i).getResult()
+               : i;
   }
   bool fromFloat = mlir::isa<mlir::FloatType>(v.getType());
   bool fromBool = v.getType().isInteger(1);
@@ -1185,7 +1199,8 @@ Value FunctionGen::convert(mlir::OpBuilder &bb, mlir::Location l, Value v,
                : bb.create<arith::TruncFOp>(l, target, v).getResult();
   if (fromFloat) {
     if (to == DType::boolean) {
-      Value zero = bb.create<arith::ConstantOp>(l, bb.getFloatAttr(v.getType(), 0));
+      Value zero =
+          bb.create<arith::ConstantOp>(l, bb.getFloatAttr(v.getType(), 0));
       return bb.create<arith::CmpFOp>(l, arith::CmpFPredicate::UNE, v, zero);
     }
     return bb.create<arith::FPToSIOp>(l, target, v);
@@ -1194,7 +1209,8 @@ Value FunctionGen::convert(mlir::OpBuilder &bb, mlir::Location l, Value v,
     return fromBool ? bb.create<arith::UIToFPOp>(l, target, v).getResult()
                     : bb.create<arith::SIToFPOp>(l, target, v).getResult();
   if (to == DType::boolean) {
-    Value zero = bb.create<arith::ConstantOp>(l, bb.getIntegerAttr(v.getType(), 0));
+    Value zero =
+        bb.create<arith::ConstantOp>(l, bb.getIntegerAttr(v.getType(), 0));
     return bb.create<arith::CmpIOp>(l, arith::CmpIPredicate::ne, v, zero);
   }
   if (toWidth > fromWidth)
@@ -1279,8 +1295,7 @@ TVal FunctionGen::emitGeneric(const std::vector<Slot> &slots, const Expr &e,
                                     : mlir::mlx::Combiner::min;
   auto op = b.create<mlir::mlx::GenericOp>(
       loc(e.loc), resultType, f.operands, sizes, b.getArrayAttr(maps),
-      b.getArrayAttr(kinds),
-      mlir::mlx::CombinerAttr::get(&mod.ctx, combiner));
+      b.getArrayAttr(kinds), mlir::mlx::CombinerAttr::get(&mod.ctx, combiner));
   op.getBody().push_back(block.release());
   EType::Kind kind = infos.at(&e).type.kind;
   return TVal{op.getResult(), dtype, resultShape,
@@ -1302,7 +1317,8 @@ Value FunctionGen::materializeLeaf(const Expr &e, Frame &f) {
   return addOperand(f, t, exprs, e.loc);
 }
 
-TVal FunctionGen::materialize(const Expr &e, const std::vector<IndexVar *> &vars,
+TVal FunctionGen::materialize(const Expr &e,
+                              const std::vector<IndexVar *> &vars,
                               std::optional<DType> preferred,
                               std::optional<Shape> implicitShape) {
   const ExprInfo &info = infos.at(&e);
@@ -1335,8 +1351,7 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
     return constant(bb, l, e.boolValue ? 1 : 0, DType::boolean);
   case Expr::Kind::Name: {
     if (auto it = indexUses.find(&e); it != indexUses.end()) {
-      Value index =
-          bb.create<mlir::mlx::IndexOp>(
+      Value index = bb.create<mlir::mlx::IndexOp>(
           l, bb.getIndexType(), (uint64_t)f.varDims.at(it->second));
       return convert(bb, l, index, info.type, want);
     }
@@ -1359,7 +1374,8 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
       else if (sub->kind == Expr::Kind::Int)
         exprs.push_back(bb.getAffineConstantExpr(sub->intValue));
       else
-        exprs.push_back(bb.getAffineDimExpr(f.varDims.at(indexUses.at(sub.get()))));
+        exprs.push_back(
+            bb.getAffineDimExpr(f.varDims.at(indexUses.at(sub.get()))));
     }
     return convert(bb, l, addOperand(f, t, exprs, e.loc), info.type, want);
   }
@@ -1391,14 +1407,17 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
         bool first = true;
         for (; n > 0; n >>= 1) {
           if (n & 1) {
-            result = first ? base
-                     : isFloat ? bb.create<arith::MulFOp>(l, result, base).getResult()
-                               : bb.create<arith::MulIOp>(l, result, base).getResult();
+            result =
+                first ? base
+                : isFloat
+                    ? bb.create<arith::MulFOp>(l, result, base).getResult()
+                    : bb.create<arith::MulIOp>(l, result, base).getResult();
             first = false;
           }
           if (n > 1)
-            base = isFloat ? bb.create<arith::MulFOp>(l, base, base).getResult()
-                           : bb.create<arith::MulIOp>(l, base, base).getResult();
+            base = isFloat
+                       ? bb.create<arith::MulFOp>(l, base, base).getResult()
+                       : bb.create<arith::MulIOp>(l, base, base).getResult();
         }
         return result;
       }
@@ -1416,9 +1435,10 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
       const ExprInfo &ri = infos.at(e.operands[1].get());
       EType joined = li.type.kind == EType::Concrete ? li.type : ri.type;
       if (li.type.kind != EType::Concrete && ri.type.kind != EType::Concrete)
-        joined = (li.type.kind == EType::LitFloat || ri.type.kind == EType::LitFloat)
-                     ? EType::lit(EType::LitFloat)
-                     : EType::lit(EType::Index);
+        joined =
+            (li.type.kind == EType::LitFloat || ri.type.kind == EType::LitFloat)
+                ? EType::lit(EType::LitFloat)
+                : EType::lit(EType::Index);
       DType ct = resolve(joined);
       Value x = emitElem(*e.operands[0], f, ct);
       Value y = emitElem(*e.operands[1], f, ct);
@@ -1479,8 +1499,9 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
       Value x = emitElem(*e.operands[0], f, want);
       Value y = emitElem(*e.operands[1], f, want);
       if (isFloat)
-        return name == "max" ? bb.create<arith::MaximumFOp>(l, x, y).getResult()
-                             : bb.create<arith::MinimumFOp>(l, x, y).getResult();
+        return name == "max"
+                   ? bb.create<arith::MaximumFOp>(l, x, y).getResult()
+                   : bb.create<arith::MinimumFOp>(l, x, y).getResult();
       return name == "max" ? bb.create<arith::MaxSIOp>(l, x, y).getResult()
                            : bb.create<arith::MinSIOp>(l, x, y).getResult();
     }
@@ -1509,8 +1530,8 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
     Value e = bb.create<math::ExpOp>(
         l, bb.create<arith::NegFOp>(l, bb.create<math::AbsFOp>(l, x)));
     Value denom = bb.create<arith::AddFOp>(l, one, e);
-    Value nonNegative = bb.create<arith::CmpFOp>(
-        l, arith::CmpFPredicate::OGE, x, constant(bb, l, 0, want));
+    Value nonNegative = bb.create<arith::CmpFOp>(l, arith::CmpFPredicate::OGE,
+                                                 x, constant(bb, l, 0, want));
     return bb.create<arith::SelectOp>(l, nonNegative,
                                       bb.create<arith::DivFOp>(l, one, denom),
                                       bb.create<arith::DivFOp>(l, e, denom));
@@ -1569,9 +1590,9 @@ std::vector<TVal> FunctionGen::emitCall(const Expr &e,
       llvm::append_range(types, target.getFunctionType().getResults());
     for (int64_t k : ci.wrt)
       types.push_back(target.getFunctionType().getInput(k));
-    auto grad = b.create<mlir::mlx::GradOp>(
-        l, types, target.getName(), values, b.getDenseI64ArrayAttr(ci.wrt),
-        ci.withValue);
+    auto grad = b.create<mlir::mlx::GradOp>(l, types, target.getName(), values,
+                                            b.getDenseI64ArrayAttr(ci.wrt),
+                                            ci.withValue);
     std::vector<TVal> results;
     for (auto [k, r] : llvm::enumerate(grad.getResults())) {
       TVal t{r, ci.resultTypes[k], ci.resultShapes[k]};
@@ -1703,10 +1724,10 @@ void FunctionGen::emitStmt(const Stmt &s) {
     if (!info.ok)
       return;
     if (!info.call || info.call->resultShapes.size() != s.targets.size()) {
-      error(s.loc, "the right-hand side gives " +
-                       std::to_string(info.call ? info.call->resultShapes.size() : 1) +
-                       " values for " + std::to_string(s.targets.size()) +
-                       " names");
+      error(s.loc,
+            "the right-hand side gives " +
+                std::to_string(info.call ? info.call->resultShapes.size() : 1) +
+                " values for " + std::to_string(s.targets.size()) + " names");
       return;
     }
     std::vector<TVal> results = emitCall(value, {});
@@ -1803,9 +1824,9 @@ void FunctionGen::emitReturn(const Stmt &s) {
     values = emitCall(*s.values[0], {});
   } else {
     if (s.values.size() != fn.results.size()) {
-      error(s.loc, "'" + fn.name + "' returns " +
-                       std::to_string(fn.results.size()) + " values but this returns " +
-                       std::to_string(s.values.size()));
+      error(s.loc,
+            "'" + fn.name + "' returns " + std::to_string(fn.results.size()) +
+                " values but this returns " + std::to_string(s.values.size()));
       return;
     }
     for (auto [k, v] : llvm::enumerate(s.values)) {

@@ -154,7 +154,8 @@ FailureOr<func::FuncOp> Differentiator::getOrCreateVJP(func::FuncOp f,
   Block *entry = vjp.addEntryBlock();
   b.setInsertionPointToStart(entry);
   IRMapping mapping;
-  mapping.map(f.getArguments(), entry->getArguments().take_front(type.getNumInputs()));
+  mapping.map(f.getArguments(),
+              entry->getArguments().take_front(type.getNumInputs()));
   // Forward sweep: f's body.
   SmallVector<Operation *> forward;
   auto ret = cast<func::ReturnOp>(f.getBody().front().getTerminator());
@@ -215,7 +216,7 @@ LogicalResult Differentiator::adjointOf(OpBuilder &b, Operation *op,
     SmallVector<Value> args(call.getOperands());
     for (Value r : call.getResults()) {
       Value dr = adjoints.lookup(r);
-      args.push_back(dr ? dr
+      args.push_back(dr                           ? dr
                      : isFloatTensor(r.getType()) ? buildFilled(b, loc, r, 0.0)
                                                   : r);
     }
@@ -284,9 +285,9 @@ FailureOr<Value> Differentiator::genericAdjoint(OpBuilder &b, GenericOp op,
   SmallVector<AffineMap> maps;
   for (Attribute attr : op.getIndexingMaps())
     maps.push_back(cast<AffineMapAttr>(attr).getValue());
-  AffineMap outputMap = AffineMap::getMultiDimIdentityMap(numLoops, ctx)
-                            .getSubMap(llvm::to_vector(
-                                llvm::seq<unsigned>(0, numParallel)));
+  AffineMap outputMap =
+      AffineMap::getMultiDimIdentityMap(numLoops, ctx)
+          .getSubMap(llvm::to_vector(llvm::seq<unsigned>(0, numParallel)));
   Value x = op.getInputs()[k];
   auto xType = cast<RankedTensorType>(x.getType());
   unsigned rank = xType.getRank();
@@ -326,8 +327,7 @@ FailureOr<Value> Differentiator::genericAdjoint(OpBuilder &b, GenericOp op,
             Value one = bb.create<arith::ConstantOp>(l, bb.getFloatAttr(t, 1));
             Value isZero =
                 bb.create<arith::CmpFOp>(l, arith::CmpFPredicate::OEQ, s, zero);
-            return bb.create<arith::SelectOp>(l, isZero, one,
-                                              count ? zero : s);
+            return bb.create<arith::SelectOp>(l, isZero, one, count ? zero : s);
           });
     };
     zeroCount = build(Combiner::add, true);
@@ -398,10 +398,10 @@ FailureOr<Value> Differentiator::genericAdjoint(OpBuilder &b, GenericOp op,
           Value one = bb.create<arith::ConstantOp>(l, bb.getFloatAttr(t, 1));
           Value isZero =
               bb.create<arith::CmpFOp>(l, arith::CmpFPredicate::OEQ, s, zero);
-          Value noZeros = bb.create<arith::CmpFOp>(
-              l, arith::CmpFPredicate::OEQ, args[zeroCountAt], zero);
-          Value oneZero = bb.create<arith::CmpFOp>(
-              l, arith::CmpFPredicate::OEQ, args[zeroCountAt], one);
+          Value noZeros = bb.create<arith::CmpFOp>(l, arith::CmpFPredicate::OEQ,
+                                                   args[zeroCountAt], zero);
+          Value oneZero = bb.create<arith::CmpFOp>(l, arith::CmpFPredicate::OEQ,
+                                                   args[zeroCountAt], one);
           Value others = bb.create<arith::SelectOp>(
               l, isZero,
               bb.create<arith::SelectOp>(l, oneZero, args[nonzeroAt], zero),
@@ -449,7 +449,8 @@ FailureOr<Value> Differentiator::mapCallAdjoint(OpBuilder &b, MapCallOp op,
   ArrayRef<int64_t> spec =
       cast<DenseI64ArrayAttr>(op.getArgSlices()[k]).asArrayRef();
 
-  // T[m..., slice...] = VJP_k(callee)(slices..., dy[m, :]) at every mapped point.
+  // T[m..., slice...] = VJP_k(callee)(slices..., dy[m, :]) at every mapped
+  // point.
   SmallVector<Value> args(op.getArgs());
   args.push_back(dy);
   SmallVector<Attribute> slices(op.getArgSlices().begin(),

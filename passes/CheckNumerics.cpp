@@ -67,10 +67,10 @@ struct CheckNumericsPass
         generics.push_back(op);
     });
     for (GenericOp op : generics) {
-      bool allowInfinity = writesInfinity(op) ||
-                           llvm::any_of(op.getInputs(), [&](Value v) {
-                             return mayHoldInfinity.contains(v);
-                           });
+      bool allowInfinity =
+          writesInfinity(op) || llvm::any_of(op.getInputs(), [&](Value v) {
+            return mayHoldInfinity.contains(v);
+          });
       if (allowInfinity)
         mayHoldInfinity.insert(op.getResult());
       Location loc = op.getLoc();
@@ -85,23 +85,32 @@ struct CheckNumericsPass
       Value kind = b.create<GenericOp>(
           loc, RankedTensorType::get({}, b.getI32Type()), ValueRange{result},
           tensorSizes(b, loc, result),
-          ArrayRef<AffineMap>{AffineMap::getMultiDimIdentityMap(rank, b.getContext())},
+          ArrayRef<AffineMap>{
+              AffineMap::getMultiDimIdentityMap(rank, b.getContext())},
           0, rank ? Combiner::max : Combiner::none,
           [&](OpBuilder &bb, Location l, ValueRange args) -> Value {
             Value x = args[0];
             Type i32 = bb.getI32Type();
-            Value zero = bb.create<arith::ConstantOp>(l, bb.getIntegerAttr(i32, 0));
-            Value one = bb.create<arith::ConstantOp>(l, bb.getIntegerAttr(i32, 1));
-            Value two = bb.create<arith::ConstantOp>(l, bb.getIntegerAttr(i32, 2));
-            Value isNaN = bb.create<arith::CmpFOp>(l, arith::CmpFPredicate::UNO, x, x);
+            Value zero =
+                bb.create<arith::ConstantOp>(l, bb.getIntegerAttr(i32, 0));
+            Value one =
+                bb.create<arith::ConstantOp>(l, bb.getIntegerAttr(i32, 1));
+            Value two =
+                bb.create<arith::ConstantOp>(l, bb.getIntegerAttr(i32, 2));
+            Value isNaN =
+                bb.create<arith::CmpFOp>(l, arith::CmpFPredicate::UNO, x, x);
             Value inf = bb.create<arith::ConstantOp>(
-                l, bb.getFloatAttr(x.getType(), APFloat::getInf(
-                       cast<FloatType>(x.getType()).getFloatSemantics())));
-            Value isInf = bb.create<arith::CmpFOp>(
-                l, arith::CmpFPredicate::OEQ, bb.create<math::AbsFOp>(l, x), inf);
+                l, bb.getFloatAttr(
+                       x.getType(),
+                       APFloat::getInf(
+                           cast<FloatType>(x.getType()).getFloatSemantics())));
+            Value isInf =
+                bb.create<arith::CmpFOp>(l, arith::CmpFPredicate::OEQ,
+                                         bb.create<math::AbsFOp>(l, x), inf);
             Value infKind = allowInfinity ? zero : one;
             return bb.create<arith::SelectOp>(
-                l, isNaN, two, bb.create<arith::SelectOp>(l, isInf, infKind, zero));
+                l, isNaN, two,
+                bb.create<arith::SelectOp>(l, isInf, infKind, zero));
           });
       Value code = b.create<tensor::ExtractOp>(loc, kind, ValueRange{});
       Value bad = b.create<arith::CmpIOp>(
@@ -109,7 +118,8 @@ struct CheckNumericsPass
           b.create<arith::ConstantOp>(loc, b.getI32IntegerAttr(0)));
       auto ifOp = b.create<scf::IfOp>(loc, bad, /*withElseRegion=*/false);
       OpBuilder inner = ifOp.getThenBodyBuilder();
-      Value idValue = inner.create<arith::ConstantOp>(loc, inner.getI64IntegerAttr(id));
+      Value idValue =
+          inner.create<arith::ConstantOp>(loc, inner.getI64IntegerAttr(id));
       inner.create<func::CallOp>(loc, report, ValueRange{idValue, code});
     }
   }

@@ -105,8 +105,8 @@ static void lowerGeneric(IRRewriter &rewriter, GenericOp op) {
   SmallVector<AffineExpr> resultDims;
   for (unsigned d = 0; d < numParallel; ++d)
     resultDims.push_back(rewriter.getAffineDimExpr(d));
-  maps.push_back(AffineMap::get(op.getNumLoops(), 0, resultDims,
-                                rewriter.getContext()));
+  maps.push_back(
+      AffineMap::get(op.getNumLoops(), 0, resultDims, rewriter.getContext()));
   SmallVector<utils::IteratorType> iterators;
   for (Attribute attr : op.getIteratorKinds())
     iterators.push_back(cast<IteratorKindAttr>(attr).getValue() ==
@@ -134,16 +134,15 @@ static void lowerGeneric(IRRewriter &rewriter, GenericOp op) {
     SmallVector<int64_t> shape(missingDims.size(), ShapedType::kDynamic);
     inputs.push_back(rewriter.create<tensor::EmptyOp>(
         loc, shape, resultType.getElementType(), missingSizes));
-    maps.insert(maps.end() - 1, AffineMap::get(op.getNumLoops(), 0,
-                                               missingDims,
+    maps.insert(maps.end() - 1, AffineMap::get(op.getNumLoops(), 0, missingDims,
                                                rewriter.getContext()));
   }
   unsigned numInputs = op.getInputs().size();
 
   Block &body = op.getBody().front();
   auto generic = rewriter.create<linalg::GenericOp>(
-      loc, TypeRange{resultType}, inputs, ValueRange{init}, maps,
-      iterators, [&](OpBuilder &b, Location nestedLoc, ValueRange args) {
+      loc, TypeRange{resultType}, inputs, ValueRange{init}, maps, iterators,
+      [&](OpBuilder &b, Location nestedLoc, ValueRange args) {
         IRMapping mapping;
         mapping.map(body.getArguments(), args.take_front(numInputs));
         for (Operation &inner : body.without_terminator()) {
@@ -153,9 +152,8 @@ static void lowerGeneric(IRRewriter &rewriter, GenericOp op) {
             continue;
           }
           if (auto index = dyn_cast<IndexOp>(inner)) {
-            mapping.map(index.getResult(),
-                        b.create<linalg::IndexOp>(index.getLoc(),
-                                                  index.getDim()));
+            mapping.map(index.getResult(), b.create<linalg::IndexOp>(
+                                               index.getLoc(), index.getDim()));
             continue;
           }
           b.clone(inner, mapping);
@@ -208,14 +206,14 @@ static void lowerMapCall(IRRewriter &rewriter, MapCallOp op) {
                                : tensor::getMixedSize(b, l, arg, d));
         strides.push_back(b.getIndexAttr(1));
       }
-      auto sliceType = tensor::ExtractSliceOp::inferCanonicalRankReducedResultType(
-          llvm::count(slices, -1), argType, offsets, sizes, strides);
+      auto sliceType =
+          tensor::ExtractSliceOp::inferCanonicalRankReducedResultType(
+              llvm::count(slices, -1), argType, offsets, sizes, strides);
       Value slice = b.create<tensor::ExtractSliceOp>(
           l, cast<RankedTensorType>(sliceType), arg, offsets, sizes, strides);
       callArgs.push_back(castIfNeeded(b, l, slice, fnType.getInput(k)));
     }
-    Value result =
-        b.create<func::CallOp>(l, callee, callArgs).getResult(0);
+    Value result = b.create<func::CallOp>(l, callee, callArgs).getResult(0);
     Value acc = iterArgs.empty() ? init : iterArgs.front();
     SmallVector<OpFoldResult> offsets, sizes, strides;
     for (int64_t d = 0; d < resultType.getRank(); ++d) {
@@ -225,12 +223,14 @@ static void lowerMapCall(IRRewriter &rewriter, MapCallOp op) {
                                     : OpFoldResult(op.getSizes()[d]));
       strides.push_back(b.getIndexAttr(1));
     }
-    auto pieceType = tensor::ExtractSliceOp::inferCanonicalRankReducedResultType(
-        resultType.getRank() - numMapped, resultType, offsets, sizes, strides);
+    auto pieceType =
+        tensor::ExtractSliceOp::inferCanonicalRankReducedResultType(
+            resultType.getRank() - numMapped, resultType, offsets, sizes,
+            strides);
     result = castIfNeeded(b, l, result, pieceType);
-    return {b.create<tensor::InsertSliceOp>(l, result, acc, offsets, sizes,
-                                            strides)
-                .getResult()};
+    return {
+        b.create<tensor::InsertSliceOp>(l, result, acc, offsets, sizes, strides)
+            .getResult()};
   };
   scf::LoopNest nest = scf::buildLoopNest(rewriter, loc, lbs, ubs, steps,
                                           ValueRange{init}, bodyBuilder);

@@ -52,12 +52,9 @@ void mlx::registerMlxPipelines() {
   PassPipelineRegistration<>("mlx-simplify",
                              "inline, fold and CSE at the mlx level",
                              buildMlxSimplifyPipeline);
-  PassPipelineRegistration<>("mlx-grad",
-                             "expand gradients, then mlx-simplify",
+  PassPipelineRegistration<>("mlx-grad", "expand gradients, then mlx-simplify",
                              buildMlxGradPipeline);
-  PassPipelineRegistration<>("mlx-to-linalg",
-                             "lower mlx to linalg on tensors, fused",
-                             [](OpPassManager &pm) {
-                               buildMlxToLinalgPipeline(pm);
-                             });
+  PassPipelineRegistration<>(
+      "mlx-to-linalg", "lower mlx to linalg on tensors, fused",
+      [](OpPassManager &pm) { buildMlxToLinalgPipeline(pm); });
 }

@@ -33,7 +33,8 @@ bool mlx::rt::checkArguments(const Signature &sig, std::vector<Tensor> &args,
                                          ? std::to_string(p.dims[d].size)
                                          : p.dims[d].symbol);
     declared += "]";
-    std::string received = std::string(dtypeName(a.dtype())) + formatShape(a.shape());
+    std::string received =
+        std::string(dtypeName(a.dtype())) + formatShape(a.shape());
     if (a.dtype() != p.dtype) {
       error = "argument '" + p.name + "' must be " + expected + " but is " +
               dtypeName(a.dtype()) + " (expected " + declared + ", received " +
@@ -64,9 +65,9 @@ bool mlx::rt::checkArguments(const Signature &sig, std::vector<Tensor> &args,
       if (!inserted && it->second.first != size) {
         error = "argument '" + p.name + "' dimension " + std::to_string(d) +
                 " (" + spec.symbol + ") is " + std::to_string(size) +
-                " but argument '" + it->second.second + "' has " +
-                spec.symbol + " = " + std::to_string(it->second.first) +
-                " (expected " + declared + ", received " + received + ")";
+                " but argument '" + it->second.second + "' has " + spec.symbol +
+                " = " + std::to_string(it->second.first) + " (expected " +
+                declared + ", received " + received + ")";
         return false;
       }
     }

@@ -63,7 +63,8 @@ Tensor Tensor::allocate(DType dtype, std::vector<int64_t> shape) {
   t.elementType = dtype;
   t.dims = std::move(shape);
   t.elementStrides = rowMajorStrides(t.dims);
-  size_t bytes = (size_t)std::max<int64_t>(t.numElements(), 1) * dtypeSize(dtype);
+  size_t bytes =
+      (size_t)std::max<int64_t>(t.numElements(), 1) * dtypeSize(dtype);
   // 64-byte alignment for vector loads in compiled code.
   size_t rounded = (bytes + 63) / 64 * 64;
   void *data = std::aligned_alloc(64, rounded);

@@ -121,9 +121,9 @@ void mlx::buildMlxToCpuPipeline(OpPassManager &pm, bool checkNumerics) {
 }
 
 void mlx::registerCpuPipelines() {
-  PassPipelineRegistration<>("mlx-to-cpu-pipeline",
-                             "mlx dialect to the LLVM dialect for the CPU",
-                             [](OpPassManager &pm) { buildMlxToCpuPipeline(pm); });
+  PassPipelineRegistration<>(
+      "mlx-to-cpu-pipeline", "mlx dialect to the LLVM dialect for the CPU",
+      [](OpPassManager &pm) { buildMlxToCpuPipeline(pm); });
   PassPipelineRegistration<>("linalg-to-llvm-pipeline",
                              "linalg on tensors to the LLVM dialect",
                              buildLinalgToLLVMPipeline);
@@ -159,9 +159,9 @@ static void addPackedEntryPoints(llvm::Module &module) {
   }
 }
 
-std::unique_ptr<llvm::Module>
-mlx::translateToLLVMIR(ModuleOp module, llvm::LLVMContext &ctx,
-                       std::string &error) {
+std::unique_ptr<llvm::Module> mlx::translateToLLVMIR(ModuleOp module,
+                                                     llvm::LLVMContext &ctx,
+                                                     std::string &error) {
   std::unique_ptr<llvm::Module> llvmModule =
       translateModuleToLLVMIR(module, ctx, "mlx");
   if (!llvmModule) {
@@ -199,8 +199,8 @@ std::unique_ptr<mlx::JitModule> mlx::JitModule::create(ModuleOp module,
   options.llvmModuleBuilder = builder;
   auto engine = ExecutionEngine::create(module, options);
   if (!engine) {
-    error = buildError.empty() ? llvm::toString(engine.takeError())
-                               : buildError;
+    error =
+        buildError.empty() ? llvm::toString(engine.takeError()) : buildError;
     if (!buildError.empty())
       llvm::consumeError(engine.takeError());
     return nullptr;

@@ -45,9 +45,8 @@ void registerCpuPipelines();
 
 /// Translates an LLVM-dialect module to LLVM IR, adds the packed
 /// `mlx_call_*` entry points, and optimizes at -O3 for the host CPU.
-std::unique_ptr<llvm::Module> translateToLLVMIR(ModuleOp module,
-                                                llvm::LLVMContext &ctx,
-                                                std::string &error);
+std::unique_ptr<llvm::Module>
+translateToLLVMIR(ModuleOp module, llvm::LLVMContext &ctx, std::string &error);
 
 /// A JIT-compiled module. Thread-compatible: look functions up once, then
 /// call them from any thread.

@@ -1,4 +1,5 @@
-//===- MlxDialect.cpp - mlx dialect registration -----------------*- C++ -*-===//
+//===- MlxDialect.cpp - mlx dialect registration -----------------*- C++
+//-*-===//
 //
 // Registers the mlx ops and attributes, and lets the inliner move mlx ops
 // (calls are inlined before lowering to linalg).

@@ -6,11 +6,11 @@
 //===----------------------------------------------------------------------===//
 #include "dialects/mlx/MlxDialect.h"
 
-#include "mlir/IR/Builders.h"
-#include "mlir/IR/OpImplementation.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
 #include "mlir/IR/Matchers.h"
+#include "mlir/IR/OpImplementation.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Interfaces/FunctionInterfaces.h"
 
@@ -113,7 +113,8 @@ struct SimplifyGenericInputs : public OpRewritePattern<GenericOp> {
       }
     auto replacement = rewriter.create<GenericOp>(
         op.getLoc(), op.getResult().getType(), inputs, op.getSizes(),
-        rewriter.getArrayAttr(maps), op.getIteratorKinds(), op.getCombinerAttr());
+        rewriter.getArrayAttr(maps), op.getIteratorKinds(),
+        op.getCombinerAttr());
     rewriter.inlineRegionBefore(op.getBody(), replacement.getBody(),
                                 replacement.getBody().end());
     Block &moved = replacement.getBody().front();
@@ -136,7 +137,8 @@ struct FoldCopyGeneric : public OpRewritePattern<GenericOp> {
       return failure();
     Value input = op.getInputs()[arg.getArgNumber()];
     AffineMap map =
-        cast<AffineMapAttr>(op.getIndexingMaps()[arg.getArgNumber()]).getValue();
+        cast<AffineMapAttr>(op.getIndexingMaps()[arg.getArgNumber()])
+            .getValue();
     if (!map.isIdentity() || input.getType() != op.getResult().getType())
       return failure();
     rewriter.replaceOp(op, input);
@@ -158,8 +160,8 @@ YieldOp GenericOp::getYield() {
 LogicalResult GenericOp::verify() {
   unsigned numLoops = getNumLoops();
   if (getSizes().size() != numLoops)
-    return emitOpError("has ") << numLoops << " iterators but "
-                               << getSizes().size() << " sizes";
+    return emitOpError("has ")
+           << numLoops << " iterators but " << getSizes().size() << " sizes";
   if (getIndexingMaps().size() != getInputs().size())
     return emitOpError("has ") << getInputs().size() << " inputs but "
                                << getIndexingMaps().size() << " indexing maps";
@@ -195,8 +197,8 @@ LogicalResult GenericOp::verify() {
   Block &body = getBody().front();
   if (body.getNumArguments() != getInputs().size())
     return emitOpError("body has ")
-           << body.getNumArguments() << " arguments for "
-           << getInputs().size() << " inputs";
+           << body.getNumArguments() << " arguments for " << getInputs().size()
+           << " inputs";
   for (auto [arg, input] : llvm::zip(body.getArguments(), getInputs())) {
     Type elem = cast<RankedTensorType>(input.getType()).getElementType();
     if (arg.getType() != elem)
@@ -208,8 +210,8 @@ LogicalResult GenericOp::verify() {
     return emitOpError("body must end in mlx.yield");
   Type resultElem = getResult().getType().getElementType();
   if (yield.getValue().getType() != resultElem)
-    return emitOpError("yields ") << yield.getValue().getType()
-                                  << " for a result of " << resultElem;
+    return emitOpError("yields ")
+           << yield.getValue().getType() << " for a result of " << resultElem;
   return success();
 }
 
@@ -227,26 +229,27 @@ LogicalResult MapCallOp::verify() {
   auto resultType = getResult().getType();
   int64_t numMapped = getNumMapped();
   if (numMapped > resultType.getRank())
-    return emitOpError("maps ") << numMapped << " indices but the result has rank "
-                                << resultType.getRank();
+    return emitOpError("maps ")
+           << numMapped << " indices but the result has rank "
+           << resultType.getRank();
   if ((int64_t)getSizes().size() != resultType.getRank())
     return emitOpError("needs one size per result dimension");
   if (getArgSlices().size() != getArgs().size())
     return emitOpError("needs one slice spec per argument");
   for (auto [k, attr, arg] : llvm::enumerate(getArgSlices(), getArgs())) {
     auto slices = cast<DenseI64ArrayAttr>(attr).asArrayRef();
-    if ((int64_t)slices.size() != cast<RankedTensorType>(arg.getType()).getRank())
+    if ((int64_t)slices.size() !=
+        cast<RankedTensorType>(arg.getType()).getRank())
       return emitOpError("slice spec #") << k << " does not match its rank";
     for (int64_t s : slices)
       if (s < -1 || s >= numMapped)
-        return emitOpError("slice spec #") << k << " names index " << s
-                                           << " out of range";
+        return emitOpError("slice spec #")
+               << k << " names index " << s << " out of range";
   }
   return success();
 }
 
-LogicalResult
-MapCallOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+LogicalResult MapCallOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
   auto callee = symbolTable.lookupNearestSymbolFrom<FunctionOpInterface>(
       *this, getCalleeAttr());
   if (!callee)
@@ -262,9 +265,8 @@ MapCallOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
     int64_t kept = llvm::count(slices, -1);
     auto inType = dyn_cast<RankedTensorType>(input);
     if (!inType || inType.getRank() != kept)
-      return emitOpError("argument #")
-             << k << " slice has rank " << kept << " but the callee expects "
-             << input;
+      return emitOpError("argument #") << k << " slice has rank " << kept
+                                       << " but the callee expects " << input;
   }
   auto calleeResult = dyn_cast<RankedTensorType>(fnType.getResult(0));
   auto resultType = getResult().getType();

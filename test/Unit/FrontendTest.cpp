@@ -59,12 +59,14 @@ def mm(A: f32[M, K], B: f32[K, N]) -> f32[M, N] {
   C[i, j] = sum[k] A[i, k] * B[k, j]
   return C
 }
-)", "mm");
+)",
+                       "mm");
   ASSERT_TRUE(c.jit) << c.diagnostics;
   rt::Tensor A, B;
   std::string error;
   ASSERT_TRUE(rt::parseLiteral("[[1,2,3],[4,5,6]]", rt::DType::f32, A, error));
-  ASSERT_TRUE(rt::parseLiteral("[[1,0],[0,1],[1,1]]", rt::DType::f32, B, error));
+  ASSERT_TRUE(
+      rt::parseLiteral("[[1,0],[0,1],[1,1]]", rt::DType::f32, B, error));
   std::vector<rt::Tensor> args = {A, B};
   ASSERT_TRUE(rt::checkArguments(c.sig, args, error)) << error;
   auto results = rt::callEntry(c.jit->lookupEntry("mm"), c.sig, args);
@@ -80,7 +82,8 @@ def stats(x: f32[N]) -> (f32, f32) {
   var = sum[n] (x[n] - mu)^2 / N
   return mu, var
 }
-)", "stats");
+)",
+                       "stats");
   ASSERT_TRUE(c.jit) << c.diagnostics;
   rt::Tensor x;
   std::string error;
@@ -98,7 +101,8 @@ TEST(Frontend, ErrorsComeBackAsDiagnostics) {
 def f(x: f32[N]) -> f32 {
   return sum[n] y[n]
 }
-)", "f");
+)",
+                       "f");
   EXPECT_FALSE(c.jit);
   EXPECT_NE(c.diagnostics.find("test.mlx:3:17: error: unknown name 'y'"),
             std::string::npos)

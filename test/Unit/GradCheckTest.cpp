@@ -39,8 +39,8 @@ std::ostream &operator<<(std::ostream &os, const Case &c) {
 
 int64_t sizeOf(const std::string &symbol) {
   static const std::map<std::string, int64_t> sizes = {
-      {"N", 4}, {"D", 3}, {"K", 5}, {"M", 3}, {"B", 2}, {"I", 3}, {"H", 4},
-      {"O", 2}, {"T", 3}, {"S", 4}, {"E", 2}, {"F", 5}};
+      {"N", 4}, {"D", 3}, {"K", 5}, {"M", 3}, {"B", 2}, {"I", 3},
+      {"H", 4}, {"O", 2}, {"T", 3}, {"S", 4}, {"E", 2}, {"F", 5}};
   auto it = sizes.find(symbol);
   return it == sizes.end() ? 3 : it->second;
 }
@@ -88,10 +88,12 @@ TEST_P(GradCheck, MatchesCentralDifferences) {
     std::vector<int64_t> shape;
     for (const rt::DimSpec &d : p.dims)
       shape.push_back(d.size >= 0 ? d.size
-                      : d.symbol.rfind("...", 0) == 0 ? 3 - (int64_t)shape.size()
-                                                      : sizeOf(d.symbol));
+                      : d.symbol.rfind("...", 0) == 0
+                          ? 3 - (int64_t)shape.size()
+                          : sizeOf(d.symbol));
     rt::Tensor t = rt::Tensor::allocate(p.dtype, shape);
-    Domain domain = c.domains.count(p.name) ? c.domains.at(p.name) : Domain::Normal;
+    Domain domain =
+        c.domains.count(p.name) ? c.domains.at(p.name) : Domain::Normal;
     double total = 0;
     for (int64_t i = 0; i < t.numElements(); ++i) {
       double v = domain == Domain::Normal ? normal(rng)
@@ -140,9 +142,9 @@ TEST_P(GradCheck, MatchesCentralDifferences) {
           std::max({maxMagnitude, std::fabs(numeric), std::fabs(exact)});
     }
     double relative = maxDiff / std::max(maxMagnitude, 1e-2);
-    EXPECT_LT(relative, 1e-6)
-        << c << " d/d" << valueSig.params[k].name << ": max |fd - grad| = "
-        << maxDiff << " for gradients up to " << maxMagnitude;
+    EXPECT_LT(relative, 1e-6) << c << " d/d" << valueSig.params[k].name
+                              << ": max |fd - grad| = " << maxDiff
+                              << " for gradients up to " << maxMagnitude;
   }
 }
 

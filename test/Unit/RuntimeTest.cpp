@@ -38,11 +38,13 @@ TEST(Literal, Errors) {
 }
 
 TEST(Npy, RoundTripAllDTypes) {
-  for (DType d : {DType::f32, DType::f64, DType::i32, DType::i64, DType::boolean}) {
+  for (DType d :
+       {DType::f32, DType::f64, DType::i32, DType::i64, DType::boolean}) {
     Tensor t = Tensor::allocate(d, {2, 3});
     for (int64_t i = 0; i < 6; ++i)
       t.setDouble(i, d == DType::boolean ? i % 2 : i * 1.5 - 2);
-    std::string path = tmpPath(std::string("rt_") + dtypeName(d) + ".npy"), error;
+    std::string path = tmpPath(std::string("rt_") + dtypeName(d) + ".npy"),
+                error;
     ASSERT_TRUE(writeNpy(path, t, error)) << error;
     Tensor back;
     ASSERT_TRUE(readNpy(path, back, error)) << error;
@@ -55,7 +57,8 @@ TEST(Npy, RoundTripAllDTypes) {
 
 TEST(Npy, FortranOrderAndVersion2) {
   // A 2x3 float64 array in Fortran order, format version 2.0, written by hand.
-  std::string header = "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }";
+  std::string header =
+      "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }";
   header.append(64 - (12 + header.size() + 1) % 64, ' ');
   header += '\n';
   std::string path = tmpPath("fortran.npy");
@@ -97,7 +100,8 @@ TEST(Call, ArgumentChecksNameTheDim) {
                               Tensor::allocate(DType::f32, {4})};
   std::string error;
   EXPECT_FALSE(checkArguments(sig, args, error));
-  EXPECT_NE(error.find("argument 'y' dimension 0 (N) is 4 but argument 'x' has N = 3"),
+  EXPECT_NE(error.find(
+                "argument 'y' dimension 0 (N) is 4 but argument 'x' has N = 3"),
             std::string::npos)
       << error;
   args = {Tensor::allocate(DType::f64, {3}), Tensor::allocate(DType::f32, {3})};

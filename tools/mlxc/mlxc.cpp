@@ -20,9 +20,9 @@
 #include "runtime/Numerics.h"
 
 #include "mlir/IR/AsmState.h"
-#include "mlir/IR/Verifier.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
 #include "llvm/IR/Module.h"
 #include "llvm/Support/FileSystem.h"
@@ -34,8 +34,8 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <optional>
@@ -90,7 +90,8 @@ std::optional<int> parseOptions(int argc, char **argv, Options &opts) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](const std::string &flag) -> std::optional<std::string> {
-      if (a.size() > flag.size() && a.compare(0, flag.size() + 1, flag + "=") == 0)
+      if (a.size() > flag.size() &&
+          a.compare(0, flag.size() + 1, flag + "=") == 0)
         return a.substr(flag.size() + 1);
       if (a == flag) {
         if (i + 1 >= argc)
@@ -268,8 +269,8 @@ private:
   std::optional<std::vector<int64_t>> gradIndices(const ast::Function &fn) {
     std::vector<int64_t> wrt;
     for (const std::string &name : opts.grads) {
-      auto it = llvm::find_if(fn.params,
-                              [&](const ast::Param &p) { return p.name == name; });
+      auto it = llvm::find_if(
+          fn.params, [&](const ast::Param &p) { return p.name == name; });
       if (it == fn.params.end()) {
         errorAt(fn.loc, "--grad " + name + ": '" + fn.name +
                             "' has no parameter '" + name + "'");
@@ -362,8 +363,8 @@ private:
     std::map<std::string, std::string> given;
     for (const auto &arg : opts.args) {
       const std::string &name = arg.first, &value = arg.second;
-      auto it = llvm::find_if(fn->params,
-                              [&](const ast::Param &p) { return p.name == name; });
+      auto it = llvm::find_if(
+          fn->params, [&](const ast::Param &p) { return p.name == name; });
       if (it == fn->params.end()) {
         std::string names;
         for (const ast::Param &p : fn->params)
@@ -382,12 +383,11 @@ private:
     for (auto [k, p] : llvm::enumerate(fn->params)) {
       auto it = given.find(p.name);
       if (it == given.end())
-        return errorAt(fn->loc, "'" + fn->name + "' takes " +
-                                    std::to_string(fn->params.size()) +
-                                    " arguments but " +
-                                    std::to_string(given.size()) +
-                                    " were given; missing --arg " + p.name +
-                                    "=VALUE");
+        return errorAt(fn->loc,
+                       "'" + fn->name + "' takes " +
+                           std::to_string(fn->params.size()) +
+                           " arguments but " + std::to_string(given.size()) +
+                           " were given; missing --arg " + p.name + "=VALUE");
       const std::string &value = it->second;
       isFile[k] = llvm::StringRef(value).ends_with(".npy") ||
                   llvm::sys::fs::is_regular_file(value);
@@ -401,9 +401,9 @@ private:
     int64_t anyShapeRank = -1;
     for (auto [k, p] : llvm::enumerate(fn->params)) {
       std::string error;
-      rt::DType dtype = p.type.dtype == rt::DType::f32 ? floatType : p.type.dtype;
-      if (!isFile[k] &&
-          !rt::parseLiteral(given[p.name], dtype, args[k], error))
+      rt::DType dtype =
+          p.type.dtype == rt::DType::f32 ? floatType : p.type.dtype;
+      if (!isFile[k] && !rt::parseLiteral(given[p.name], dtype, args[k], error))
         return errorAt(p.loc, "argument '" + p.name + "': " + error);
       if (p.type.isAnyShape() && anyShapeRank < 0)
         anyShapeRank = args[k].rank();
@@ -436,19 +436,20 @@ private:
       return fail("no entry point for '" + sig.name + "'");
     auto compiled = std::chrono::steady_clock::now();
     if (opts.command == "bench")
-      return bench(entry, sig, args,
-                   std::chrono::duration<double, std::milli>(compiled - start)
-                       .count());
+      return bench(
+          entry, sig, args,
+          std::chrono::duration<double, std::milli>(compiled - start).count());
     if (opts.checkNumerics)
       for (auto [k, a] : llvm::enumerate(args))
         if (rt::isFloat(a.dtype()))
           for (int64_t i = 0; i < a.numElements(); ++i)
             if (!std::isfinite(a.getDouble(i)))
-              return errorAt(fn->params[k].loc,
-                             "argument '" + fn->params[k].name + "' holds " +
-                                 (std::isnan(a.getDouble(i)) ? "NaN" : "an infinity") +
-                                 " at element " + std::to_string(i) +
-                                 " (--check-numerics)");
+              return errorAt(
+                  fn->params[k].loc,
+                  "argument '" + fn->params[k].name + "' holds " +
+                      (std::isnan(a.getDouble(i)) ? "NaN" : "an infinity") +
+                      " at element " + std::to_string(i) +
+                      " (--check-numerics)");
     std::vector<rt::Tensor> results = rt::callEntry(entry, sig, args);
     if (auto report = rt::takeNumericsReport()) {
       mlir::emitError(mlir::mlx::numericsCheckLocations()[report->id])
@@ -468,12 +469,14 @@ private:
       auto t0 = std::chrono::steady_clock::now();
       std::vector<rt::Tensor> results = rt::callEntry(entry, sig, args);
       auto t1 = std::chrono::steady_clock::now();
-      times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+      times.push_back(
+          std::chrono::duration<double, std::milli>(t1 - t0).count());
     }
     std::sort(times.begin(), times.end());
-    double median = times.size() % 2 ? times[times.size() / 2]
-                                     : (times[times.size() / 2 - 1] +
-                                        times[times.size() / 2]) / 2;
+    double median =
+        times.size() % 2
+            ? times[times.size() / 2]
+            : (times[times.size() / 2 - 1] + times[times.size() / 2]) / 2;
     // Compiled code runs on the calling thread.
     const int threads = 1;
     if (opts.json) {
@@ -558,8 +561,8 @@ private:
         llvm::sys::fs::remove(tmpObject);
         return fail("linking a shared library needs 'cc' on the PATH");
       }
-      llvm::SmallVector<llvm::StringRef> argv = {*cc, "-shared", "-o", tmpLib,
-                                                 tmpObject, "-lm"};
+      llvm::SmallVector<llvm::StringRef> argv = {*cc,    "-shared", "-o",
+                                                 tmpLib, tmpObject, "-lm"};
       int rc = llvm::sys::ExecuteAndWait(*cc, argv);
       llvm::sys::fs::remove(tmpObject);
       if (rc != 0) {
@@ -638,8 +641,10 @@ private:
     os << "  (void)message;\n  (void)size;\n  return 0;\n}\n";
   }
 
-  void writeHeader(llvm::raw_ostream &os, const std::vector<rt::Signature> &sigs) {
-    std::string guard = "MLXC_" + llvm::sys::path::stem(opts.output).upper() + "_H";
+  void writeHeader(llvm::raw_ostream &os,
+                   const std::vector<rt::Signature> &sigs) {
+    std::string guard =
+        "MLXC_" + llvm::sys::path::stem(opts.output).upper() + "_H";
     for (char &c : guard)
       if (!isalnum((unsigned char)c))
         c = '_';
@@ -653,8 +658,10 @@ private:
           "&argument i\n"
        << " * A descriptor is a strided memref: {allocated, aligned, offset,\n"
        << " * sizes[R], strides[R]} (strides in elements). Each result's\n"
-       << " * 'allocated' pointer is owned by the caller: release it with free().\n"
-       << " * Symbolic dimensions are not checked here: arguments that share a\n"
+       << " * 'allocated' pointer is owned by the caller: release it with "
+          "free().\n"
+       << " * Symbolic dimensions are not checked here: arguments that share "
+          "a\n"
        << " * dimension name must agree in size.\n"
        << " */\n"
        << "#ifndef " << guard << "\n#define " << guard << "\n\n"

@@ -41,7 +41,8 @@ static std::vector<std::string> npyFiles(const std::string &dir) {
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: npy-compare ACTUAL EXPECTED [--rtol R] [--atol A]\n");
+    std::fprintf(stderr,
+                 "usage: npy-compare ACTUAL EXPECTED [--rtol R] [--atol A]\n");
     return 2;
   }
   std::string actualPath = argv[1], expectedPath = argv[2];
@@ -82,7 +83,8 @@ int main(int argc, char **argv) {
   for (int64_t i = 0; i < actual.numElements(); ++i) {
     double a = actual.getDouble(i), e = expected.getDouble(i);
     bool ok = (std::isnan(a) && std::isnan(e)) ||
-              (std::isinf(e) ? a == e : std::fabs(a - e) <= atol + rtol * std::fabs(e));
+              (std::isinf(e) ? a == e
+                             : std::fabs(a - e) <= atol + rtol * std::fabs(e));
     if (!ok) {
       if (bad < 5)
         std::fprintf(stderr, "npy-compare: element %lld: %.9g, expected %.9g\n",
@@ -97,7 +99,8 @@ int main(int argc, char **argv) {
                  (long long)bad, (long long)actual.numElements());
     return 1;
   }
-  std::printf("npy-compare: %lld elements match (worst %.3g of the tolerance)\n",
-              (long long)actual.numElements(), worst);
+  std::printf(
+      "npy-compare: %lld elements match (worst %.3g of the tolerance)\n",
+      (long long)actual.numElements(), worst);
   return 0;
 }
