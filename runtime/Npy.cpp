@@ -145,7 +145,8 @@ bool mlx::rt::parseNpy(const std::string &bytes, const std::string &path,
   for (size_t d = 1; d < shape.size(); ++d)
     strides[d] = strides[d - 1] * shape[d - 1];
   std::memcpy(t.data(), bytes.data() + dataStart, need);
-  out = Tensor::view(dtype, shape, strides, t.data(), nullptr).contiguous();
+  // copy(), not contiguous(): the view does not own t's buffer.
+  out = Tensor::view(dtype, shape, strides, t.data(), nullptr).copy();
   return true;
 }
 
