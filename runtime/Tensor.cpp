@@ -133,6 +133,20 @@ double Tensor::getDouble(int64_t flat) const {
   return 0;
 }
 
+int64_t Tensor::getInt(int64_t flat) const {
+  const char *p = static_cast<const char *>(base) + elementOffset(*this, flat);
+  switch (elementType) {
+  case DType::i32:
+    return *reinterpret_cast<const int32_t *>(p);
+  case DType::i64:
+    return *reinterpret_cast<const int64_t *>(p);
+  case DType::boolean:
+    return *reinterpret_cast<const uint8_t *>(p) ? 1 : 0;
+  default:
+    return (int64_t)getDouble(flat);
+  }
+}
+
 void Tensor::setDouble(int64_t flat, double value) {
   char *p = static_cast<char *>(base) + flat * dtypeSize(elementType);
   switch (elementType) {
@@ -207,6 +221,15 @@ public:
       error = "bad literal '" + text + "': a " + std::string(dtypeName(dtype)) +
               " argument needs integer values";
       return false;
+    }
+    if (!isFloat(dtype)) {
+      double limit = dtype == DType::i32 ? 2147483648.0 : 9223372036854775808.0;
+      for (double v : values)
+        if (v >= limit || v < -limit) {
+          error = "bad literal '" + text + "': " + std::to_string(v) +
+                  " is out of range for " + dtypeName(dtype);
+          return false;
+        }
     }
     out = Tensor::allocate(dtype, shape);
     for (size_t i = 0; i < values.size(); ++i)
@@ -333,11 +356,13 @@ std::string mlx::rt::formatShape(const std::vector<int64_t> &shape) {
   return s + "]";
 }
 
-static std::string formatNumber(double v, DType dtype, bool precise) {
+static std::string formatNumber(const Tensor &t, int64_t flat, bool precise) {
+  DType dtype = t.dtype();
   if (dtype == DType::boolean)
-    return v != 0 ? "true" : "false";
+    return t.getInt(flat) ? "true" : "false";
   if (!isFloat(dtype))
-    return std::to_string((int64_t)v);
+    return std::to_string(t.getInt(flat));
+  double v = t.getDouble(flat);
   if (std::isnan(v))
     return "NaN";
   if (std::isinf(v))
@@ -353,7 +378,7 @@ std::string mlx::rt::formatValues(const Tensor &t, bool precise) {
   int64_t flat = 0;
   std::function<void(int64_t)> rec = [&](int64_t d) {
     if (d == t.rank()) {
-      out += formatNumber(t.getDouble(flat++), t.dtype(), precise);
+      out += formatNumber(t, flat++, precise);
       return;
     }
     out += "[";

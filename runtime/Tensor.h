@@ -58,6 +58,8 @@ public:
   Tensor convertTo(DType dtype) const;
   /// Element at row-major position `flat`, as a double.
   double getDouble(int64_t flat) const;
+  /// Integer (or bool) element at row-major position `flat`, exactly.
+  int64_t getInt(int64_t flat) const;
   /// Sets element at row-major position `flat` (contiguous tensors only).
   void setDouble(int64_t flat, double value);
 
