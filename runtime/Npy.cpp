@@ -118,9 +118,13 @@ bool mlx::rt::parseNpy(const std::string &bytes, const std::string &path,
     size_t first = item.find_first_not_of(' ');
     if (first == std::string::npos)
       continue;
-    char *stop = nullptr;
-    long long dim = std::strtoll(item.c_str() + first, &stop, 10);
-    if (stop == item.c_str() + first || dim < 0 || dim > (1LL << 40))
+    size_t last = item.find_last_not_of(' ');
+    std::string digits = item.substr(first, last - first + 1);
+    if (digits.empty() || digits.size() > 13 ||
+        digits.find_first_not_of("0123456789") != std::string::npos)
+      return bad("bad dimension '" + item + "' in 'shape'");
+    long long dim = std::strtoll(digits.c_str(), nullptr, 10);
+    if (dim > (1LL << 40))
       return bad("bad dimension '" + item + "' in 'shape'");
     shape.push_back(dim);
     if (shape.size() > 16)

@@ -376,9 +376,28 @@ static std::string formatNumber(const Tensor &t, int64_t flat, bool precise) {
 std::string mlx::rt::formatValues(const Tensor &t, bool precise) {
   std::string out;
   int64_t flat = 0;
+  // With no elements, the lists before the first zero dim are all printed
+  // (as NumPy's tolist() does) unless there are too many: then one per level.
+  bool compactEmpty = false;
+  if (t.numElements() == 0) {
+    double lists = 1;
+    for (int64_t d : t.shape()) {
+      if (d == 0)
+        break;
+      lists *= (double)d;
+    }
+    compactEmpty = lists > (1 << 20);
+  }
   std::function<void(int64_t)> rec = [&](int64_t d) {
     if (d == t.rank()) {
       out += formatNumber(t, flat++, precise);
+      return;
+    }
+    if (compactEmpty) {
+      out += "[";
+      if (t.shape()[d] != 0 && d + 1 < t.rank())
+        rec(d + 1);
+      out += "]";
       return;
     }
     out += "[";
