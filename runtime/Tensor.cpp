@@ -1,6 +1,7 @@
 //===- Tensor.cpp - tensors, literals, printing -----------------*- C++ -*-===//
 #include "runtime/Tensor.h"
 
+#include <cfloat>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -222,11 +223,16 @@ public:
               " argument needs integer values";
       return false;
     }
-    if (!isFloat(dtype)) {
-      double limit = dtype == DType::i32 ? 2147483648.0 : 9223372036854775808.0;
+    if (dtype != DType::f64) {
+      double limit = dtype == DType::f32   ? (double)FLT_MAX
+                     : dtype == DType::i32 ? 2147483648.0
+                                           : 9223372036854775808.0;
       for (double v : values)
-        if (v >= limit || v < -limit) {
-          error = "bad literal '" + text + "': " + std::to_string(v) +
+        if (dtype == DType::f32 ? std::isfinite(v) && std::fabs(v) > limit
+                                : !(v >= -limit && v < limit)) {
+          char shown[32];
+          std::snprintf(shown, sizeof shown, "%g", v);
+          error = "bad literal '" + text + "': " + shown +
                   " is out of range for " + dtypeName(dtype);
           return false;
         }
