@@ -27,12 +27,14 @@ bool mlx::rt::checkArguments(const Signature &sig, std::vector<Tensor> &args,
     const ParamSpec &p = sig.params[i];
     Tensor &a = args[i];
     std::string expected = std::string(dtypeName(p.dtype));
+    // `[...]` parameters (any shape) have dims named "...0", "...1".
+    bool anyShape = !p.dims.empty() && p.dims[0].symbol.rfind("...", 0) == 0;
     std::string declared = expected + "[";
-    for (size_t d = 0; d < p.dims.size(); ++d)
+    for (size_t d = 0; d < p.dims.size() && !anyShape; ++d)
       declared += (d ? ", " : "") + (p.dims[d].size >= 0
                                          ? std::to_string(p.dims[d].size)
                                          : p.dims[d].symbol);
-    declared += "]";
+    declared += anyShape ? "...]" : "]";
     std::string received =
         std::string(dtypeName(a.dtype())) + formatShape(a.shape());
     if (a.dtype() != p.dtype) {
