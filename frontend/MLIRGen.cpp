@@ -783,8 +783,9 @@ ExprInfo FunctionGen::analyzeUncached(const Expr &e, Scope &scope) {
     return info;
   }
   case Expr::Kind::Reduce: {
-    if (e.op == "argmax" || e.op == "argmin") {
-      error(e.loc, "'" + e.op + "' is not supported yet");
+    bool isArg = e.op == "argmax" || e.op == "argmin";
+    if (isArg && e.indices.size() != 1) {
+      error(e.loc, "'" + e.op + "' takes exactly one index");
       return fail();
     }
     size_t depth = scope.size();
@@ -814,7 +815,8 @@ ExprInfo FunctionGen::analyzeUncached(const Expr &e, Scope &scope) {
       error(e.loc, "cannot '" + e.op + "' bool values");
       return fail();
     }
-    info.type = body.type;
+    // argmax/argmin give the (first) index of the extreme value, as i32.
+    info.type = isArg ? EType::of(DType::i32) : body.type;
     info.shape = body.shape;
     return info;
   }
@@ -1240,66 +1242,119 @@ TVal FunctionGen::emitGeneric(const std::vector<Slot> &slots, const Expr &e,
   std::vector<IndexVar *> reduced;
   std::string reduceOp;
   while (body->kind == Expr::Kind::Reduce &&
-         (reduceOp.empty() || reduceOp == body->op)) {
+         (reduceOp.empty() || reduceOp == body->op) &&
+         reduceOp != "argmax" && reduceOp != "argmin") {
     reduceOp = body->op;
     for (IndexVar *v : reduceVars[body])
       reduced.push_back(v);
     body = body->operands[0].get();
   }
-  const ExprInfo &info = infos.at(body);
-  Frame f;
-  f.implicitDims.resize(implicitShape.size());
-  llvm::SmallVector<Value> sizes;
-  Shape resultShape;
-  unsigned dim = 0;
-  for (const Slot &slot : slots) {
-    SDim range = slot.var ? *slot.var->range : implicitShape[slot.implicit];
-    if (slot.var)
-      f.varDims[slot.var] = dim;
-    else
-      f.implicitDims[slot.implicit] = dim;
-    sizes.push_back(dimValue(range));
-    resultShape.push_back(range);
-    ++dim;
-  }
-  for (IndexVar *var : reduced) {
-    f.varDims[var] = dim++;
-    SDim range = *var->range;
-    sizes.push_back(dimValue(range));
-  }
-  f.numLoops = dim;
-  DType dtype = resolve(infos.at(&e).type, preferred);
-  auto block = std::make_unique<mlir::Block>();
-  f.block = block.get();
-  f.body = std::make_unique<mlir::OpBuilder>(&mod.ctx);
-  f.body->setInsertionPointToStart(f.block);
-  Value value = emitElem(*body, f, dtype);
-  f.body->create<mlir::mlx::YieldOp>(loc(e.loc), value);
+  bool isArg = reduceOp == "argmax" || reduceOp == "argmin";
+  // One mlx.generic over slots + reduced with `combiner`; `finish` turns the
+  // body's value into what is yielded.
+  using Finish = std::function<Value(Frame &, Value)>;
+  auto build = [&](mlir::mlx::Combiner combiner, DType bodyType,
+                   DType dtype, const Finish &finish) {
+    Frame f;
+    f.implicitDims.resize(implicitShape.size());
+    llvm::SmallVector<Value> sizes;
+    Shape resultShape;
+    unsigned dim = 0;
+    for (const Slot &slot : slots) {
+      SDim range = slot.var ? *slot.var->range : implicitShape[slot.implicit];
+      if (slot.var)
+        f.varDims[slot.var] = dim;
+      else
+        f.implicitDims[slot.implicit] = dim;
+      sizes.push_back(dimValue(range));
+      resultShape.push_back(range);
+      ++dim;
+    }
+    for (IndexVar *var : reduced) {
+      f.varDims[var] = dim++;
+      SDim range = *var->range;
+      sizes.push_back(dimValue(range));
+    }
+    f.numLoops = dim;
+    auto block = std::make_unique<mlir::Block>();
+    f.block = block.get();
+    f.body = std::make_unique<mlir::OpBuilder>(&mod.ctx);
+    f.body->setInsertionPointToStart(f.block);
+    Value value = emitElem(*body, f, bodyType);
+    if (finish)
+      value = finish(f, value);
+    f.body->create<mlir::mlx::YieldOp>(loc(e.loc), value);
 
-  llvm::SmallVector<int64_t> shape;
-  for (const SDim &d : resultShape)
-    shape.push_back(d.constant ? *d.constant : mlir::ShapedType::kDynamic);
-  auto resultType = mlir::RankedTensorType::get(shape, scalarType(b, dtype));
-  llvm::SmallVector<mlir::Attribute> maps, kinds;
-  for (mlir::AffineMap m : f.maps)
-    maps.push_back(mlir::AffineMapAttr::get(m));
-  for (unsigned d = 0; d < f.numLoops; ++d)
-    kinds.push_back(mlir::mlx::IteratorKindAttr::get(
-        &mod.ctx, d < slots.size() ? mlir::mlx::IteratorKind::parallel
-                                   : mlir::mlx::IteratorKind::reduction));
-  mlir::mlx::Combiner combiner = mlir::mlx::Combiner::none;
+    llvm::SmallVector<int64_t> shape;
+    for (const SDim &d : resultShape)
+      shape.push_back(d.constant ? *d.constant : mlir::ShapedType::kDynamic);
+    auto resultType = mlir::RankedTensorType::get(shape, scalarType(b, dtype));
+    llvm::SmallVector<mlir::Attribute> maps, kinds;
+    for (mlir::AffineMap m : f.maps)
+      maps.push_back(mlir::AffineMapAttr::get(m));
+    for (unsigned d = 0; d < f.numLoops; ++d)
+      kinds.push_back(mlir::mlx::IteratorKindAttr::get(
+          &mod.ctx, d < slots.size() ? mlir::mlx::IteratorKind::parallel
+                                     : mlir::mlx::IteratorKind::reduction));
+    auto op = b.create<mlir::mlx::GenericOp>(
+        loc(e.loc), resultType, f.operands, sizes, b.getArrayAttr(maps),
+        b.getArrayAttr(kinds),
+        mlir::mlx::CombinerAttr::get(&mod.ctx, combiner));
+    op.getBody().push_back(block.release());
+    return TVal{op.getResult(), dtype, resultShape};
+  };
+
+  using mlir::mlx::Combiner;
+  if (isArg) {
+    // The extreme value m, then the smallest index whose value equals m:
+    // ties go to the first index.
+    DType valueType = resolve(infos.at(body).type);
+    bool isFloat = rt::isFloat(valueType);
+    TVal extreme = build(reduceOp == "argmax" ? Combiner::max : Combiner::min,
+                         valueType, valueType, nullptr);
+    TVal index = build(
+        Combiner::min, valueType, DType::i32, [&](Frame &f, Value v) -> Value {
+          mlir::OpBuilder &bb = *f.body;
+          mlir::Location l = loc(e.loc);
+          llvm::SmallVector<mlir::AffineExpr> exprs;
+          for (unsigned d = 0; d < slots.size(); ++d)
+            exprs.push_back(bb.getAffineDimExpr(d));
+          Value m = addOperand(f, extreme, exprs, e.loc);
+          Value hit;
+          if (isFloat) {
+            // A NaN is the extreme value (max/min propagate it), as in
+            // NumPy: the first NaN's index.
+            namespace arith = mlir::arith;
+            Value same =
+                bb.create<arith::CmpFOp>(l, arith::CmpFPredicate::OEQ, v, m);
+            Value bothNaN = bb.create<arith::AndIOp>(
+                l, bb.create<arith::CmpFOp>(l, arith::CmpFPredicate::UNO, v, v),
+                bb.create<arith::CmpFOp>(l, arith::CmpFPredicate::UNO, m, m));
+            hit = bb.create<arith::OrIOp>(l, same, bothNaN);
+          } else {
+            hit = bb.create<mlir::arith::CmpIOp>(
+                l, mlir::arith::CmpIPredicate::eq, v, m);
+          }
+          Value at = bb.create<mlir::mlx::IndexOp>(
+              l, bb.getIndexType(), (uint64_t)f.varDims.at(reduced.front()));
+          Value at32 =
+              bb.create<mlir::arith::IndexCastOp>(l, bb.getI32Type(), at);
+          Value none = constant(bb, l, 2147483647.0, DType::i32);
+          return bb.create<mlir::arith::SelectOp>(l, hit, at32, none);
+        });
+    return index;
+  }
+  Combiner combiner = Combiner::none;
   if (!reduced.empty())
-    combiner = reduceOp == "sum"    ? mlir::mlx::Combiner::add
-               : reduceOp == "prod" ? mlir::mlx::Combiner::mul
-               : reduceOp == "max"  ? mlir::mlx::Combiner::max
-                                    : mlir::mlx::Combiner::min;
-  auto op = b.create<mlir::mlx::GenericOp>(
-      loc(e.loc), resultType, f.operands, sizes, b.getArrayAttr(maps),
-      b.getArrayAttr(kinds), mlir::mlx::CombinerAttr::get(&mod.ctx, combiner));
-  op.getBody().push_back(block.release());
+    combiner = reduceOp == "sum"    ? Combiner::add
+               : reduceOp == "prod" ? Combiner::mul
+               : reduceOp == "max"  ? Combiner::max
+                                    : Combiner::min;
+  DType dtype = resolve(infos.at(&e).type, preferred);
+  TVal result = build(combiner, dtype, dtype, nullptr);
   EType::Kind kind = infos.at(&e).type.kind;
-  return TVal{op.getResult(), dtype, resultShape,
-              kind == EType::Concrete ? EType::Concrete : kind};
+  result.weak = kind == EType::Concrete ? EType::Concrete : kind;
+  return result;
 }
 
 Value FunctionGen::materializeLeaf(const Expr &e, Frame &f) {
