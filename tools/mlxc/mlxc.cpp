@@ -84,6 +84,18 @@ int fail(const std::string &msg) {
   return 1;
 }
 
+/// Options that take one string value.
+struct StringOption {
+  const char *flag;
+  std::string Options::*field;
+  const char *what;
+};
+const StringOption stringOptions[] = {
+    {"--stage", &Options::stage, "a value"},
+    {"-o", &Options::output, "a path"},
+    {"--save", &Options::saveDir, "a directory"},
+};
+
 /// Parses argv; returns an exit code when parsing ends the run.
 std::optional<int> parseOptions(int argc, char **argv, Options &opts) {
   std::vector<std::string> rest;
@@ -111,21 +123,19 @@ std::optional<int> parseOptions(int argc, char **argv, Options &opts) {
       opts.json = true;
     } else if (a == "--check-numerics") {
       opts.checkNumerics = true;
-    } else if (is("--stage")) {
-      auto v = value("--stage");
+    } else if (auto it = llvm::find_if(
+                   stringOptions,
+                   [&](const StringOption &o) { return is(o.flag); });
+               it != std::end(stringOptions)) {
+      auto v = value(it->flag);
       if (!v)
-        return usageError("--stage needs a value");
-      opts.stage = *v;
+        return usageError(std::string(it->flag) + " needs " + it->what);
+      opts.*(it->field) = *v;
     } else if (is("-f") || is("--function")) {
       auto v = value(is("-f") ? "-f" : "--function");
       if (!v)
         return usageError("-f needs a function name");
       opts.functions.push_back(*v);
-    } else if (is("-o")) {
-      auto v = value("-o");
-      if (!v)
-        return usageError("-o needs a path");
-      opts.output = *v;
     } else if (is("--grad")) {
       auto v = value("--grad");
       if (!v || v->empty())
@@ -140,11 +150,6 @@ std::optional<int> parseOptions(int argc, char **argv, Options &opts) {
       if (n < 1)
         return usageError("--repeat needs a positive count");
       opts.repeat = n;
-    } else if (is("--save")) {
-      auto v = value("--save");
-      if (!v)
-        return usageError("--save needs a directory");
-      opts.saveDir = *v;
     } else if (is("--arg")) {
       auto v = value("--arg");
       if (!v || v->find('=') == std::string::npos)
