@@ -178,8 +178,9 @@ struct ExprInfo {
 };
 
 const std::set<std::string> kUnaryFloatBuiltins = {
-    "exp", "log", "sqrt", "tanh", "sigmoid",
-    "erf", "abs", "sin",  "cos",  "stop_gradient"};
+    "exp", "log",  "log1p", "sqrt",     "tanh",        "sigmoid",
+    "erf", "abs",  "sin",   "cos",      "stop_gradient", "softplus",
+    "log_sigmoid"};
 const std::set<std::string> kCastBuiltins = {"f32", "f64", "i32", "i64"};
 
 mlir::Type scalarType(mlir::OpBuilder &b, DType d) {
@@ -340,6 +341,32 @@ public:
         f.getLoc(), results, f.getName(), wrapper.getArguments(),
         builder.getDenseI64ArrayAttr(wrt), /*with_value=*/true);
     builder.create<mlir::func::ReturnOp>(f.getLoc(), grad.getResults());
+  }
+
+  /// `<f>_d<k>...(args) -> d args[wrt]...`: f's gradient as a function of
+  /// its own, private (what a gradient mapped over indices maps).
+  mlir::func::FuncOp getOrCreateGradFunction(mlir::func::FuncOp f,
+                                             llvm::ArrayRef<int64_t> wrt) {
+    std::string name = f.getName().str();
+    for (int64_t k : wrt)
+      name += "_d" + std::to_string(k);
+    if (auto existing = module->lookupSymbol<mlir::func::FuncOp>(name))
+      return existing;
+    mlir::OpBuilder::InsertionGuard guard(builder);
+    builder.setInsertionPointToEnd(module->getBody());
+    mlir::FunctionType type = f.getFunctionType();
+    llvm::SmallVector<mlir::Type> results;
+    for (int64_t k : wrt)
+      results.push_back(type.getInput(k));
+    auto func = builder.create<mlir::func::FuncOp>(
+        f.getLoc(), name, builder.getFunctionType(type.getInputs(), results));
+    func.setPrivate();
+    builder.setInsertionPointToStart(func.addEntryBlock());
+    auto grad = builder.create<mlir::mlx::GradOp>(
+        f.getLoc(), results, f.getName(), func.getArguments(),
+        builder.getDenseI64ArrayAttr(wrt), /*with_value=*/false);
+    builder.create<mlir::func::ReturnOp>(f.getLoc(), grad.getResults());
+    return func;
   }
 
   /// Functions may not call themselves, directly or not: the language has
@@ -1579,17 +1606,35 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
       return bb.create<math::CosOp>(l, x);
     if (name == "stop_gradient")
       return bb.create<mlir::mlx::StopGradientOp>(l, x);
-    // σ(x) = 1/(1 + e^−x) for x ≥ 0, e^x/(1 + e^x) otherwise, with
-    // e = exp(−|x|) ≤ 1: no overflow in the value or in its derivative.
-    Value one = constant(bb, l, 1, want);
-    Value e = bb.create<math::ExpOp>(
-        l, bb.create<arith::NegFOp>(l, bb.create<math::AbsFOp>(l, x)));
-    Value denom = bb.create<arith::AddFOp>(l, one, e);
-    Value nonNegative = bb.create<arith::CmpFOp>(l, arith::CmpFPredicate::OGE,
-                                                 x, constant(bb, l, 0, want));
-    return bb.create<arith::SelectOp>(l, nonNegative,
-                                      bb.create<arith::DivFOp>(l, one, denom),
-                                      bb.create<arith::DivFOp>(l, e, denom));
+    if (name == "log1p")
+      return bb.create<math::Log1pOp>(l, x);
+    // sigmoid, softplus and log_sigmoid go through e = e^−|x| ≤ 1, so
+    // nothing overflows in the value or the derivative. −|x| is written as
+    // the select x ≥ 0 ? −x : x, on the same condition as the branches, so
+    // the derivative is each branch's own (smooth) one, also at x = 0:
+    // σ'(0) = ¼, softplus'(0) = ½ (with |x| and abs'(0) = 0 it would be 0).
+    Value zero = constant(bb, l, 0, want), one = constant(bb, l, 1, want);
+    Value nonNegative =
+        bb.create<arith::CmpFOp>(l, arith::CmpFPredicate::OGE, x, zero);
+    Value negAbs = bb.create<arith::SelectOp>(
+        l, nonNegative, bb.create<arith::NegFOp>(l, x), x);
+    Value e = bb.create<math::ExpOp>(l, negAbs);
+    if (name == "sigmoid") {
+      // σ(x) = 1/(1 + e^−x) for x ≥ 0, e^x/(1 + e^x) otherwise
+      Value denom = bb.create<arith::AddFOp>(l, one, e);
+      return bb.create<arith::SelectOp>(l, nonNegative,
+                                        bb.create<arith::DivFOp>(l, one, denom),
+                                        bb.create<arith::DivFOp>(l, e, denom));
+    }
+    // softplus(x) = log(1 + e^x) = max(x, 0) + log(1 + e^−|x|);
+    // log σ(x) = −softplus(−x) = min(x, 0) − log(1 + e^−|x|)
+    Value tail = bb.create<math::Log1pOp>(l, e);
+    if (name == "softplus")
+      return bb.create<arith::AddFOp>(
+          l, bb.create<arith::SelectOp>(l, nonNegative, x, zero), tail);
+    assert(name == "log_sigmoid" && "unknown unary builtin");
+    return bb.create<arith::SubFOp>(
+        l, bb.create<arith::SelectOp>(l, nonNegative, zero, x), tail);
   }
   }
   llvm_unreachable("unknown expression kind");
@@ -1656,8 +1701,9 @@ std::vector<TVal> FunctionGen::emitCall(const Expr &e,
     return results;
   };
 
-  if (ci.isGrad && !vars.empty()) {
-    error(e.loc, "a gradient cannot be mapped over indices yet");
+  if (ci.isGrad && !vars.empty() && callee.isShapePolymorphic()) {
+    error(e.loc, "a gradient of a function of '[...]' parameters cannot be "
+                 "mapped over indices yet");
     return std::vector<TVal>(ci.resultShapes.size(), TVal{});
   }
   if (callee.isShapePolymorphic()) {
@@ -1697,12 +1743,15 @@ std::vector<TVal> FunctionGen::emitCall(const Expr &e,
     return callWith(target, args, ci.resultShapes);
   }
 
-  // Mapped over `vars`: mlx.map_call on slices of the arguments.
-  if (callee.results.size() != 1) {
+  // Mapped over `vars`: mlx.map_call on slices of the arguments (of a
+  // function computing the gradient, for grad(f, x)(...)).
+  if (ci.resultShapes.size() != 1) {
     error(e.loc, "a function with several results cannot be mapped over "
                  "indices yet");
-    return {TVal{}};
+    return std::vector<TVal>(ci.resultShapes.size(), TVal{});
   }
+  if (ci.isGrad)
+    target = mod.getOrCreateGradFunction(target, ci.wrt);
   llvm::SmallVector<Value> args, sizes;
   llvm::SmallVector<mlir::Attribute> slices;
   for (auto [k, p] : llvm::enumerate(callee.params)) {

@@ -55,10 +55,11 @@ public:
 
   /// Replaces every mlx.grad in the module. Fails after a diagnostic.
   LogicalResult expandAll() {
-    SmallVector<GradOp> grads;
-    module.walk([&](GradOp op) { grads.push_back(op); });
-    for (GradOp op : grads)
-      if (failed(expand(op)))
+    // Per function: expanding one grad may expand the grads of the functions
+    // it differentiates (and erase them), so no list of grads outlives it.
+    auto funcs = llvm::to_vector(module.getOps<func::FuncOp>());
+    for (func::FuncOp f : funcs)
+      if (failed(expandGradsIn(f)))
         return failure();
     return success();
   }
@@ -389,11 +390,16 @@ FailureOr<Value> Differentiator::genericAdjoint(OpBuilder &b, GenericOp op,
         Type t = s.getType();
         Value zero = bb.create<arith::ConstantOp>(l, bb.getFloatAttr(t, 0));
         Value seed = args[dyAt];
+        // Where `guard` is false (not the arg-max, or a subscript that does
+        // not match) the seed is zero; the sweep keeps the rest out.
+        Value guard;
+        auto also = [&](Value c) {
+          guard = guard ? bb.create<arith::AndIOp>(l, guard, c).getResult() : c;
+        };
         if (argIndex) {
-          Value won = bb.create<arith::CmpIOp>(
-              l, arith::CmpIPredicate::eq,
-              linearReductionIndex(bb, l, op, dimOf), args[argIndexAt]);
-          seed = bb.create<arith::SelectOp>(l, won, seed, zero);
+          also(bb.create<arith::CmpIOp>(l, arith::CmpIPredicate::eq,
+                                        linearReductionIndex(bb, l, op, dimOf),
+                                        args[argIndexAt]));
         } else if (zeroCount) {
           Value one = bb.create<arith::ConstantOp>(l, bb.getFloatAttr(t, 1));
           Value isZero =
@@ -418,12 +424,10 @@ FailureOr<Value> Differentiator::genericAdjoint(OpBuilder &b, GenericOp op,
             want = bb.create<IndexOp>(
                 l, bb.getIndexType(),
                 (uint64_t)dimOf[cast<AffineDimExpr>(e).getPosition()]);
-          Value hit =
-              bb.create<arith::CmpIOp>(l, arith::CmpIPredicate::eq, at, want);
-          seed = bb.create<arith::SelectOp>(l, hit, seed, zero);
+          also(bb.create<arith::CmpIOp>(l, arith::CmpIPredicate::eq, at, want));
         }
         FailureOr<Value> dx =
-            buildScalarAdjoint(bb, l, forward, s, seed, args[k]);
+            buildScalarAdjoint(bb, l, forward, s, seed, args[k], guard);
         if (failed(dx)) {
           status = failure();
           return zero;

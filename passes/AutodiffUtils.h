@@ -24,11 +24,15 @@ Value buildAdd(OpBuilder &b, Location loc, Value lhs, Value rhs);
 
 /// Reverse-mode sweep over scalar ops already in `b`'s block: given the
 /// adjoint `seed` of `output`, returns the adjoint of `wrt` (0 when it does
-/// not contribute). `ops` are the forward ops in program order. Fails, with
-/// a diagnostic, on an op that has no derivative rule.
+/// not contribute). `ops` are the forward ops in program order. Where
+/// `seedGuard` (an i1, optional) is false the seed is zero and nothing of the
+/// body's derivative is evaluated into the result (so an inf or NaN of a
+/// masked-out element stays out). Fails, with a diagnostic, on an op that has
+/// no derivative rule.
 FailureOr<Value> buildScalarAdjoint(OpBuilder &b, Location loc,
                                     ArrayRef<Operation *> ops, Value output,
-                                    Value seed, Value wrt);
+                                    Value seed, Value wrt,
+                                    Value seedGuard = {});
 
 } // namespace mlir::mlx
 

@@ -105,7 +105,8 @@ void mlx::buildLinalgToLLVMPipeline(OpPassManager &pm) {
   pm.addPass(createLowerAffinePass());
   pm.addPass(createConvertSCFToCFPass());
   // Math with an LLVM intrinsic first; the rest (tanh, erf) calls libm.
-  pm.addPass(createConvertMathToLLVMPass());
+  // log1p goes to libm: MathToLLVM's log(1 + x) loses small x.
+  pm.addPass(createConvertMathToLLVMPass({/*approximateLog1p=*/false}));
   pm.addPass(createConvertMathToLibmPass());
   pm.addPass(createArithToLLVMConversionPass());
   pm.addPass(createFinalizeMemRefToLLVMConversionPass());
