@@ -455,6 +455,8 @@ public:
   mlir::MLIRContext &ctx;
   const std::map<std::string, const Function *> &functions;
   mlir::OpBuilder builder;
+  /// The id of the next mlx.check_index.
+  int64_t nextCheckId = 0;
   mlir::OwningOpRef<mlir::ModuleOp> module;
   std::deque<std::tuple<const Function *, int64_t, DType, mlir::func::FuncOp>>
       pending;
@@ -1447,7 +1449,15 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
     return convert(bb, l, dimValue(dims[e.name]), info.type, want);
   }
   case Expr::Kind::Subscript: {
-    const TVal &t = locals.at(e.operands[0]->name);
+    const std::string &name = e.operands[0]->name;
+    TVal t = locals.at(name);
+    // A constant subscript of a symbolic dim is checked at run time (of a
+    // literal dim, analysis checked it).
+    for (auto [d, sub] : llvm::enumerate(e.subscripts))
+      if (sub && sub->kind == Expr::Kind::Int && !t.shape[d].constant)
+        t.value = b.create<mlir::mlx::CheckIndexOp>(
+            loc(sub->loc), t.value, (int64_t)d, sub->intValue,
+            mod.nextCheckId++, name, t.shape[d].str());
     llvm::SmallVector<mlir::AffineExpr> exprs;
     unsigned implicit = 0;
     for (auto &sub : e.subscripts) {

@@ -232,6 +232,12 @@ LogicalResult Differentiator::adjointOf(OpBuilder &b, Operation *op,
     }
     return success();
   }
+  if (auto check = dyn_cast<CheckIndexOp>(op)) {
+    // A bounds check is the identity to its derivative.
+    accumulate(b, loc, adjoints, check.getInput(),
+               adjoints.lookup(check.getResult()));
+    return success();
+  }
   if (auto cast = dyn_cast<tensor::CastOp>(op)) {
     Value dy = adjoints.lookup(cast.getResult());
     accumulate(b, loc, adjoints, cast.getSource(),

@@ -237,6 +237,55 @@ static void lowerMapCall(IRRewriter &rewriter, MapCallOp op) {
   rewriter.replaceOp(op, nest.results);
 }
 
+/// `size > index ? input : (report(), zeros with size index + 1)`.
+static void lowerCheckIndex(IRRewriter &rewriter, CheckIndexOp op) {
+  Location loc = op.getLoc();
+  rewriter.setInsertionPoint(op);
+  auto module = op->getParentOfType<ModuleOp>();
+  auto i64 = rewriter.getI64Type();
+  auto report = module.lookupSymbol<func::FuncOp>(kOutOfBoundsReport);
+  if (!report) {
+    OpBuilder::InsertionGuard guard(rewriter);
+    rewriter.setInsertionPointToStart(module.getBody());
+    report = rewriter.create<func::FuncOp>(
+        module.getLoc(), kOutOfBoundsReport,
+        rewriter.getFunctionType({i64, i64, i64}, {}));
+    report.setPrivate();
+  }
+  Value input = op.getInput();
+  auto type = op.getResult().getType();
+  Value size = rewriter.create<tensor::DimOp>(loc, input, op.getDim());
+  Value index = rewriter.create<arith::ConstantIndexOp>(loc, op.getIndex());
+  Value inBounds = rewriter.create<arith::CmpIOp>(
+      loc, arith::CmpIPredicate::ugt, size, index);
+  auto ifOp = rewriter.create<scf::IfOp>(
+      loc, inBounds,
+      [&](OpBuilder &b, Location l) { b.create<scf::YieldOp>(l, input); },
+      [&](OpBuilder &b, Location l) {
+        auto asI64 = [&](Value v) {
+          return b.create<arith::IndexCastOp>(l, i64, v).getResult();
+        };
+        b.create<func::CallOp>(
+            l, report,
+            ValueRange{b.create<arith::ConstantIntOp>(l, op.getId(), 64),
+                       asI64(index), asI64(size)});
+        SmallVector<Value> sizes;
+        for (int64_t d = 0; d < type.getRank(); ++d)
+          sizes.push_back(
+              d == (int64_t)op.getDim()
+                  ? b.create<arith::ConstantIndexOp>(l, op.getIndex() + 1)
+                        .getResult()
+                  : b.create<tensor::DimOp>(l, input, d).getResult());
+        Value zero =
+            buildIdentity(b, l, Combiner::add, type.getElementType());
+        Value safe = b.create<linalg::FillOp>(
+                          l, zero, buildEmpty(b, l, type, sizes))
+                         .getResult(0);
+        b.create<scf::YieldOp>(l, safe);
+      });
+  rewriter.replaceOp(op, ifOp.getResults());
+}
+
 namespace {
 struct LowerMlxToLinalgPass
     : public mlx::impl::LowerMlxToLinalgPassBase<LowerMlxToLinalgPass> {
@@ -244,13 +293,15 @@ struct LowerMlxToLinalgPass
     SmallVector<Operation *> worklist;
     // Post-order: a nested op is lowered before the op around it.
     getOperation().walk([&](Operation *op) {
-      if (isa<GenericOp, MapCallOp>(op))
+      if (isa<GenericOp, MapCallOp, CheckIndexOp>(op))
         worklist.push_back(op);
     });
     IRRewriter rewriter(&getContext());
     for (Operation *op : worklist) {
       if (auto generic = dyn_cast<GenericOp>(op))
         lowerGeneric(rewriter, generic);
+      else if (auto check = dyn_cast<CheckIndexOp>(op))
+        lowerCheckIndex(rewriter, check);
       else
         lowerMapCall(rewriter, cast<MapCallOp>(op));
     }

@@ -29,6 +29,12 @@ namespace mlx {
 /// by the id passed to mlx_report_nonfinite.
 std::vector<Location> &numericsCheckLocations();
 
+/// The function checked code calls on an out-of-range constant subscript
+/// (mlx.check_index): `void mlx_report_out_of_bounds(i64 id, i64 index,
+/// i64 size)`.
+inline constexpr llvm::StringLiteral kOutOfBoundsReport =
+    "mlx_report_out_of_bounds";
+
 /// mlx level clean-up: inline calls, fold, CSE, drop unused private functions.
 void buildMlxSimplifyPipeline(OpPassManager &pm);
 

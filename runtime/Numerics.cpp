@@ -3,6 +3,13 @@
 
 namespace {
 thread_local std::optional<mlx::rt::NumericsReport> firstReport;
+thread_local std::optional<mlx::rt::BoundsReport> firstBoundsReport;
+
+template <typename T> std::optional<T> take(std::optional<T> &slot) {
+  std::optional<T> report = slot;
+  slot.reset();
+  return report;
+}
 } // namespace
 
 extern "C" void mlx_report_nonfinite(int64_t id, int32_t kind) {
@@ -10,8 +17,16 @@ extern "C" void mlx_report_nonfinite(int64_t id, int32_t kind) {
     firstReport = mlx::rt::NumericsReport{id, kind == 2};
 }
 
+extern "C" void mlx_report_out_of_bounds(int64_t id, int64_t index,
+                                         int64_t size) {
+  if (!firstBoundsReport)
+    firstBoundsReport = mlx::rt::BoundsReport{id, index, size};
+}
+
 std::optional<mlx::rt::NumericsReport> mlx::rt::takeNumericsReport() {
-  std::optional<NumericsReport> report = firstReport;
-  firstReport.reset();
-  return report;
+  return take(firstReport);
+}
+
+std::optional<mlx::rt::BoundsReport> mlx::rt::takeBoundsReport() {
+  return take(firstBoundsReport);
 }

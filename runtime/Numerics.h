@@ -2,8 +2,9 @@
 //
 // Code compiled with the mlx-check-numerics pass calls
 // mlx_report_nonfinite(id, kind) when an op's result holds a NaN (kind 2) or
-// an infinity (kind 1). The first report of a thread is kept for the driver,
-// which maps `id` back to the op's source location.
+// an infinity (kind 1); any code calls mlx_report_out_of_bounds on a
+// constant subscript out of range of a symbolic dimension. The first report
+// of a thread is kept for the driver, which maps `id` back to the source.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MLX_RUNTIME_NUMERICS_H
@@ -15,6 +16,9 @@
 extern "C" {
 /// Called by checked code; keeps the first report of the calling thread.
 void mlx_report_nonfinite(int64_t id, int32_t kind);
+/// Called by code with a constant subscript `index` of a dimension of size
+/// `size` <= index (mlx.check_index `id`); keeps the first report.
+void mlx_report_out_of_bounds(int64_t id, int64_t index, int64_t size);
 }
 
 namespace mlx::rt {
@@ -27,6 +31,15 @@ struct NumericsReport {
 
 /// Returns and clears the calling thread's first report.
 std::optional<NumericsReport> takeNumericsReport();
+
+/// An out-of-range constant subscript met at run time.
+struct BoundsReport {
+  int64_t id; ///< of the mlx.check_index
+  int64_t index, size;
+};
+
+/// Returns and clears the calling thread's first bounds report.
+std::optional<BoundsReport> takeBoundsReport();
 
 } // namespace mlx::rt
 

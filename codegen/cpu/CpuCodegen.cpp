@@ -160,6 +160,21 @@ static void addPackedEntryPoints(llvm::Module &module) {
   }
 }
 
+/// A library has no driver to report to: unless its user defines
+/// mlx_report_out_of_bounds, an out-of-range subscript aborts (weak default).
+static void addDefaultBoundsReport(llvm::Module &module) {
+  llvm::Function *report = module.getFunction(mlx::kOutOfBoundsReport);
+  if (!report || !report->isDeclaration())
+    return;
+  report->setLinkage(llvm::GlobalValue::WeakAnyLinkage);
+  llvm::LLVMContext &ctx = module.getContext();
+  llvm::IRBuilder<> b(llvm::BasicBlock::Create(ctx, "entry", report));
+  llvm::FunctionCallee abortFn = module.getOrInsertFunction(
+      "abort", llvm::FunctionType::get(llvm::Type::getVoidTy(ctx), false));
+  b.CreateCall(abortFn);
+  b.CreateUnreachable();
+}
+
 std::unique_ptr<llvm::Module> mlx::translateToLLVMIR(ModuleOp module,
                                                      llvm::LLVMContext &ctx,
                                                      std::string &error) {
@@ -228,6 +243,7 @@ bool mlx::emitObjectFile(ModuleOp module, llvm::StringRef path,
       translateToLLVMIR(module, ctx, error);
   if (!llvmModule)
     return false;
+  addDefaultBoundsReport(*llvmModule);
   auto builder = llvm::orc::JITTargetMachineBuilder::detectHost();
   if (!builder) {
     error = llvm::toString(builder.takeError());

@@ -225,6 +225,14 @@ LogicalResult IndexOp::verify() {
   return success();
 }
 
+LogicalResult CheckIndexOp::verify() {
+  if (getDim() >= getInput().getType().getRank())
+    return emitOpError("dimension ")
+           << getDim() << " is out of range for rank "
+           << getInput().getType().getRank();
+  return success();
+}
+
 LogicalResult MapCallOp::verify() {
   auto resultType = getResult().getType();
   int64_t numMapped = getNumMapped();

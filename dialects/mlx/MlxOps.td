@@ -99,6 +99,31 @@ def Mlx_StopGradientOp : Mlx_Op<"stop_gradient", [Pure,
   let assemblyFormat = "$value attr-dict `:` type($value)";
 }
 
+def Mlx_CheckIndexOp : Mlx_Op<"check_index", [SameOperandsAndResultType]> {
+  let summary = "a run-time bounds check of a constant subscript";
+  let description = [{
+    `x[3]` on `x: f32[N]`: the result is `input` where dimension `dim` of
+    it is larger than `index`. Elsewhere the op calls
+    `mlx_report_out_of_bounds(id, index, size)` and its result is a zero
+    tensor whose dimension `dim` has size `index + 1`, so that no read goes
+    out of bounds; the caller reports the error after the call. `tensor`
+    and `size_name` name the subscripted tensor and the dimension's size in
+    the message. To its derivative it is the identity.
+
+    ```mlir
+    %x1 = mlx.check_index %x[0] above 3 {id = 0 : i64, size_name = "N",
+                                     tensor = "x"} : tensor<?xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$input,
+                       ConfinedAttr<I64Attr, [IntNonNegative]>:$dim,
+                       ConfinedAttr<I64Attr, [IntNonNegative]>:$index,
+                       I64Attr:$id, StrAttr:$tensor, StrAttr:$size_name);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input `[` $dim `]` `above` $index attr-dict `:` type($input)";
+  let hasVerifier = 1;
+}
+
 def Mlx_MapCallOp : Mlx_Op<"map_call", [AttrSizedOperandSegments,
     DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
   let summary = "calls a function on slices, mapped over leading indices";

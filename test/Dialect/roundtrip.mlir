@@ -49,3 +49,10 @@ func.func @rows(%s: tensor<?x?xf32>, %t: index, %k: index) -> tensor<?x?xf32> {
   %p = mlx.map_call @row_fn(%s) sizes(%t, %k) {arg_slices = [array<i64: 0, -1>], num_mapped = 1 : i64} : (tensor<?x?xf32>) -> tensor<?x?xf32>
   return %p : tensor<?x?xf32>
 }
+
+// CHECK-LABEL: func.func @checked
+func.func @checked(%x: tensor<?x3xf32>) -> tensor<?x3xf32> {
+  // CHECK: mlx.check_index %{{.*}}[0] above 4 {id = 7 : i64, size_name = "N", tensor = "x"} : tensor<?x3xf32>
+  %y = mlx.check_index %x[0] above 4 {id = 7 : i64, size_name = "N", tensor = "x"} : tensor<?x3xf32>
+  return %y : tensor<?x3xf32>
+}

@@ -54,3 +54,21 @@ func.func @rows(%s: tensor<?x?xf32>, %t: index, %k: index) -> tensor<?x?xf32> {
   %p = mlx.map_call @softmax(%s) sizes(%t, %k) {arg_slices = [array<i64: 0, -1>], num_mapped = 1 : i64} : (tensor<?x?xf32>) -> tensor<?x?xf32>
   return %p : tensor<?x?xf32>
 }
+
+// -----
+
+// mlx.check_index → the input where dim 0 > 4, else a report call and zeros
+// with dim 0 of size 5 (no read out of bounds).
+// CHECK-LABEL: func.func @checked
+// CHECK: %[[SIZE:.*]] = tensor.dim %[[X:.*]], %{{.*}} : tensor<?x3xf32>
+// CHECK: %[[OK:.*]] = arith.cmpi ugt, %[[SIZE]], %{{.*}} : index
+// CHECK: scf.if %[[OK]] -> (tensor<?x3xf32>) {
+// CHECK:   scf.yield %[[X]]
+// CHECK: } else {
+// CHECK:   call @mlx_report_out_of_bounds(%{{.*}}, %{{.*}}, %{{.*}}) : (i64, i64, i64) -> ()
+// CHECK:   %[[EMPTY:.*]] = tensor.empty(%{{.*}}) : tensor<?x3xf32>
+// CHECK:   linalg.fill ins(%{{.*}} : f32) outs(%[[EMPTY]] : tensor<?x3xf32>)
+func.func @checked(%x: tensor<?x3xf32>) -> tensor<?x3xf32> {
+  %y = mlx.check_index %x[0] above 4 {id = 7 : i64, size_name = "N", tensor = "x"} : tensor<?x3xf32>
+  return %y : tensor<?x3xf32>
+}

@@ -12,6 +12,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/CpuCodegen.h"
+#include "dialects/mlx/MlxDialect.h"
 #include "frontend/ASTPrinter.h"
 #include "frontend/Compiler.h"
 #include "frontend/DiagnosticPrinter.h"
@@ -429,6 +430,26 @@ private:
     auto module = compiler->generate({request});
     if (!module || mlir::failed(mlir::verify(*module)))
       return 1;
+    // What each run-time bounds check says when it fails (the ops are
+    // lowered away).
+    std::map<int64_t, std::function<void(const rt::BoundsReport &)>> checks;
+    module->walk([&](mlir::mlx::CheckIndexOp op) {
+      checks.try_emplace(op.getId(), [loc = op.getLoc(), dim = op.getDim(),
+                                      tensor = op.getTensor().str(),
+                                      size = op.getSizeName().str()](
+                                         const rt::BoundsReport &r) {
+        mlir::emitError(loc)
+            << "index " << r.index << " is out of range for dimension " << dim
+            << " of '" << tensor << "' (size " << size << " = " << r.size
+            << ")";
+      });
+    });
+    auto outOfBounds = [&]() {
+      auto report = rt::takeBoundsReport();
+      if (report)
+        checks.at(report->id)(*report);
+      return report.has_value();
+    };
     if (!lower(*module, [&](mlir::OpPassManager &pm) {
           mlir::mlx::buildMlxToCpuPipeline(pm, opts.checkNumerics);
         }))
@@ -440,10 +461,14 @@ private:
     if (!entry)
       return fail("no entry point for '" + sig.name + "'");
     auto compiled = std::chrono::steady_clock::now();
-    if (opts.command == "bench")
+    if (opts.command == "bench") {
+      rt::callEntry(entry, sig, args); // a first call checks the bounds
+      if (outOfBounds())
+        return 1;
       return bench(
           entry, sig, args,
           std::chrono::duration<double, std::milli>(compiled - start).count());
+    }
     if (opts.checkNumerics)
       for (auto [k, a] : llvm::enumerate(args))
         if (rt::isFloat(a.dtype()))
@@ -456,6 +481,8 @@ private:
                       " at element " + std::to_string(i) +
                       " (--check-numerics)");
     std::vector<rt::Tensor> results = rt::callEntry(entry, sig, args);
+    if (outOfBounds())
+      return 1;
     if (auto report = rt::takeNumericsReport()) {
       mlir::emitError(mlir::mlx::numericsCheckLocations()[report->id])
           << "first " << (report->nan ? "NaN" : "infinity")
@@ -643,6 +670,8 @@ private:
            << "' dimension " << d << " " << what << ", got %lld\", "
            << "(long long)" << size << ");\n    return 1;\n  }\n";
       }
+    for (const rt::ParamSpec &p : sig.params)
+      os << "  (void)" << p.name << ";\n";
     os << "  (void)message;\n  (void)size;\n  return 0;\n}\n";
   }
 
@@ -668,10 +697,16 @@ private:
        << " * Symbolic dimensions are not checked here: arguments that share "
           "a\n"
        << " * dimension name must agree in size.\n"
+       << " * A constant subscript x[c] of a symbolic dimension is checked in\n"
+       << " * the call: out of range, the code calls mlx_report_out_of_bounds\n"
+       << " * (id, index, size), whose weak default aborts; define it to handle\n"
+       << " * the error (the call's results are then meaningless).\n"
        << " */\n"
        << "#ifndef " << guard << "\n#define " << guard << "\n\n"
        << "#include <stddef.h>\n#include <stdint.h>\n#include <stdio.h>\n\n"
-       << "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n";
+       << "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
+       << "void mlx_report_out_of_bounds(int64_t id, int64_t index, int64_t "
+          "size);\n\n";
     std::set<std::string> emitted;
     auto descriptor = [&](rt::DType d, int64_t rank) {
       std::string name = "mlx_" + std::string(rt::dtypeName(d)) + "_" +
