@@ -1371,6 +1371,23 @@ TVal FunctionGen::emitGeneric(const std::vector<Slot> &slots, const Expr &e,
           Value none = constant(bb, l, 2147483647.0, DType::i32);
           return bb.create<mlir::arith::SelectOp>(l, hit, at32, none);
         });
+    // Only an empty dimension leaves no hit: its arg-max is −1.
+    llvm::SmallVector<Value> sizes;
+    for (SDim &d : index.shape)
+      sizes.push_back(dimValue(d));
+    unsigned rank = index.shape.size();
+    auto identity = mlir::AffineMap::getMultiDimIdentityMap(rank, &mod.ctx);
+    index.value = b.create<mlir::mlx::GenericOp>(
+        loc(e.loc), index.value.getType(), Value{index.value}, sizes,
+        llvm::ArrayRef<mlir::AffineMap>{identity}, rank, Combiner::none,
+        [&](mlir::OpBuilder &bb, mlir::Location l,
+            mlir::ValueRange args) -> Value {
+          Value none = constant(bb, l, 2147483647.0, DType::i32);
+          Value empty = bb.create<mlir::arith::CmpIOp>(
+              l, mlir::arith::CmpIPredicate::eq, args[0], none);
+          return bb.create<mlir::arith::SelectOp>(
+              l, empty, constant(bb, l, -1, DType::i32), args[0]);
+        });
     return index;
   }
   Combiner combiner = Combiner::none;
@@ -1568,7 +1585,26 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
       return bb.create<arith::SubIOp>(l, x, y);
     if (op == "*")
       return bb.create<arith::MulIOp>(l, x, y);
-    return bb.create<arith::DivSIOp>(l, x, y);
+    // Integer division truncates toward zero; defined everywhere (the same
+    // on every backend, never a trap): a / 0 = 0, and MIN / −1 = MIN (wraps).
+    mlir::Type t = x.getType();
+    unsigned width = t.getIntOrFloatBitWidth();
+    auto intConst = [&](const llvm::APInt &v) -> Value {
+      return bb.create<arith::ConstantOp>(l, bb.getIntegerAttr(t, v));
+    };
+    Value zero = intConst(llvm::APInt(width, 0));
+    Value one = intConst(llvm::APInt(width, 1));
+    auto eq = [&](Value a, Value c) {
+      return bb.create<arith::CmpIOp>(l, arith::CmpIPredicate::eq, a, c);
+    };
+    Value byZero = eq(y, zero);
+    Value overflows = bb.create<arith::AndIOp>(
+        l, eq(x, intConst(llvm::APInt::getSignedMinValue(width))),
+        eq(y, intConst(llvm::APInt::getAllOnes(width))));
+    Value safe = bb.create<arith::SelectOp>(
+        l, bb.create<arith::OrIOp>(l, byZero, overflows), one, y);
+    return bb.create<arith::SelectOp>(
+        l, byZero, zero, bb.create<arith::DivSIOp>(l, x, safe));
   }
   case Expr::Kind::Select: {
     Value c = emitElem(*e.operands[0], f, DType::boolean);

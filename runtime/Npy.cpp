@@ -36,13 +36,24 @@ bool findKey(const std::string &header, const std::string &key,
 
 bool mlx::rt::readNpy(const std::string &path, Tensor &out,
                       std::string &error) {
-  std::ifstream in(path, std::ios::binary);
+  // stdio, not iostreams: a directory or an unreadable file is an error
+  // code here, not an exception.
+  FILE *in = std::fopen(path.c_str(), "rb");
   if (!in) {
-    error = "cannot open '" + path + "'";
+    error = "cannot open '" + path + "': " + std::strerror(errno);
     return false;
   }
-  std::string bytes((std::istreambuf_iterator<char>(in)),
-                    std::istreambuf_iterator<char>());
+  std::string bytes;
+  char chunk[1 << 16];
+  size_t n;
+  while ((n = std::fread(chunk, 1, sizeof chunk, in)) > 0)
+    bytes.append(chunk, n);
+  int readError = std::ferror(in) ? errno : 0;
+  std::fclose(in);
+  if (readError) {
+    error = "cannot read '" + path + "': " + std::strerror(readError);
+    return false;
+  }
   return parseNpy(bytes, path, out, error);
 }
 

@@ -266,7 +266,7 @@ bool mlx::emitObjectFile(ModuleOp module, llvm::StringRef path,
   std::error_code ec;
   llvm::raw_fd_ostream os(path, ec, llvm::sys::fs::OF_None);
   if (ec) {
-    error = "cannot open '" + path.str() + "': " + ec.message();
+    error = ec.message();
     return false;
   }
   llvm::legacy::PassManager passes;

@@ -566,6 +566,10 @@ private:
     bool shared = out.ends_with(".so");
     if (!shared && !out.ends_with(".o"))
       return fail("-o must name a .o or .so file");
+    llvm::StringRef dir = llvm::sys::path::parent_path(out);
+    if (!dir.empty() && !llvm::sys::fs::is_directory(dir))
+      return fail("cannot write '" + opts.output + "': no directory '" +
+                  dir.str() + "'");
     auto exports = requestedExports();
     if (!exports)
       return 1;
@@ -584,7 +588,7 @@ private:
     std::string tmpObject = object + ".part." + std::to_string(getpid());
     if (!mlir::mlx::emitObjectFile(*module, tmpObject, error)) {
       llvm::sys::fs::remove(tmpObject);
-      return fail(error);
+      return fail("cannot write '" + opts.output + "': " + error);
     }
     if (shared) {
       std::string tmpLib = opts.output + ".part." + std::to_string(getpid());
