@@ -23,7 +23,9 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Diagnostics.h"
 
+#include <cfloat>
 #include <cmath>
+#include <cstdio>
 #include <deque>
 #include <functional>
 #include <set>
@@ -1443,6 +1445,14 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
   bool isFloat = rt::isFloat(want);
   switch (e.kind) {
   case Expr::Kind::Float:
+    // One rule with the CLI's literals: a finite number beyond the type's
+    // range is an error, not an infinity.
+    if (want == DType::f32 && std::fabs(e.number) > (double)FLT_MAX) {
+      char shown[32];
+      std::snprintf(shown, sizeof shown, "%g", e.number);
+      error(e.loc, std::string("number ") + shown +
+                       " is out of range for f32 (write inf for infinity)");
+    }
     return constant(bb, l, e.number, want);
   case Expr::Kind::Inf:
     return constant(bb, l, INFINITY, want);

@@ -233,7 +233,8 @@ public:
           char shown[32];
           std::snprintf(shown, sizeof shown, "%g", v);
           error = "bad literal '" + text + "': " + shown +
-                  " is out of range for " + dtypeName(dtype);
+                  " is out of range for " + dtypeName(dtype) +
+                  (isFloat(dtype) ? " (write inf for infinity)" : "");
           return false;
         }
     }
@@ -331,6 +332,11 @@ private:
     if (end != token.c_str() + token.size()) {
       pos = start;
       return fail("'" + token + "' is not a number");
+    }
+    if (std::isinf(value)) {
+      pos = start;
+      return fail("'" + token +
+                  "' is out of range (write inf for infinity)");
     }
     if (token.find_first_of(".eE") != std::string::npos)
       hasFloat = true;
