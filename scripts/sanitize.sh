@@ -4,7 +4,8 @@
 # LeakSanitizer is on: `mlxc run` over the stdlib tests must not leak.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh > /dev/null
+# libclang-rt-19-dev: the ASan/UBSan/libFuzzer runtimes clang-19 links.
+./scripts/setup.sh libclang-rt-19-dev > /dev/null
 if [ ! -f build-asan/build.ninja ]; then
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
     -DCMAKE_C_COMPILER=clang-19 -DCMAKE_CXX_COMPILER=clang++-19 \

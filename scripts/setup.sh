@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages mlxc needs (only those missing; apt-get as
 # root, or through sudo) and builds it into ./build. Safe to run again.
+#   scripts/setup.sh [EXTRA-PACKAGE...]   (sanitize.sh and fuzz.sh add the
+#                                          clang runtime libraries)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +11,7 @@ PACKAGES=(
   llvm-19-dev libmlir-19-dev mlir-19-tools llvm-19-tools clang-19
   antlr4 libantlr4-runtime-dev
   libgtest-dev
+  "$@"
 )
 
 missing=()

@@ -1,8 +1,9 @@
 //===- frontend.cpp - fuzz .mlx source through the front end ----------===//
 //
 // Source text → lexer, parser, AST, semantic analysis, MLIR generation and
-// the verifier; with MLX_FUZZ_PIPELINE=1 also the whole CPU pipeline to the
-// LLVM dialect. Any crash, sanitizer report, timeout or OOM is a bug: every
+// the verifier; with MLX_FUZZ_PIPELINE=1 each function is exported with its
+// gradient with respect to all of its float parameters (mlx-autodiff) and
+// goes through the whole CPU pipeline to the LLVM dialect. Any crash, sanitizer report, timeout or OOM is a bug: every
 // input must end in a module or in diagnostics.
 //
 //===----------------------------------------------------------------------===//
@@ -33,7 +34,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   std::string source(reinterpret_cast<const char *>(data), size);
   if (!compiler.loadSource("fuzz.mlx", source))
     return 0;
-  auto module = compiler.generate(compiler.allExports());
+  std::vector<mlx::ExportRequest> exports = compiler.allExports();
+  if (fullPipeline)
+    for (mlx::ExportRequest &r : exports)
+      for (auto [k, p] : llvm::enumerate(r.function->params))
+        if (mlx::rt::isFloat(p.type.dtype))
+          r.wrt.push_back((int64_t)k);
+  auto module = compiler.generate(exports);
   if (!module || mlir::failed(mlir::verify(*module)))
     return 0;
   if (fullPipeline) {
