@@ -76,20 +76,79 @@ private:
   const std::string *text;
 };
 
-/// Sends ANTLR's syntax errors to the diagnostic callback.
+/// Sends ANTLR's syntax errors to the diagnostic callback: the first one
+/// only (ANTLR's recovery makes the rest a cascade of it), in words that
+/// name what the user wrote, and "not supported yet" for the constructs the
+/// language does not have yet.
 class ErrorListener : public antlr4::BaseErrorListener {
 public:
   ErrorListener(const LocMaker &locs, const ErrorFn &onError)
       : locs(locs), onError(onError) {}
-  void syntaxError(antlr4::Recognizer *, antlr4::Token *, size_t line,
-                   size_t col, const std::string &msg,
+  void syntaxError(antlr4::Recognizer *recognizer, antlr4::Token *offending,
+                   size_t line, size_t col, const std::string &msg,
                    std::exception_ptr) override {
-    onError(locs.at(line, col), "syntax error: " + msg);
-    ++count;
+    if (count++)
+      return;
+    auto *parser = dynamic_cast<antlr4::Parser *>(recognizer);
+    if (parser && offending) {
+      if (antlr4::Token *start = statementStart(*parser, offending)) {
+        std::string word = start->getText();
+        if (word == "for" || word == "while")
+          return onError(locs.at(start),
+                         "loops ('" + word + "') are not supported yet");
+        if (word == "if")
+          return onError(locs.at(start), "'if' statements are not supported: "
+                                         "write c ? a : b");
+      }
+      if (offending->getText() == ":" && insideBrackets(*parser, offending))
+        return onError(locs.at(offending),
+                       "ranges in subscripts (a:b) are not supported yet; "
+                       "':' alone keeps a whole dimension");
+    }
+    std::string text = msg;
+    // ANTLR glues the tokens of the failed alternative ("fort" for
+    // "for t"): name the token where it failed instead.
+    if (offending && text.rfind("no viable alternative at input", 0) == 0)
+      text = "unexpected " + shown(offending);
+    onError(locs.at(line, col), "syntax error: " + text);
   }
   unsigned count = 0;
 
 private:
+  static std::string shown(antlr4::Token *token) {
+    return token->getType() == antlr4::Token::EOF
+               ? std::string("end of file")
+               : "'" + token->getText() + "'";
+  }
+  /// The first token on the offending token's line.
+  static antlr4::Token *statementStart(antlr4::Parser &parser,
+                                       antlr4::Token *offending) {
+    antlr4::TokenStream *tokens = parser.getTokenStream();
+    ssize_t i = (ssize_t)offending->getTokenIndex();
+    if (offending->getType() == antlr4::Token::EOF || i < 0)
+      return nullptr;
+    while (i > 0 && tokens->get(i - 1)->getLine() == offending->getLine())
+      --i;
+    return tokens->get(i);
+  }
+  /// True when an unclosed '[' comes before `offending` on its line.
+  static bool insideBrackets(antlr4::Parser &parser, antlr4::Token *offending) {
+    antlr4::TokenStream *tokens = parser.getTokenStream();
+    int depth = 0;
+    for (ssize_t i = (ssize_t)offending->getTokenIndex() - 1; i >= 0; --i) {
+      antlr4::Token *t = tokens->get(i);
+      if (t->getLine() != offending->getLine())
+        break;
+      depth += t->getText() == "]" ? -1 : t->getText() == "[" ? 1 : 0;
+      if (depth > 0) {
+        std::string before = tokens->get(offending->getTokenIndex() - 1)
+                                 ->getText();
+        return before != "[" && before != ",";
+      }
+    }
+    return false;
+  }
+
   const LocMaker &locs;
   const ErrorFn &onError;
 };

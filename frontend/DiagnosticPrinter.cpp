@@ -79,6 +79,15 @@ void DiagnosticPrinter::printOne(mlir::Location loc, llvm::StringRef severity,
   os << caret << "^\n";
 }
 
+/// The call sites of an inlined op's location, innermost first.
+static void callSites(mlir::Location loc,
+                      llvm::SmallVectorImpl<mlir::Location> &out) {
+  if (auto site = mlir::dyn_cast<mlir::CallSiteLoc>(loc)) {
+    callSites(site.getCallee(), out);
+    out.push_back(site.getCaller());
+  }
+}
+
 void DiagnosticPrinter::print(mlir::Diagnostic &diag) {
   llvm::StringRef severity = "error";
   switch (diag.getSeverity()) {
@@ -103,7 +112,31 @@ void DiagnosticPrinter::print(mlir::Diagnostic &diag) {
   if (diag.getSeverity() == mlir::DiagnosticSeverity::Error)
     ++errors;
   printOne(diag.getLocation(), severity, diag.str());
+  // An op inlined from a callee carries the call sites it came through.
+  llvm::SmallVector<mlir::Location> callers;
+  callSites(diag.getLocation(), callers);
+  for (mlir::Location caller : callers)
+    printOne(caller, "note", "called from here");
   for (mlir::Diagnostic &note : diag.getNotes())
     printOne(note.getLocation(), "note", note.str());
   os.flush();
+}
+
+std::string mlx::didYouMean(llvm::StringRef name,
+                            const std::vector<std::string> &candidates) {
+  // One edit in two or three letters, two in six, ...; none in one letter.
+  unsigned limit = (name.size() + 1) / 3, best = limit + 1;
+  const std::string *closest = nullptr;
+  for (const std::string &c : candidates) {
+    if (c == name)
+      continue;
+    unsigned d = name.edit_distance(c, /*AllowReplacements=*/true, limit);
+    if (d < best) {
+      best = d;
+      closest = &c;
+    }
+  }
+  if (limit == 0)
+    return "";
+  return closest ? "; did you mean '" + *closest + "'?" : "";
 }

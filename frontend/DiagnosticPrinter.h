@@ -16,8 +16,14 @@
 
 #include <set>
 #include <string>
+#include <vector>
 
 namespace mlx {
+
+/// "; did you mean 'X'?" for the candidate closest to a misspelled `name`
+/// (a few edits away), else "".
+std::string didYouMean(llvm::StringRef name,
+                       const std::vector<std::string> &candidates);
 
 class DiagnosticPrinter {
 public:

@@ -14,6 +14,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "frontend/MLIRGen.h"
+#include "frontend/DiagnosticPrinter.h"
 #include "dialects/mlx/MlxDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -230,6 +231,15 @@ private:
   ExprInfo analyzeCall(const Expr &e, Scope &scope);
   ExprInfo analyzeSubscript(const Expr &e, Scope &scope);
   IndexVar *lookupIndex(const std::string &name, Scope &scope);
+  /// The names of the tensors and dims in scope (for "did you mean").
+  std::vector<std::string> knownNames() const {
+    std::vector<std::string> names;
+    for (auto &entry : locals)
+      names.push_back(entry.first);
+    for (auto &entry : dims)
+      names.push_back(entry.first);
+    return names;
+  }
   EType unify(EType a, EType b, const Loc &at, const char *what);
   bool unifyShape(Shape &into, const Shape &other, const Loc &at);
   void bindRange(IndexVar *var, const SDim &dim, const Loc &at);
@@ -417,6 +427,23 @@ public:
   const Function *lookup(const std::string &name) const {
     auto it = functions.find(name);
     return it == functions.end() ? nullptr : it->second;
+  }
+
+  /// "unknown function 'NAME'" with a hint: the closest function or
+  /// builtin, or what the language does not have yet.
+  std::string unknownFunction(const std::string &name) const {
+    static const std::set<std::string> randomNames = {
+        "rand", "randn", "random", "uniform", "normal", "randint"};
+    if (randomNames.count(name))
+      return "unknown function '" + name +
+             "': random numbers are not supported yet";
+    std::vector<std::string> names = {"max", "min", "grad", "value_and_grad"};
+    for (auto &[n, fn] : functions)
+      names.push_back(n);
+    names.insert(names.end(), kUnaryFloatBuiltins.begin(),
+                 kUnaryFloatBuiltins.end());
+    names.insert(names.end(), kCastBuiltins.begin(), kCastBuiltins.end());
+    return "unknown function '" + name + "'" + didYouMean(name, names);
   }
 
   /// The func.func of an instance, declared now and generated later.
@@ -727,7 +754,7 @@ ExprInfo FunctionGen::analyzeUncached(const Expr &e, Scope &scope) {
       error(e.loc, "'" + e.name + "' is a function; call it with (...)");
       return fail();
     }
-    error(e.loc, "unknown name '" + e.name + "'");
+    error(e.loc, "unknown name '" + e.name + "'" + didYouMean(e.name, knownNames()));
     return fail();
   }
   case Expr::Kind::Unary: {
@@ -875,7 +902,8 @@ ExprInfo FunctionGen::analyzeSubscript(const Expr &e, Scope &scope) {
     if (lookupIndex(base.name, scope) || dims.count(base.name))
       error(base.loc, "'" + base.name + "' is an index, not a tensor");
     else
-      error(base.loc, "unknown name '" + base.name + "'");
+      error(base.loc, "unknown name '" + base.name + "'" +
+                          didYouMean(base.name, knownNames()));
     return info;
   }
   const TVal &tensor = it->second;
@@ -962,7 +990,7 @@ ExprInfo FunctionGen::analyzeCall(const Expr &e, Scope &scope) {
     gradOf = mod.lookup(callee.operands[0]->name);
     if (!gradOf) {
       error(callee.operands[0]->loc,
-            "unknown function '" + callee.operands[0]->name + "'");
+            mod.unknownFunction(callee.operands[0]->name));
       return fail();
     }
     for (auto &name : llvm::drop_begin(callee.operands)) {
@@ -1028,6 +1056,14 @@ ExprInfo FunctionGen::analyzeCall(const Expr &e, Scope &scope) {
     return info;
   }
   if (e.name == "max" || e.name == "min") {
+    if (args.size() == 1) {
+      error(e.loc, "'" + e.name + "(a, b)' is the element-wise " +
+                       (e.name == "max" ? "larger" : "smaller") +
+                       " of two values; for the " +
+                       (e.name == "max" ? "largest" : "smallest") +
+                       " element write " + e.name + "[k] x[k]");
+      return fail();
+    }
     if (!expectArgs(2))
       return fail();
     info.type = unify(args[0]->type, args[1]->type, e.loc, e.name.c_str());
@@ -1039,7 +1075,7 @@ ExprInfo FunctionGen::analyzeCall(const Expr &e, Scope &scope) {
   }
   const Function *callee = gradOf ? gradOf : mod.lookup(e.name);
   if (!callee) {
-    error(e.loc, "unknown function '" + e.name + "'");
+    error(e.loc, mod.unknownFunction(e.name));
     return fail();
   }
   if (!expectArgs(callee->params.size()))

@@ -264,11 +264,22 @@ private:
 
   void noSuchFunction(const std::string &name) {
     std::string known;
-    for (const auto &fn : compiler->mainModule().functions)
+    std::vector<std::string> names;
+    for (const auto &fn : compiler->mainModule().functions) {
       known += (known.empty() ? "" : ", ") + fn->name;
+      names.push_back(fn->name);
+    }
     llvm::errs() << opts.file << ": error: no function '" << name << "'"
+                 << mlx::didYouMean(name, names)
                  << (known.empty() ? "" : " (it defines: " + known + ")")
                  << "\n";
+  }
+
+  static std::vector<std::string> paramNames(const ast::Function &fn) {
+    std::vector<std::string> names;
+    for (const ast::Param &p : fn.params)
+      names.push_back(p.name);
+    return names;
   }
 
   /// Parameter indices for --grad, or an error at the function.
@@ -279,7 +290,8 @@ private:
           fn.params, [&](const ast::Param &p) { return p.name == name; });
       if (it == fn.params.end()) {
         errorAt(fn.loc, "--grad " + name + ": '" + fn.name +
-                            "' has no parameter '" + name + "'");
+                            "' has no parameter '" + name + "'" +
+                            mlx::didYouMean(name, paramNames(fn)));
         return std::nullopt;
       }
       if (!rt::isFloat(it->type.dtype)) {
@@ -288,7 +300,19 @@ private:
                              "', it is " + rt::dtypeName(it->type.dtype));
         return std::nullopt;
       }
+      if (llvm::is_contained(wrt, it - fn.params.begin())) {
+        errorAt(it->loc, "--grad " + name + ": '" + name + "' is given twice");
+        return std::nullopt;
+      }
       wrt.push_back(it - fn.params.begin());
+    }
+    if (!wrt.empty() && llvm::none_of(fn.results, [](const ast::TypeSpec &t) {
+          return rt::isFloat(t.dtype);
+        })) {
+      errorAt(fn.loc, "--grad: '" + fn.name +
+                          "' has no float result to differentiate (the "
+                          "gradient is of the sum of its float results)");
+      return std::nullopt;
     }
     return wrt;
   }
@@ -376,7 +400,8 @@ private:
         for (const ast::Param &p : fn->params)
           names += (names.empty() ? "" : ", ") + p.name;
         return errorAt(fn->loc, "'" + fn->name + "' has no parameter '" + name +
-                                    "' (its parameters: " + names + ")");
+                                    "'" + mlx::didYouMean(name, paramNames(*fn)) +
+                                    " (its parameters: " + names + ")");
       }
       if (!given.emplace(name, value).second)
         return errorAt(it->loc, "argument '" + name + "' is given twice");
@@ -404,6 +429,22 @@ private:
           args[k].dtype() == rt::DType::f64)
         floatType = rt::DType::f64;
     }
+    // A declared f32 stands for the arguments' float type: one per call.
+    const ast::Param *f64Param = nullptr;
+    for (auto [k, p] : llvm::enumerate(fn->params))
+      if (isFile[k] && p.type.dtype == rt::DType::f32 &&
+          args[k].dtype() == rt::DType::f64 && !f64Param)
+        f64Param = &p;
+    for (auto [k, p] : llvm::enumerate(fn->params))
+      if (f64Param && isFile[k] && p.type.dtype == rt::DType::f32 &&
+          args[k].dtype() == rt::DType::f32)
+        return errorAt(
+            p.loc, "argument '" + p.name + "' is an f32 .npy but '" +
+                       f64Param->name + "' is f64: a parameter declared f32 " +
+                       "runs in the float type of the arguments (f64 .npy " +
+                       "files run the function in f64), so all of them must " +
+                       "agree; save '" + p.name + "' as f64 or '" +
+                       f64Param->name + "' as f32");
     int64_t anyShapeRank = -1;
     for (auto [k, p] : llvm::enumerate(fn->params)) {
       std::string error;
