@@ -763,6 +763,28 @@ private:
           os << "  int64_t sizes[" << rank << "];\n  int64_t strides[" << rank
              << "];\n";
         os << "} " << name << ";\n\n";
+        // NAME_of(data, sizes...): a descriptor of contiguous row-major
+        // data the caller owns.
+        os << "static inline " << name << " " << name << "_of(" << cType(d)
+           << " *data";
+        for (int64_t k = 0; k < rank; ++k)
+          os << ", int64_t n" << k;
+        os << ") {\n  " << name << " t = {data, data, 0";
+        if (rank) {
+          os << ", {";
+          for (int64_t k = 0; k < rank; ++k)
+            os << (k ? ", " : "") << "n" << k;
+          os << "}, {";
+          for (int64_t k = 0; k < rank; ++k) {
+            os << (k ? ", " : "");
+            std::string stride = "1";
+            for (int64_t j = k + 1; j < rank; ++j)
+              stride += " * n" + std::to_string(j);
+            os << stride;
+          }
+          os << "}";
+        }
+        os << "};\n  return t;\n}\n\n";
       }
       return name;
     };

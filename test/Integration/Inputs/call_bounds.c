@@ -12,7 +12,7 @@ void mlx_report_out_of_bounds(int64_t id, int64_t index, int64_t size) {
 
 int main(void) {
   float x[4] = {1, 2, 3, 4};
-  mlx_f32_1d ok = {x, x, 0, {4}, {1}}, shortx = {x, x, 0, {2}, {1}};
+  mlx_f32_1d ok = mlx_f32_1d_of(x, 4), shortx = mlx_f32_1d_of(x, 2);
   fourth_results r;
   _mlir_ciface_fourth(&r, &ok);
   printf("fourth = %g\n", r.result.aligned[r.result.offset]);
