@@ -141,8 +141,8 @@ private:
         break;
       depth += t->getText() == "]" ? -1 : t->getText() == "[" ? 1 : 0;
       if (depth > 0) {
-        std::string before = tokens->get(offending->getTokenIndex() - 1)
-                                 ->getText();
+        std::string before =
+            tokens->get(offending->getTokenIndex() - 1)->getText();
         return before != "[" && before != ",";
       }
     }

@@ -14,8 +14,8 @@
 //
 //===----------------------------------------------------------------------===//
 #include "frontend/MLIRGen.h"
-#include "frontend/DiagnosticPrinter.h"
 #include "dialects/mlx/MlxDialect.h"
+#include "frontend/DiagnosticPrinter.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -181,9 +181,8 @@ struct ExprInfo {
 };
 
 const std::set<std::string> kUnaryFloatBuiltins = {
-    "exp", "log",  "log1p", "sqrt",     "tanh",        "sigmoid",
-    "erf", "abs",  "sin",   "cos",      "stop_gradient", "softplus",
-    "log_sigmoid"};
+    "exp", "log", "log1p", "sqrt",          "tanh",     "sigmoid",    "erf",
+    "abs", "sin", "cos",   "stop_gradient", "softplus", "log_sigmoid"};
 const std::set<std::string> kCastBuiltins = {"f32", "f64", "i32", "i64"};
 
 mlir::Type scalarType(mlir::OpBuilder &b, DType d) {
@@ -754,7 +753,8 @@ ExprInfo FunctionGen::analyzeUncached(const Expr &e, Scope &scope) {
       error(e.loc, "'" + e.name + "' is a function; call it with (...)");
       return fail();
     }
-    error(e.loc, "unknown name '" + e.name + "'" + didYouMean(e.name, knownNames()));
+    error(e.loc,
+          "unknown name '" + e.name + "'" + didYouMean(e.name, knownNames()));
     return fail();
   }
   case Expr::Kind::Unary: {
@@ -1309,8 +1309,8 @@ TVal FunctionGen::emitGeneric(const std::vector<Slot> &slots, const Expr &e,
   std::vector<IndexVar *> reduced;
   std::string reduceOp;
   while (body->kind == Expr::Kind::Reduce &&
-         (reduceOp.empty() || reduceOp == body->op) &&
-         reduceOp != "argmax" && reduceOp != "argmin") {
+         (reduceOp.empty() || reduceOp == body->op) && reduceOp != "argmax" &&
+         reduceOp != "argmin") {
     reduceOp = body->op;
     for (IndexVar *v : reduceVars[body])
       reduced.push_back(v);
@@ -1320,8 +1320,8 @@ TVal FunctionGen::emitGeneric(const std::vector<Slot> &slots, const Expr &e,
   // One mlx.generic over slots + reduced with `combiner`; `finish` turns the
   // body's value into what is yielded.
   using Finish = std::function<Value(Frame &, Value)>;
-  auto build = [&](mlir::mlx::Combiner combiner, DType bodyType,
-                   DType dtype, const Finish &finish) {
+  auto build = [&](mlir::mlx::Combiner combiner, DType bodyType, DType dtype,
+                   const Finish &finish) {
     Frame f;
     f.implicitDims.resize(implicitShape.size());
     llvm::SmallVector<Value> sizes;
@@ -1649,8 +1649,8 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
         eq(y, intConst(llvm::APInt::getAllOnes(width))));
     Value safe = bb.create<arith::SelectOp>(
         l, bb.create<arith::OrIOp>(l, byZero, overflows), one, y);
-    return bb.create<arith::SelectOp>(
-        l, byZero, zero, bb.create<arith::DivSIOp>(l, x, safe));
+    return bb.create<arith::SelectOp>(l, byZero, zero,
+                                      bb.create<arith::DivSIOp>(l, x, safe));
   }
   case Expr::Kind::Select: {
     Value c = emitElem(*e.operands[0], f, DType::boolean);

@@ -276,11 +276,10 @@ static void lowerCheckIndex(IRRewriter &rewriter, CheckIndexOp op) {
                   ? b.create<arith::ConstantIndexOp>(l, op.getIndex() + 1)
                         .getResult()
                   : b.create<tensor::DimOp>(l, input, d).getResult());
-        Value zero =
-            buildIdentity(b, l, Combiner::add, type.getElementType());
-        Value safe = b.create<linalg::FillOp>(
-                          l, zero, buildEmpty(b, l, type, sizes))
-                         .getResult(0);
+        Value zero = buildIdentity(b, l, Combiner::add, type.getElementType());
+        Value safe =
+            b.create<linalg::FillOp>(l, zero, buildEmpty(b, l, type, sizes))
+                .getResult(0);
         b.create<scf::YieldOp>(l, safe);
       });
   rewriter.replaceOp(op, ifOp.getResults());

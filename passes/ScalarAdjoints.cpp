@@ -130,12 +130,10 @@ public:
       bool isMax = isa<arith::MaximumFOp>(op);
       Value tie = cmp(arith::CmpFPredicate::OEQ, a, c);
       Value share = select(tie, mul(g, constant(t, 0.5)), g);
-      Value aWins = cmp(isMax ? arith::CmpFPredicate::OGE
-                              : arith::CmpFPredicate::OLE,
-                        a, c);
-      Value cWins = cmp(isMax ? arith::CmpFPredicate::OLE
-                              : arith::CmpFPredicate::OGE,
-                        a, c);
+      Value aWins = cmp(
+          isMax ? arith::CmpFPredicate::OGE : arith::CmpFPredicate::OLE, a, c);
+      Value cWins = cmp(
+          isMax ? arith::CmpFPredicate::OLE : arith::CmpFPredicate::OGE, a, c);
       this->add(a, share, both(guard, aWins));
       this->add(c, share, both(guard, cWins));
     } else if (auto o = dyn_cast<arith::SelectOp>(op)) {

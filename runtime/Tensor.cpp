@@ -335,8 +335,7 @@ private:
     }
     if (std::isinf(value)) {
       pos = start;
-      return fail("'" + token +
-                  "' is out of range (write inf for infinity)");
+      return fail("'" + token + "' is out of range (write inf for infinity)");
     }
     if (token.find_first_of(".eE") != std::string::npos)
       hasFloat = true;

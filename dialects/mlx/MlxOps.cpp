@@ -227,9 +227,8 @@ LogicalResult IndexOp::verify() {
 
 LogicalResult CheckIndexOp::verify() {
   if (getDim() >= getInput().getType().getRank())
-    return emitOpError("dimension ")
-           << getDim() << " is out of range for rank "
-           << getInput().getType().getRank();
+    return emitOpError("dimension ") << getDim() << " is out of range for rank "
+                                     << getInput().getType().getRank();
   return success();
 }
 

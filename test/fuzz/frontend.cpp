@@ -3,8 +3,9 @@
 // Source text → lexer, parser, AST, semantic analysis, MLIR generation and
 // the verifier; with MLX_FUZZ_PIPELINE=1 each function is exported with its
 // gradient with respect to all of its float parameters (mlx-autodiff) and
-// goes through the whole CPU pipeline to the LLVM dialect. Any crash, sanitizer report, timeout or OOM is a bug: every
-// input must end in a module or in diagnostics.
+// goes through the whole CPU pipeline to the LLVM dialect. Any crash, sanitizer
+// report, timeout or OOM is a bug: every input must end in a module or in
+// diagnostics.
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/CpuCodegen.h"

@@ -400,7 +400,8 @@ private:
         for (const ast::Param &p : fn->params)
           names += (names.empty() ? "" : ", ") + p.name;
         return errorAt(fn->loc, "'" + fn->name + "' has no parameter '" + name +
-                                    "'" + mlx::didYouMean(name, paramNames(*fn)) +
+                                    "'" +
+                                    mlx::didYouMean(name, paramNames(*fn)) +
                                     " (its parameters: " + names + ")");
       }
       if (!given.emplace(name, value).second)
@@ -475,15 +476,15 @@ private:
     // lowered away).
     std::map<int64_t, std::function<void(const rt::BoundsReport &)>> checks;
     module->walk([&](mlir::mlx::CheckIndexOp op) {
-      checks.try_emplace(op.getId(), [loc = op.getLoc(), dim = op.getDim(),
-                                      tensor = op.getTensor().str(),
-                                      size = op.getSizeName().str()](
-                                         const rt::BoundsReport &r) {
-        mlir::emitError(loc)
-            << "index " << r.index << " is out of range for dimension " << dim
-            << " of '" << tensor << "' (size " << size << " = " << r.size
-            << ")";
-      });
+      checks.try_emplace(
+          op.getId(),
+          [loc = op.getLoc(), dim = op.getDim(), tensor = op.getTensor().str(),
+           size = op.getSizeName().str()](const rt::BoundsReport &r) {
+            mlir::emitError(loc)
+                << "index " << r.index << " is out of range for dimension "
+                << dim << " of '" << tensor << "' (size " << size << " = "
+                << r.size << ")";
+          });
     });
     auto outOfBounds = [&]() {
       auto report = rt::takeBoundsReport();
@@ -744,7 +745,8 @@ private:
        << " * dimension name must agree in size.\n"
        << " * A constant subscript x[c] of a symbolic dimension is checked in\n"
        << " * the call: out of range, the code calls mlx_report_out_of_bounds\n"
-       << " * (id, index, size), whose weak default aborts; define it to handle\n"
+       << " * (id, index, size), whose weak default aborts; define it to "
+          "handle\n"
        << " * the error (the call's results are then meaningless).\n"
        << " */\n"
        << "#ifndef " << guard << "\n#define " << guard << "\n\n"
