@@ -124,13 +124,15 @@ def Mlx_CheckIndexOp : Mlx_Op<"check_index", [SameOperandsAndResultType]> {
   let hasVerifier = 1;
 }
 
-def Mlx_MapCallOp : Mlx_Op<"map_call", [AttrSizedOperandSegments,
+def Mlx_MapCallOp : Mlx_Op<"map_call", [Pure, AttrSizedOperandSegments,
     DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
   let summary = "calls a function on slices, mapped over leading indices";
   let description = [{
     `P[i, :] = softmax(s[i, :])`: the result's first `num_mapped` dimensions
     are mapped indices; for each point of them, the callee is called on
     slices of the arguments and its result fills the remaining dimensions.
+    Functions of the language have no side effects, so the op is pure:
+    identical map_calls merge (CSE) and unused ones go (DCE).
     `arg_slices[k]` has one entry per dimension of argument `k`: the mapped
     index that fixes it, or -1 for a `:` (kept) dimension. `sizes` gives
     every dimension of the result.
