@@ -65,10 +65,12 @@ const char *kUsage = R"(usage:
   mlxc build FILE -o OUT [-f NAME]...   write OUT.o or OUT.so plus OUT.h
 options:
   -I DIR      add an import search path ($MLX_PATH is searched too)
+  --backend B where run, bench and build compile for: cpu (the default);
+              vulkan needs a build with the Vulkan backend
 )";
 
 struct Options {
-  std::string command, file, stage, output, saveDir;
+  std::string command, file, stage, output, saveDir, backend = "cpu";
   std::vector<std::string> functions, importPaths, grads;
   std::vector<std::pair<std::string, std::string>> args;
   bool json = false, checkNumerics = false;
@@ -95,6 +97,7 @@ const StringOption stringOptions[] = {
     {"--stage", &Options::stage, "a value"},
     {"-o", &Options::output, "a path"},
     {"--save", &Options::saveDir, "a directory"},
+    {"--backend", &Options::backend, "cpu or vulkan"},
 };
 
 /// Parses argv; returns an exit code when parsing ends the run.
@@ -179,6 +182,12 @@ std::optional<int> parseOptions(int argc, char **argv, Options &opts) {
   if (rest.size() > 2)
     return usageError("unexpected argument '" + rest[2] + "'");
   opts.file = rest[1];
+  if (opts.backend == "vulkan")
+    return fail("this build of mlxc has no Vulkan backend (--backend vulkan); "
+                "--backend cpu is available");
+  if (opts.backend != "cpu")
+    return usageError("unknown backend '" + opts.backend +
+                      "' (--backend cpu or vulkan)");
   return std::nullopt;
 }
 
