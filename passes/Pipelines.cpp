@@ -43,9 +43,6 @@ void mlx::buildMlxToLinalgPipeline(OpPassManager &pm, bool checkNumerics) {
   pm.addNestedPass<func::FuncOp>(createLinalgElementwiseOpFusionPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
-  // Contiguous innermost loops (reductions are listed last in index
-  // notation, which would make matmul-like loops stride).
-  pm.addPass(createLoopOrderPass());
 }
 
 void mlx::registerMlxPipelines() {

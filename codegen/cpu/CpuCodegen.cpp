@@ -118,6 +118,9 @@ void mlx::buildLinalgToLLVMPipeline(OpPassManager &pm) {
 
 void mlx::buildMlxToCpuPipeline(OpPassManager &pm, bool checkNumerics) {
   buildMlxToLinalgPipeline(pm, checkNumerics);
+  // A CPU concern: contiguous innermost loops (reductions are listed last
+  // in index notation, which would make matmul-like loops stride).
+  pm.addPass(createLoopOrderPass());
   buildLinalgToLLVMPipeline(pm);
 }
 
