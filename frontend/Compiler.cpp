@@ -192,9 +192,9 @@ rt::Signature Compiler::signature(const ast::Function &fn, int64_t anyShapeRank,
 rt::Signature Compiler::signature(const ExportRequest &request) const {
   rt::Signature sig =
       signature(*request.function, request.anyShapeRank, request.floatType);
+  sig.name = exportName(request);
   if (request.wrt.empty())
     return sig;
-  sig.name += "_grad";
   for (int64_t k : request.wrt) {
     const rt::ParamSpec &p = sig.params[k];
     sig.results.push_back({"d" + p.name, p.dtype, (int64_t)p.dims.size()});

@@ -51,6 +51,23 @@ std::string mlx::instanceName(const Function &fn, int64_t anyShapeRank,
   return name;
 }
 
+std::string mlx::exportName(const ExportRequest &request) {
+  const Function &fn = *request.function;
+  std::string name =
+      instanceName(fn, request.anyShapeRank, request.floatType);
+  if (request.wrt.empty())
+    return name;
+  name += "_grad";
+  for (int64_t k : request.wrt) {
+    const std::string &param = fn.params[k].name;
+    bool ascii = llvm::all_of(param, [](char c) {
+      return llvm::isAlnum(c) || c == '_';
+    });
+    name += "_" + (ascii ? param : "p" + std::to_string(k));
+  }
+  return name;
+}
+
 namespace {
 
 //===----------------------------------------------------------------------===//
@@ -317,7 +334,7 @@ public:
     for (const ExportRequest &r : exports) {
       auto func = getOrDeclare(*r.function, r.anyShapeRank, r.floatType);
       if (!r.wrt.empty()) {
-        exportGradient(func, r.wrt);
+        exportGradient(func, r.wrt, exportName(r));
         continue;
       }
       func.setPublic();
@@ -335,8 +352,9 @@ public:
     return std::move(module);
   }
 
-  /// `<f>_grad(args) -> (f's results..., d args[wrt]...)`, exported.
-  void exportGradient(mlir::func::FuncOp f, llvm::ArrayRef<int64_t> wrt) {
+  /// `name(args) -> (f's results..., d args[wrt]...)`, exported.
+  void exportGradient(mlir::func::FuncOp f, llvm::ArrayRef<int64_t> wrt,
+                      const std::string &name) {
     mlir::OpBuilder::InsertionGuard guard(builder);
     builder.setInsertionPointToEnd(module->getBody());
     mlir::FunctionType type = f.getFunctionType();
@@ -344,8 +362,7 @@ public:
     for (int64_t k : wrt)
       results.push_back(type.getInput(k));
     auto wrapper = builder.create<mlir::func::FuncOp>(
-        f.getLoc(), (f.getName() + "_grad").str(),
-        builder.getFunctionType(type.getInputs(), results));
+        f.getLoc(), name, builder.getFunctionType(type.getInputs(), results));
     wrapper->setAttr("llvm.emit_c_interface", builder.getUnitAttr());
     builder.setInsertionPointToStart(wrapper.addEntryBlock());
     auto grad = builder.create<mlir::mlx::GradOp>(
