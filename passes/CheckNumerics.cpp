@@ -5,7 +5,8 @@
 // finds a NaN (always) or an infinity (unless the op itself writes ±inf
 // from an `inf` literal, as a causal mask does, or reads a value such an op
 // wrote), and calls mlx_report_nonfinite(id, kind) when it finds one. `id`
-// indexes numericsCheckLocations(), the ops' source locations.
+// indexes the module's `mlx.numerics_checks` attribute: the ops' source
+// locations (numericsCheckLocations reads it back).
 //
 //===----------------------------------------------------------------------===//
 #include "passes/AutodiffUtils.h"
@@ -26,8 +27,13 @@ namespace mlir::mlx {
 using namespace mlir;
 using namespace mlir::mlx;
 
-std::vector<Location> &mlx::numericsCheckLocations() {
-  static std::vector<Location> locations;
+static constexpr llvm::StringLiteral kChecksAttr = "mlx.numerics_checks";
+
+std::vector<Location> mlx::numericsCheckLocations(ModuleOp module) {
+  std::vector<Location> locations;
+  if (auto checks = module->getAttrOfType<ArrayAttr>(kChecksAttr))
+    for (Attribute a : checks)
+      locations.push_back(cast<LocationAttr>(a));
   return locations;
 }
 
@@ -59,6 +65,9 @@ struct CheckNumericsPass
                                       reportType);
       report.setPrivate();
     }
+    SmallVector<Attribute> locations;
+    if (auto checks = module->getAttrOfType<ArrayAttr>(kChecksAttr))
+      llvm::append_range(locations, checks);
     DenseSet<Value> mayHoldInfinity;
     SmallVector<GenericOp> generics;
     module.walk([&](GenericOp op) {
@@ -74,7 +83,6 @@ struct CheckNumericsPass
       if (allowInfinity)
         mayHoldInfinity.insert(op.getResult());
       Location loc = op.getLoc();
-      auto &locations = numericsCheckLocations();
       int64_t id = locations.size();
       locations.push_back(loc);
       b.setInsertionPointAfter(op);
@@ -122,6 +130,7 @@ struct CheckNumericsPass
           inner.create<arith::ConstantOp>(loc, inner.getI64IntegerAttr(id));
       inner.create<func::CallOp>(loc, report, ValueRange{idValue, code});
     }
+    module->setAttr(kChecksAttr, b.getArrayAttr(locations));
   }
 };
 } // namespace

@@ -25,9 +25,10 @@ namespace mlx {
 #define GEN_PASS_REGISTRATION
 #include "passes/Passes.h.inc"
 
-/// The source locations of the ops mlx-check-numerics instrumented, indexed
-/// by the id passed to mlx_report_nonfinite.
-std::vector<Location> &numericsCheckLocations();
+/// The source locations of the ops mlx-check-numerics instrumented in
+/// `module` (kept in its `mlx.numerics_checks` attribute), indexed by the id
+/// passed to mlx_report_nonfinite.
+std::vector<Location> numericsCheckLocations(ModuleOp module);
 
 /// The function checked code calls on an out-of-range constant subscript
 /// (mlx.check_index): `void mlx_report_out_of_bounds(i64 id, i64 index,

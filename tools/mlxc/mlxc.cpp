@@ -535,7 +535,7 @@ private:
     if (outOfBounds())
       return 1;
     if (auto report = rt::takeNumericsReport()) {
-      mlir::emitError(mlir::mlx::numericsCheckLocations()[report->id])
+      mlir::emitError(mlir::mlx::numericsCheckLocations(*module)[report->id])
           << "first " << (report->nan ? "NaN" : "infinity")
           << " produced here (--check-numerics)";
       return 1;
