@@ -53,16 +53,14 @@ std::string mlx::instanceName(const Function &fn, int64_t anyShapeRank,
 
 std::string mlx::exportName(const ExportRequest &request) {
   const Function &fn = *request.function;
-  std::string name =
-      instanceName(fn, request.anyShapeRank, request.floatType);
+  std::string name = instanceName(fn, request.anyShapeRank, request.floatType);
   if (request.wrt.empty())
     return name;
   name += "_grad";
   for (int64_t k : request.wrt) {
     const std::string &param = fn.params[k].name;
-    bool ascii = llvm::all_of(param, [](char c) {
-      return llvm::isAlnum(c) || c == '_';
-    });
+    bool ascii = llvm::all_of(
+        param, [](char c) { return llvm::isAlnum(c) || c == '_'; });
     name += "_" + (ascii ? param : "p" + std::to_string(k));
   }
   return name;
@@ -292,7 +290,7 @@ private:
   void emitReturn(const Stmt &s);
 
   /// The dtype a declared `f32` stands for in this instance.
-  DType declared(DType d) const { return d == DType::f32 ? floatType : d; }
+  DType declared(DType d) const { return rt::instanceDType(d, floatType); }
   /// An element type's dtype, literals defaulting to this instance's float.
   DType resolve(EType t, std::optional<DType> preferred = std::nullopt) const {
     return t.resolve(preferred, floatType);
@@ -493,7 +491,7 @@ public:
         shape.push_back(d->kind == DimExpr::Kind::Int
                             ? d->value
                             : mlir::ShapedType::kDynamic);
-    DType dtype = t.dtype == DType::f32 ? floatType : t.dtype;
+    DType dtype = rt::instanceDType(t.dtype, floatType);
     return mlir::RankedTensorType::get(shape, scalarType(builder, dtype));
   }
 
@@ -1105,7 +1103,7 @@ ExprInfo FunctionGen::analyzeCall(const Expr &e, Scope &scope) {
         args[k]->type.dtype == DType::f64)
       call->floatType = DType::f64;
   auto paramType = [&](DType d) {
-    return d == DType::f32 ? call->floatType : d;
+    return rt::instanceDType(d, call->floatType);
   };
   std::map<std::string, std::pair<SDim, std::string>> bound;
   for (auto [k, p] : llvm::enumerate(callee->params)) {
@@ -1770,7 +1768,7 @@ std::vector<TVal> FunctionGen::emitCall(const Expr &e,
   const CallInfo &ci = *infos.at(&e).call;
   const Function &callee = *ci.callee;
   mlir::Location l = loc(e.loc);
-  auto paramType = [&](DType d) { return d == DType::f32 ? ci.floatType : d; };
+  auto paramType = [&](DType d) { return rt::instanceDType(d, ci.floatType); };
   Shape mapped;
   for (IndexVar *v : vars)
     mapped.push_back(*v->range);
@@ -2093,7 +2091,7 @@ mlx::generateModule(mlir::MLIRContext &ctx,
 
 rt::Signature mlx::signatureOf(const Function &fn, int64_t anyShapeRank,
                                DType floatType) {
-  auto declared = [&](DType d) { return d == DType::f32 ? floatType : d; };
+  auto declared = [&](DType d) { return rt::instanceDType(d, floatType); };
   rt::Signature sig;
   sig.name = instanceName(fn, anyShapeRank, floatType);
   for (const Param &p : fn.params) {

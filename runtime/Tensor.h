@@ -31,6 +31,12 @@ const char *dtypeName(DType dtype);
 std::optional<DType> parseDType(const std::string &name);
 /// True for f32 and f64.
 bool isFloat(DType dtype);
+/// The float-type rule: a declared `f32` stands for the float type an
+/// instance runs in (f32, or f64 when f64 arguments ask for it); every other
+/// declared type is itself.
+inline DType instanceDType(DType declared, DType floatType) {
+  return declared == DType::f32 ? floatType : declared;
+}
 
 /// A strided n-dimensional array.
 class Tensor {

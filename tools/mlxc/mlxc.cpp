@@ -458,8 +458,7 @@ private:
     int64_t anyShapeRank = -1;
     for (auto [k, p] : llvm::enumerate(fn->params)) {
       std::string error;
-      rt::DType dtype =
-          p.type.dtype == rt::DType::f32 ? floatType : p.type.dtype;
+      rt::DType dtype = rt::instanceDType(p.type.dtype, floatType);
       if (!isFile[k] && !rt::parseLiteral(given[p.name], dtype, args[k], error))
         return errorAt(p.loc, "argument '" + p.name + "': " + error);
       if (p.type.isAnyShape() && anyShapeRank < 0)
