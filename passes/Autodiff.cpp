@@ -1,16 +1,18 @@
 //===- Autodiff.cpp - reverse-mode autodiff on the mlx dialect --*- C++ -*-===//
 //
-// The `mlx-autodiff` pass: every mlx.grad becomes calls of vector-Jacobian
-// product (VJP) functions. VJP(f, k) takes f's arguments and one cotangent
-// per result of f and returns the cotangent of argument k; its body is f's
-// body (the forward sweep) followed by the reverse sweep over f's ops:
+// The `mlx-autodiff` pass: every mlx.grad becomes a call of a
+// vector-Jacobian product (VJP) function. VJP(f, K) takes f's arguments and
+// one cotangent per result of f and returns the cotangents of the arguments
+// in K (one VJP per gradient request, one reverse sweep for all of K); its
+// body is f's body (the forward sweep) followed by the reverse sweep:
 //   - mlx.generic: one new mlx.generic per differentiable input, whose
 //     iteration space is permuted so that the input's dims come first (they
 //     are the result) and every other index is summed over — the adjoint of
 //     an index-notation op is again an index-notation op;
-//   - func.call: calls VJP(callee, k) (each callee is differentiated once);
-//   - mlx.map_call: maps VJP(callee, k) over the same slices, then sums over
-//     the mapped indices the argument does not depend on.
+//   - func.call: calls VJP(callee, its float operands) once (each callee is
+//     differentiated once);
+//   - mlx.map_call: maps VJP(callee, {k}) over the same slices, then sums
+//     over the mapped indices the argument does not depend on.
 // The forward parts of the VJPs are duplicates of the primal: once inlined,
 // CSE merges them and DCE drops what the gradient does not need.
 //
@@ -66,7 +68,8 @@ public:
 
 private:
   LogicalResult expand(GradOp op);
-  FailureOr<func::FuncOp> getOrCreateVJP(func::FuncOp f, unsigned k);
+  FailureOr<func::FuncOp> getOrCreateVJP(func::FuncOp f,
+                                         ArrayRef<unsigned> wrt);
   LogicalResult expandGradsIn(func::FuncOp f);
   LogicalResult adjointOf(OpBuilder &b, Operation *op,
                           DenseMap<Value, Value> &adjoints);
@@ -85,7 +88,7 @@ private:
 
   ModuleOp module;
   SymbolTable symbols;
-  std::map<std::pair<std::string, unsigned>, func::FuncOp> vjps;
+  std::map<std::pair<std::string, std::vector<unsigned>>, func::FuncOp> vjps;
   llvm::DenseSet<Operation *> expanded;
 };
 
@@ -116,22 +119,24 @@ LogicalResult Differentiator::expand(GradOp op) {
   for (Value r : primal.getResults())
     seeds.push_back(isFloatTensor(r.getType()) ? buildFilled(b, loc, r, 1.0)
                                                : r);
-  for (int64_t k : op.getWrt()) {
-    FailureOr<func::FuncOp> vjp = getOrCreateVJP(f, (unsigned)k);
-    if (failed(vjp))
-      return failure();
-    SmallVector<Value> args(op.getArgs());
-    llvm::append_range(args, seeds);
-    results.push_back(b.create<func::CallOp>(loc, *vjp, args).getResult(0));
-  }
+  // One VJP for the whole request: one reverse sweep for all of `wrt`.
+  SmallVector<unsigned> wrt(op.getWrt().begin(), op.getWrt().end());
+  FailureOr<func::FuncOp> vjp = getOrCreateVJP(f, wrt);
+  if (failed(vjp))
+    return failure();
+  SmallVector<Value> args(op.getArgs());
+  llvm::append_range(args, seeds);
+  llvm::append_range(results,
+                     b.create<func::CallOp>(loc, *vjp, args).getResults());
   op.replaceAllUsesWith(results);
   op.erase();
   return success();
 }
 
 FailureOr<func::FuncOp> Differentiator::getOrCreateVJP(func::FuncOp f,
-                                                       unsigned k) {
-  auto key = std::make_pair(f.getName().str(), k);
+                                                       ArrayRef<unsigned> wrt) {
+  auto key = std::make_pair(f.getName().str(),
+                            std::vector<unsigned>(wrt.begin(), wrt.end()));
   if (auto it = vjps.find(key); it != vjps.end())
     return it->second;
   if (f.isExternal())
@@ -141,13 +146,17 @@ FailureOr<func::FuncOp> Differentiator::getOrCreateVJP(func::FuncOp f,
     return failure();
 
   FunctionType type = f.getFunctionType();
-  SmallVector<Type> inputs(type.getInputs());
+  SmallVector<Type> inputs(type.getInputs()), results;
   llvm::append_range(inputs, type.getResults());
+  std::string name = (f.getName() + "_vjp").str();
+  for (auto [i, k] : llvm::enumerate(wrt)) {
+    results.push_back(type.getInput(k));
+    name += (i ? "_" : "") + std::to_string(k);
+  }
   OpBuilder b(module.getContext());
   b.setInsertionPointToEnd(module.getBody());
-  auto vjp = b.create<func::FuncOp>(
-      f.getLoc(), (f.getName() + "_vjp" + std::to_string(k)).str(),
-      b.getFunctionType(inputs, {type.getInput(k)}));
+  auto vjp = b.create<func::FuncOp>(f.getLoc(), name,
+                                    b.getFunctionType(inputs, results));
   vjp.setPrivate();
   symbols.insert(vjp);
   vjps[key] = vjp;
@@ -177,11 +186,14 @@ FailureOr<func::FuncOp> Differentiator::getOrCreateVJP(func::FuncOp f,
     if (failed(adjointOf(b, op, adjoints)))
       return failure();
   }
-  Value arg = entry->getArgument(k);
-  Value result = adjoints.lookup(arg);
-  if (!result)
-    result = buildFilled(b, f.getLoc(), arg, 0.0);
-  b.create<func::ReturnOp>(f.getLoc(), result);
+  SmallVector<Value> cotangents;
+  for (unsigned k : wrt) {
+    Value arg = entry->getArgument(k);
+    Value result = adjoints.lookup(arg);
+    cotangents.push_back(result ? result
+                                : buildFilled(b, f.getLoc(), arg, 0.0));
+  }
+  b.create<func::ReturnOp>(f.getLoc(), cotangents);
   return vjp;
 }
 
@@ -221,15 +233,19 @@ LogicalResult Differentiator::adjointOf(OpBuilder &b, Operation *op,
                      : isFloatTensor(r.getType()) ? buildFilled(b, loc, r, 0.0)
                                                   : r);
     }
-    for (auto [k, operand] : llvm::enumerate(call.getOperands())) {
-      if (!isFloatTensor(operand.getType()))
-        continue;
-      FailureOr<func::FuncOp> vjp = getOrCreateVJP(callee, k);
-      if (failed(vjp))
-        return failure();
-      accumulate(b, loc, adjoints, operand,
-                 b.create<func::CallOp>(loc, *vjp, args).getResult(0));
-    }
+    // One VJP call for all float operands.
+    SmallVector<unsigned> wrt;
+    for (auto [k, operand] : llvm::enumerate(call.getOperands()))
+      if (isFloatTensor(operand.getType()))
+        wrt.push_back(k);
+    if (wrt.empty())
+      return success();
+    FailureOr<func::FuncOp> vjp = getOrCreateVJP(callee, wrt);
+    if (failed(vjp))
+      return failure();
+    auto vjpCall = b.create<func::CallOp>(loc, *vjp, args);
+    for (auto [k, dx] : llvm::zip(wrt, vjpCall.getResults()))
+      accumulate(b, loc, adjoints, call.getOperand(k), dx);
     return success();
   }
   if (auto check = dyn_cast<CheckIndexOp>(op)) {
@@ -450,7 +466,7 @@ FailureOr<Value> Differentiator::mapCallAdjoint(OpBuilder &b, MapCallOp op,
   Location loc = op.getLoc();
   MLIRContext *ctx = b.getContext();
   auto callee = symbols.lookup<func::FuncOp>(op.getCallee());
-  FailureOr<func::FuncOp> vjp = getOrCreateVJP(callee, k);
+  FailureOr<func::FuncOp> vjp = getOrCreateVJP(callee, {k});
   if (failed(vjp))
     return failure();
   int64_t numMapped = op.getNumMapped();

@@ -21,20 +21,21 @@ func.func private @matvec(%A: tensor<?x?xf32>, %x: tensor<?xf32>) -> tensor<?xf3
 // CHECK-LABEL: func.func @grads
 // CHECK: %[[Y:.*]] = call @matvec(%arg0, %arg1)
 // CHECK: %[[ONES:.*]] = mlx.generic sizes(%{{.*}})
-// CHECK: call @matvec_vjp0(%arg0, %arg1, %[[ONES]])
-// CHECK: call @matvec_vjp1(%arg0, %arg1, %[[ONES]])
+// One VJP per gradient request, returning every requested cotangent.
+// CHECK: %[[D:.*]]:2 = call @matvec_vjp0_1(%arg0, %arg1, %[[ONES]])
+// CHECK: return %[[D]]#0, %[[D]]#1
 func.func @grads(%A: tensor<?x?xf32>, %x: tensor<?xf32>) -> (tensor<?x?xf32>, tensor<?xf32>) {
   %dA, %dx = mlx.grad @matvec(%A, %x) wrt [0, 1] : (tensor<?x?xf32>, tensor<?xf32>) -> (tensor<?x?xf32>, tensor<?xf32>)
   return %dA, %dx : tensor<?x?xf32>, tensor<?xf32>
 }
 
-// CHECK-LABEL: func.func private @matvec_vjp0(
-// CHECK-SAME: %[[A:.*]]: tensor<?x?xf32>, %[[X:.*]]: tensor<?xf32>, %[[DY:.*]]: tensor<?xf32>) -> tensor<?x?xf32>
-// CHECK: mlx.generic ins(%[[A]], %[[X]], %[[DY]] : {{.*}}) sizes({{.*}}) {combiner = #mlx.combiner<none>, indexing_maps = [#[[ID2:.*]], #[[COL:.*]], #[[ROW:.*]]], iterator_kinds = [#mlx.iterator<parallel>, #mlx.iterator<parallel>]} -> tensor<?x?xf32>
+// CHECK-LABEL: func.func private @matvec_vjp0_1(
+// CHECK-SAME: %[[A:.*]]: tensor<?x?xf32>, %[[X:.*]]: tensor<?xf32>, %[[DY:.*]]: tensor<?xf32>) -> (tensor<?x?xf32>, tensor<?xf32>)
+// CHECK: %[[DA:.*]] = mlx.generic ins(%[[A]], %[[X]], %[[DY]] : {{.*}}) sizes({{.*}}) {combiner = #mlx.combiner<none>, indexing_maps = [#[[ID2:.*]], #[[COL:.*]], #[[ROW:.*]]], iterator_kinds = [#mlx.iterator<parallel>, #mlx.iterator<parallel>]} -> tensor<?x?xf32>
 // CHECK: ^bb0(%[[a:.*]]: f32, %[[b:.*]]: f32, %[[g:.*]]: f32):
 // CHECK: arith.mulf %[[g]], %[[b]] : f32
-// CHECK-LABEL: func.func private @matvec_vjp1(
-// CHECK: mlx.generic ins({{.*}}) sizes({{.*}}) {combiner = #mlx.combiner<add>, indexing_maps = [#[[T:.*]], #[[FIRST:.*]], #[[SECOND:.*]]], iterator_kinds = [#mlx.iterator<parallel>, #mlx.iterator<reduction>]} -> tensor<?xf32>
+// CHECK: %[[DX:.*]] = mlx.generic ins({{.*}}) sizes({{.*}}) {combiner = #mlx.combiner<add>, indexing_maps = [#[[T:.*]], #[[FIRST:.*]], #[[SECOND:.*]]], iterator_kinds = [#mlx.iterator<parallel>, #mlx.iterator<reduction>]} -> tensor<?xf32>
+// CHECK: return %[[DA]], %[[DX]]
 
 // After simplification only the two adjoint generics remain.
 // SIMPLE-LABEL: func.func @grads
