@@ -18,6 +18,21 @@ def LowerMlxToLinalgPass : Pass<"mlx-lower-to-linalg", "ModuleOp"> {
                            "arith::ArithDialect"];
 }
 
+def BatchMapCallsPass : Pass<"mlx-batch-map-calls", "ModuleOp"> {
+  let summary = "lift mlx.map_call into generics over the mapped indices";
+  let description = [{
+    `P[i, :] = softmax(s[i, :])`: the callee's ops are lifted over the
+    mapped indices (prepended to every value's dims, as leading parallel
+    dims of every `mlx.generic`), so the rows are computed by generics over
+    (i, k) instead of a loop over rows. A callee is lifted when it has one
+    result and only generics, bounds checks, `tensor.dim`/`tensor.cast` and
+    scalar arithmetic (after inlining, every callee of the language); a
+    callee becomes liftable once its own map_calls are lifted. Others keep
+    the map_call, which `mlx-lower-to-linalg` lowers to a loop.
+  }];
+  let dependentDialects = ["tensor::TensorDialect", "arith::ArithDialect"];
+}
+
 def LoopOrderPass : Pass<"mlx-loop-order"> {
   let summary = "move innermost the loop that walks memory contiguously";
   let description = [{

@@ -32,6 +32,10 @@ void mlx::buildMlxGradPipeline(OpPassManager &pm) {
 
 void mlx::buildMlxToLinalgPipeline(OpPassManager &pm, bool checkNumerics) {
   buildMlxGradPipeline(pm);
+  // Rows mapped over indices become generics over all of them; the lifted
+  // callees go, and CSE merges what lifting repeated.
+  pm.addPass(createBatchMapCallsPass());
+  buildMlxSimplifyPipeline(pm);
   // Checks go on the inlined ops, so each reports the user's equation.
   if (checkNumerics)
     pm.addPass(createCheckNumericsPass());
