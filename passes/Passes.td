@@ -51,7 +51,8 @@ def CheckNumericsPass : Pass<"mlx-check-numerics", "ModuleOp"> {
     `mlx.generic`, a reduction looks for NaN (and for infinities, unless the
     op writes ±inf from a literal, like a causal mask, or reads such a
     value) and calls `mlx_report_nonfinite(id, kind)` when it finds one;
-    `id` indexes `numericsCheckLocations()`. Run on inlined functions.
+    `id` indexes the module's `mlx.numerics_checks` locations
+    (`numericsCheckLocations(module)`). Run on inlined functions.
   }];
   let dependentDialects = ["func::FuncDialect", "scf::SCFDialect",
                            "tensor::TensorDialect", "math::MathDialect",
@@ -63,13 +64,17 @@ def AutodiffPass : Pass<"mlx-autodiff", "ModuleOp"> {
   let description = [{
     Reverse-mode automatic differentiation at the mlx level. Each `mlx.grad`
     becomes a call of the primal (for the value and the shapes of the seeds)
-    and calls of `<f>_vjp<k>`, the vector-Jacobian product of `f` for
-    argument `k`: the forward sweep of `f`, then the reverse sweep. The
+    and one call of `<f>_vjp<k…>`, the vector-Jacobian product of `f` for
+    the arguments `k…` of the request: the forward sweep of `f`, then one
+    reverse sweep that yields every requested cotangent. The
     adjoint of an `mlx.generic` is an `mlx.generic` per differentiable input
     with a permuted iteration space (the input's indices are the result,
     every other index is summed), so gradients stay fusable. Calls are
-    differentiated through their callee's VJP (once per callee and
-    argument); `mlx.map_call` maps the callee's VJP over the same slices.
+    differentiated through their callee's VJP (once per callee and set of
+    arguments); `mlx.map_call` maps the callee's VJP over the same slices.
+    In `c ? a : b` and `max`/`min` the gradient reaches only the chosen
+    operand, and nothing computed for the other reaches any result (guarded
+    adjoints); ties of `max`/`min` split it ½/½.
     `max`/`min` reductions send the gradient to the first arg-max; `prod`
     is exact with zeros. Run `mlx-simplify` afterwards: inlining and CSE
     merge the duplicated forward sweeps, DCE drops what is not needed.
