@@ -36,6 +36,11 @@ std::vector<Location> numericsCheckLocations(ModuleOp module);
 inline constexpr llvm::StringLiteral kOutOfBoundsReport =
     "mlx_report_out_of_bounds";
 
+/// Registers the dialects from the front end down to linalg on tensors, the
+/// input of every target: mlx, func (and its inliner), arith, math, tensor,
+/// linalg, scf.
+void registerMlxLevelDialects(DialectRegistry &registry);
+
 /// mlx level clean-up: inline calls, fold, CSE, drop unused private functions.
 void buildMlxSimplifyPipeline(OpPassManager &pm);
 

@@ -5,6 +5,9 @@
 //===----------------------------------------------------------------------===//
 #include "passes/Passes.h"
 
+#include "dialects/mlx/MlxDialect.h"
+
+#include "mlir/Dialect/Func/Extensions/InlinerExtension.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Pass/PassManager.h"
@@ -12,6 +15,13 @@
 #include "mlir/Transforms/Passes.h"
 
 using namespace mlir;
+
+void mlx::registerMlxLevelDialects(DialectRegistry &registry) {
+  registry.insert<mlx::MlxDialect, func::FuncDialect, arith::ArithDialect,
+                  math::MathDialect, tensor::TensorDialect,
+                  linalg::LinalgDialect, scf::SCFDialect>();
+  func::registerInlinerExtension(registry);
+}
 
 void mlx::buildMlxSimplifyPipeline(OpPassManager &pm) {
   // Calls survive the front end so that later passes can see them; inline

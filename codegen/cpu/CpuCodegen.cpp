@@ -20,7 +20,6 @@
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
 #include "mlir/Dialect/ControlFlow/Transforms/BufferDeallocationOpInterfaceImpl.h"
-#include "mlir/Dialect/Func/Extensions/InlinerExtension.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -55,13 +54,10 @@
 
 using namespace mlir;
 
-void mlx::registerCompilerDialects(DialectRegistry &registry) {
-  registry.insert<mlx::MlxDialect, func::FuncDialect, arith::ArithDialect,
-                  math::MathDialect, tensor::TensorDialect,
-                  linalg::LinalgDialect, scf::SCFDialect, memref::MemRefDialect,
-                  bufferization::BufferizationDialect, cf::ControlFlowDialect,
-                  affine::AffineDialect, LLVM::LLVMDialect>();
-  func::registerInlinerExtension(registry);
+void mlx::registerCpuTargetDialects(DialectRegistry &registry) {
+  registry.insert<memref::MemRefDialect, bufferization::BufferizationDialect,
+                  cf::ControlFlowDialect, affine::AffineDialect,
+                  LLVM::LLVMDialect>();
   arith::registerBufferizableOpInterfaceExternalModels(registry);
   arith::registerBufferDeallocationOpInterfaceExternalModels(registry);
   linalg::registerBufferizableOpInterfaceExternalModels(registry);

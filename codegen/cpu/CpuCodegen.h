@@ -29,9 +29,11 @@ class ExecutionEngine;
 class OpPassManager;
 namespace mlx {
 
-/// Registers every dialect, interface and translation the compiler uses
-/// (mlx, the upstream dialects it lowers through, LLVM IR translation).
-void registerCompilerDialects(DialectRegistry &registry);
+/// Registers what the CPU target lowers through, from linalg on tensors
+/// (bufferization and its interface models, memref, cf, affine, LLVM) and
+/// the LLVM IR translation. With registerMlxLevelDialects, everything the
+/// CPU compiler uses.
+void registerCpuTargetDialects(DialectRegistry &registry);
 
 /// linalg on tensors → LLVM dialect: bufferize, free buffers, loops, LLVM.
 void buildLinalgToLLVMPipeline(OpPassManager &pm);

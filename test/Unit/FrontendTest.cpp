@@ -28,7 +28,8 @@ struct Compiled {
 Compiled compile(const std::string &source, const std::string &name) {
   Compiled out;
   mlir::DialectRegistry registry;
-  mlir::mlx::registerCompilerDialects(registry);
+  mlir::mlx::registerMlxLevelDialects(registry);
+  mlir::mlx::registerCpuTargetDialects(registry);
   mlir::MLIRContext ctx(registry);
   llvm::SourceMgr sm;
   llvm::raw_string_ostream os(out.diagnostics);

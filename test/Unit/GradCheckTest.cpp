@@ -50,7 +50,8 @@ class GradCheck : public ::testing::TestWithParam<Case> {};
 TEST_P(GradCheck, MatchesCentralDifferences) {
   const Case &c = GetParam();
   mlir::DialectRegistry registry;
-  mlir::mlx::registerCompilerDialects(registry);
+  mlir::mlx::registerMlxLevelDialects(registry);
+  mlir::mlx::registerCpuTargetDialects(registry);
   mlir::MLIRContext ctx(registry);
   llvm::SourceMgr sm;
   std::string diagnostics;

@@ -21,7 +21,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static mlir::DialectRegistry *registry = [] {
     auto *r = new mlir::DialectRegistry();
-    mlir::mlx::registerCompilerDialects(*r);
+    mlir::mlx::registerMlxLevelDialects(*r);
+    mlir::mlx::registerCpuTargetDialects(*r);
     return r;
   }();
   static bool fullPipeline = std::getenv("MLX_FUZZ_PIPELINE") != nullptr;

@@ -16,7 +16,8 @@
 
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
-  mlir::mlx::registerCompilerDialects(registry);
+  mlir::mlx::registerMlxLevelDialects(registry);
+  mlir::mlx::registerCpuTargetDialects(registry);
   mlir::mlx::registerMlxPasses();
   mlir::mlx::registerMlxPipelines();
   mlir::mlx::registerCpuPipelines();

@@ -219,7 +219,8 @@ class Driver {
 public:
   Driver(const Options &opts) : opts(opts) {
     mlir::DialectRegistry registry;
-    mlir::mlx::registerCompilerDialects(registry);
+    mlir::mlx::registerMlxLevelDialects(registry);
+    mlir::mlx::registerCpuTargetDialects(registry);
     ctx.appendDialectRegistry(registry);
     ctx.printOpOnDiagnostic(false);
     handler = std::make_unique<DiagnosticPrinter>(ctx, sourceMgr, llvm::errs());
