@@ -498,8 +498,6 @@ public:
   mlir::MLIRContext &ctx;
   const std::map<std::string, const Function *> &functions;
   mlir::OpBuilder builder;
-  /// The id of the next mlx.check_index.
-  int64_t nextCheckId = 0;
   mlir::OwningOpRef<mlir::ModuleOp> module;
   std::deque<std::tuple<const Function *, int64_t, DType, mlir::func::FuncOp>>
       pending;
@@ -1533,9 +1531,9 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
     // literal dim, analysis checked it).
     for (auto [d, sub] : llvm::enumerate(e.subscripts))
       if (sub && sub->kind == Expr::Kind::Int && !t.shape[d].constant)
-        t.value = b.create<mlir::mlx::CheckIndexOp>(
-            loc(sub->loc), t.value, (int64_t)d, sub->intValue,
-            mod.nextCheckId++, name, t.shape[d].str());
+        t.value = b.create<mlir::mlx::CheckIndexOp>(loc(sub->loc), t.value,
+                                                    (int64_t)d, sub->intValue,
+                                                    name, t.shape[d].str());
     llvm::SmallVector<mlir::AffineExpr> exprs;
     unsigned implicit = 0;
     for (auto &sub : e.subscripts) {

@@ -91,8 +91,7 @@ public:
         const Batched &v = env.at(check.getInput());
         auto lifted = b.create<CheckIndexOp>(
             check.getLoc(), v.tensor, tensorDim(v, check.getDim()),
-            check.getIndex(), check.getId(), check.getTensor(),
-            check.getSizeName());
+            check.getIndex(), check.getTensor(), check.getSizeName());
         env[check.getResult()] = {lifted.getResult(), v.layout};
       } else if (auto ret = dyn_cast<func::ReturnOp>(op)) {
         result = materialize(env.at(ret.getOperand(0)), loc);

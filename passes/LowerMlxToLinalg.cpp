@@ -237,6 +237,17 @@ static void lowerMapCall(IRRewriter &rewriter, MapCallOp op) {
   rewriter.replaceOp(op, nest.results);
 }
 
+std::vector<mlx::BoundsCheck> mlx::boundsChecks(ModuleOp module) {
+  std::vector<BoundsCheck> checks;
+  if (auto table = module->getAttrOfType<ArrayAttr>(kBoundsChecksAttr))
+    for (auto entry : table.getAsRange<DictionaryAttr>())
+      checks.push_back({cast<LocationAttr>(entry.get("loc")),
+                        cast<IntegerAttr>(entry.get("dim")).getInt(),
+                        cast<StringAttr>(entry.get("tensor")).str(),
+                        cast<StringAttr>(entry.get("size_name")).str()});
+  return checks;
+}
+
 /// `size > index ? input : (report(), zeros with size index + 1)`.
 static void lowerCheckIndex(IRRewriter &rewriter, CheckIndexOp op) {
   Location loc = op.getLoc();
@@ -252,6 +263,19 @@ static void lowerCheckIndex(IRRewriter &rewriter, CheckIndexOp op) {
         rewriter.getFunctionType({i64, i64, i64}, {}));
     report.setPrivate();
   }
+  // What the driver says when this check fails: its entry in the module's
+  // table (the location now carries the call sites it was inlined through).
+  MLIRContext *ctx = rewriter.getContext();
+  SmallVector<Attribute> checks;
+  if (auto table = module->getAttrOfType<ArrayAttr>(kBoundsChecksAttr))
+    llvm::append_range(checks, table);
+  int64_t id = checks.size();
+  checks.push_back(DictionaryAttr::get(
+      ctx, {rewriter.getNamedAttr("dim", op.getDimAttr()),
+            rewriter.getNamedAttr("loc", LocationAttr(loc)),
+            rewriter.getNamedAttr("size_name", op.getSizeNameAttr()),
+            rewriter.getNamedAttr("tensor", op.getTensorAttr())}));
+  module->setAttr(kBoundsChecksAttr, rewriter.getArrayAttr(checks));
   Value input = op.getInput();
   auto type = op.getResult().getType();
   Value size = rewriter.create<tensor::DimOp>(loc, input, op.getDim());
@@ -267,8 +291,8 @@ static void lowerCheckIndex(IRRewriter &rewriter, CheckIndexOp op) {
         };
         b.create<func::CallOp>(
             l, report,
-            ValueRange{b.create<arith::ConstantIntOp>(l, op.getId(), 64),
-                       asI64(index), asI64(size)});
+            ValueRange{b.create<arith::ConstantIntOp>(l, id, 64), asI64(index),
+                       asI64(size)});
         SmallVector<Value> sizes;
         for (int64_t d = 0; d < type.getRank(); ++d)
           sizes.push_back(

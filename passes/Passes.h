@@ -41,6 +41,17 @@ inline constexpr llvm::StringLiteral kOutOfBoundsReport =
 /// linalg, scf.
 void registerMlxLevelDialects(DialectRegistry &registry);
 
+/// A run-time bounds check of the lowered module (mlx.check_index): the id
+/// passed to mlx_report_out_of_bounds indexes boundsChecks(module), kept in
+/// the module's `mlx.bounds_checks` attribute by mlx-lower-to-linalg.
+struct BoundsCheck {
+  Location loc; ///< the subscript, with the call sites it was inlined from
+  int64_t dim;
+  std::string tensor, sizeName;
+};
+inline constexpr llvm::StringLiteral kBoundsChecksAttr = "mlx.bounds_checks";
+std::vector<BoundsCheck> boundsChecks(ModuleOp module);
+
 /// mlx level clean-up: inline calls, fold, CSE, drop unused private functions.
 void buildMlxSimplifyPipeline(OpPassManager &pm);
 

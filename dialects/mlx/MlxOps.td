@@ -106,19 +106,21 @@ def Mlx_CheckIndexOp : Mlx_Op<"check_index", [SameOperandsAndResultType]> {
     it is larger than `index`. Elsewhere the op calls
     `mlx_report_out_of_bounds(id, index, size)` and its result is a zero
     tensor whose dimension `dim` has size `index + 1`, so that no read goes
-    out of bounds; the caller reports the error after the call. `tensor`
+    out of bounds; the caller reports the error after the call (`id`
+    indexes the module's `mlx.bounds_checks`, which mlx-lower-to-linalg
+    fills with each check's location, tensor and size names). `tensor`
     and `size_name` name the subscripted tensor and the dimension's size in
     the message. To its derivative it is the identity.
 
     ```mlir
-    %x1 = mlx.check_index %x[0] above 3 {id = 0 : i64, size_name = "N",
-                                     tensor = "x"} : tensor<?xf32>
+    %x1 = mlx.check_index %x[0] above 3 {size_name = "N", tensor = "x"}
+        : tensor<?xf32>
     ```
   }];
   let arguments = (ins AnyRankedTensor:$input,
                        ConfinedAttr<I64Attr, [IntNonNegative]>:$dim,
                        ConfinedAttr<I64Attr, [IntNonNegative]>:$index,
-                       I64Attr:$id, StrAttr:$tensor, StrAttr:$size_name);
+                       StrAttr:$tensor, StrAttr:$size_name);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = "$input `[` $dim `]` `above` $index attr-dict `:` type($input)";
   let hasVerifier = 1;

@@ -118,6 +118,6 @@ func.func @map_callee_rank(%s: tensor<?x?xf32>, %t: index) -> tensor<?x?xf32> {
 
 func.func @check_rank(%x: tensor<?xf32>) -> tensor<?xf32> {
   // expected-error @+1 {{dimension 1 is out of range for rank 1}}
-  %y = mlx.check_index %x[1] above 0 {id = 0 : i64, size_name = "N", tensor = "x"} : tensor<?xf32>
+  %y = mlx.check_index %x[1] above 0 {size_name = "N", tensor = "x"} : tensor<?xf32>
   return %y : tensor<?xf32>
 }

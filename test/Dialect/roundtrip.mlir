@@ -52,7 +52,7 @@ func.func @rows(%s: tensor<?x?xf32>, %t: index, %k: index) -> tensor<?x?xf32> {
 
 // CHECK-LABEL: func.func @checked
 func.func @checked(%x: tensor<?x3xf32>) -> tensor<?x3xf32> {
-  // CHECK: mlx.check_index %{{.*}}[0] above 4 {id = 7 : i64, size_name = "N", tensor = "x"} : tensor<?x3xf32>
-  %y = mlx.check_index %x[0] above 4 {id = 7 : i64, size_name = "N", tensor = "x"} : tensor<?x3xf32>
+  // CHECK: mlx.check_index %{{.*}}[0] above 4 {size_name = "N", tensor = "x"} : tensor<?x3xf32>
+  %y = mlx.check_index %x[0] above 4 {size_name = "N", tensor = "x"} : tensor<?x3xf32>
   return %y : tensor<?x3xf32>
 }

@@ -69,6 +69,6 @@ func.func @rows(%s: tensor<?x?xf32>, %t: index, %k: index) -> tensor<?x?xf32> {
 // CHECK:   %[[EMPTY:.*]] = tensor.empty(%{{.*}}) : tensor<?x3xf32>
 // CHECK:   linalg.fill ins(%{{.*}} : f32) outs(%[[EMPTY]] : tensor<?x3xf32>)
 func.func @checked(%x: tensor<?x3xf32>) -> tensor<?x3xf32> {
-  %y = mlx.check_index %x[0] above 4 {id = 7 : i64, size_name = "N", tensor = "x"} : tensor<?x3xf32>
+  %y = mlx.check_index %x[0] above 4 {size_name = "N", tensor = "x"} : tensor<?x3xf32>
   return %y : tensor<?x3xf32>
 }

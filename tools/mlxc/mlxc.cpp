@@ -481,30 +481,24 @@ private:
     auto module = compiler->generate({request});
     if (!module || mlir::failed(mlir::verify(*module)))
       return 1;
-    // What each run-time bounds check says when it fails (the ops are
-    // lowered away).
-    std::map<int64_t, std::function<void(const rt::BoundsReport &)>> checks;
-    module->walk([&](mlir::mlx::CheckIndexOp op) {
-      checks.try_emplace(
-          op.getId(),
-          [loc = op.getLoc(), dim = op.getDim(), tensor = op.getTensor().str(),
-           size = op.getSizeName().str()](const rt::BoundsReport &r) {
-            mlir::emitError(loc)
-                << "index " << r.index << " is out of range for dimension "
-                << dim << " of '" << tensor << "' (size " << size << " = "
-                << r.size << ")";
-          });
-    });
-    auto outOfBounds = [&]() {
-      auto report = rt::takeBoundsReport();
-      if (report)
-        checks.at(report->id)(*report);
-      return report.has_value();
-    };
     if (!lower(*module, [&](mlir::OpPassManager &pm) {
           mlir::mlx::buildMlxToCpuPipeline(pm, opts.checkNumerics);
         }))
       return 1;
+    // What a failing run-time bounds check says.
+    std::vector<mlir::mlx::BoundsCheck> checks =
+        mlir::mlx::boundsChecks(*module);
+    auto outOfBounds = [&]() {
+      auto report = rt::takeBoundsReport();
+      if (!report)
+        return false;
+      const mlir::mlx::BoundsCheck &c = checks.at(report->id);
+      mlir::emitError(c.loc)
+          << "index " << report->index << " is out of range for dimension "
+          << c.dim << " of '" << c.tensor << "' (size " << c.sizeName << " = "
+          << report->size << ")";
+      return true;
+    };
     auto jit = mlir::mlx::JitModule::create(*module, error);
     if (!jit)
       return fail("JIT compilation failed: " + error);
