@@ -353,20 +353,8 @@ public:
   /// `name(args) -> (f's results..., d args[wrt]...)`, exported.
   void exportGradient(mlir::func::FuncOp f, llvm::ArrayRef<int64_t> wrt,
                       const std::string &name) {
-    mlir::OpBuilder::InsertionGuard guard(builder);
-    builder.setInsertionPointToEnd(module->getBody());
-    mlir::FunctionType type = f.getFunctionType();
-    llvm::SmallVector<mlir::Type> results(type.getResults());
-    for (int64_t k : wrt)
-      results.push_back(type.getInput(k));
-    auto wrapper = builder.create<mlir::func::FuncOp>(
-        f.getLoc(), name, builder.getFunctionType(type.getInputs(), results));
+    auto wrapper = buildGradFunction(f, wrt, name, /*withValue=*/true);
     wrapper->setAttr("llvm.emit_c_interface", builder.getUnitAttr());
-    builder.setInsertionPointToStart(wrapper.addEntryBlock());
-    auto grad = builder.create<mlir::mlx::GradOp>(
-        f.getLoc(), results, f.getName(), wrapper.getArguments(),
-        builder.getDenseI64ArrayAttr(wrt), /*with_value=*/true);
-    builder.create<mlir::func::ReturnOp>(f.getLoc(), grad.getResults());
   }
 
   /// `<f>_d<k>...(args) -> d args[wrt]...`: f's gradient as a function of
@@ -378,19 +366,30 @@ public:
       name += "_d" + std::to_string(k);
     if (auto existing = module->lookupSymbol<mlir::func::FuncOp>(name))
       return existing;
+    auto func = buildGradFunction(f, wrt, name, /*withValue=*/false);
+    func.setPrivate();
+    return func;
+  }
+
+  /// `name(args)` whose body is `mlx.grad @f(args) wrt [wrt]`.
+  mlir::func::FuncOp buildGradFunction(mlir::func::FuncOp f,
+                                       llvm::ArrayRef<int64_t> wrt,
+                                       const std::string &name,
+                                       bool withValue) {
     mlir::OpBuilder::InsertionGuard guard(builder);
     builder.setInsertionPointToEnd(module->getBody());
     mlir::FunctionType type = f.getFunctionType();
     llvm::SmallVector<mlir::Type> results;
+    if (withValue)
+      llvm::append_range(results, type.getResults());
     for (int64_t k : wrt)
       results.push_back(type.getInput(k));
     auto func = builder.create<mlir::func::FuncOp>(
         f.getLoc(), name, builder.getFunctionType(type.getInputs(), results));
-    func.setPrivate();
     builder.setInsertionPointToStart(func.addEntryBlock());
     auto grad = builder.create<mlir::mlx::GradOp>(
         f.getLoc(), results, f.getName(), func.getArguments(),
-        builder.getDenseI64ArrayAttr(wrt), /*with_value=*/false);
+        builder.getDenseI64ArrayAttr(wrt), withValue);
     builder.create<mlir::func::ReturnOp>(f.getLoc(), grad.getResults());
     return func;
   }

@@ -12,7 +12,6 @@
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/CpuCodegen.h"
-#include "dialects/mlx/MlxDialect.h"
 #include "frontend/ASTPrinter.h"
 #include "frontend/Compiler.h"
 #include "frontend/DiagnosticPrinter.h"
@@ -406,13 +405,11 @@ private:
       auto it = llvm::find_if(
           fn->params, [&](const ast::Param &p) { return p.name == name; });
       if (it == fn->params.end()) {
-        std::string names;
-        for (const ast::Param &p : fn->params)
-          names += (names.empty() ? "" : ", ") + p.name;
-        return errorAt(fn->loc, "'" + fn->name + "' has no parameter '" + name +
-                                    "'" +
-                                    mlx::didYouMean(name, paramNames(*fn)) +
-                                    " (its parameters: " + names + ")");
+        std::vector<std::string> names = paramNames(*fn);
+        return errorAt(
+            fn->loc, "'" + fn->name + "' has no parameter '" + name + "'" +
+                         mlx::didYouMean(name, names) +
+                         " (its parameters: " + llvm::join(names, ", ") + ")");
       }
       if (!given.emplace(name, value).second)
         return errorAt(it->loc, "argument '" + name + "' is given twice");
@@ -507,7 +504,7 @@ private:
       return fail("no entry point for '" + sig.name + "'");
     auto compiled = std::chrono::steady_clock::now();
     if (opts.command == "bench") {
-      rt::callEntry(entry, sig, args); // a first call checks the bounds
+      rt::callEntry(entry, sig, args); // warm-up, and the bounds checks
       if (outOfBounds())
         return 1;
       return bench(
@@ -537,10 +534,10 @@ private:
     return printResults(sig, results);
   }
 
-  /// Times calls after one warm-up call; compile time is reported apart.
+  /// Times calls (after the caller's warm-up call); compile time is
+  /// reported apart.
   int bench(void *entry, const rt::Signature &sig,
             const std::vector<rt::Tensor> &args, double compileMs) {
-    rt::callEntry(entry, sig, args); // warm-up
     std::vector<double> times;
     for (int r = 0; r < opts.repeat; ++r) {
       auto t0 = std::chrono::steady_clock::now();
