@@ -47,7 +47,7 @@ bool isLiftable(func::FuncOp f) {
             func::ReturnOp>(op))
       continue;
     // Scalar arithmetic and constants (sizes, hoisted body constants).
-    if (op.getDialect() == op.getContext()->getLoadedDialect("arith") &&
+    if (isa_and_nonnull<arith::ArithDialect>(op.getDialect()) &&
         llvm::none_of(op.getResultTypes(),
                       [](Type t) { return isa<TensorType>(t); }))
       continue;
