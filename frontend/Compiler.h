@@ -2,8 +2,8 @@
 //
 // The front end's driver: reads a file and its imports into one SourceMgr
 // (so every diagnostic prints its source line and a caret), parses them,
-// and generates the mlx module for the functions asked for. Used by mlxc and
-// by the embedding API.
+// and generates the mlx module for the functions asked for. Used by the
+// compile session (session/Session.h).
 //
 //===----------------------------------------------------------------------===//
 #ifndef MLX_FRONTEND_COMPILER_H

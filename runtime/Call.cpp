@@ -1,16 +1,13 @@
 //===- Call.cpp - calling compiled functions --------------------*- C++ -*-===//
 //
-// A rank-R strided memref descriptor is {allocated ptr, aligned ptr, offset,
-// sizes[R], strides[R]}: 3 + 2R eight-byte words. Results are laid out back
-// to back in one buffer.
+// The signature check every call of compiled code goes through, whatever
+// the target.
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/Call.h"
+#include "runtime/Executable.h"
 
-#include <cstdlib>
-#include <cstring>
 #include <map>
-#include <set>
 
 using namespace mlx::rt;
 
@@ -78,58 +75,4 @@ bool mlx::rt::checkArguments(const Signature &sig, std::vector<Tensor> &args,
   return true;
 }
 
-std::vector<Tensor> mlx::rt::callEntry(void *entry, const Signature &sig,
-                                       const std::vector<Tensor> &args) {
-  // Argument descriptors.
-  std::vector<std::vector<int64_t>> descriptors;
-  for (const Tensor &a : args) {
-    std::vector<int64_t> desc(3 + 2 * a.rank());
-    desc[0] = (int64_t)(intptr_t)a.data();
-    desc[1] = (int64_t)(intptr_t)a.data();
-    desc[2] = 0;
-    for (int64_t d = 0; d < a.rank(); ++d) {
-      desc[3 + d] = a.shape()[d];
-      desc[3 + a.rank() + d] = a.strides()[d];
-    }
-    descriptors.push_back(std::move(desc));
-  }
-  size_t resultWords = 0;
-  for (const ResultSpec &r : sig.results)
-    resultWords += 3 + 2 * r.rank;
-  std::vector<int64_t> results(resultWords, 0);
-  std::vector<void *> packed;
-  packed.push_back(results.data());
-  for (auto &desc : descriptors)
-    packed.push_back(desc.data());
-
-  using Entry = void (*)(void **);
-  reinterpret_cast<Entry>(entry)(packed.data());
-
-  // Take ownership of each result buffer exactly once. A buffer that is an
-  // argument's or a constant's (not malloc'ed by the callee) is copied.
-  std::set<intptr_t> inputs;
-  for (const Tensor &a : args)
-    inputs.insert((intptr_t)a.data());
-  std::map<intptr_t, std::shared_ptr<void>> owners;
-  std::vector<Tensor> out;
-  size_t at = 0;
-  for (const ResultSpec &r : sig.results) {
-    int64_t *desc = results.data() + at;
-    at += 3 + 2 * r.rank;
-    intptr_t allocated = (intptr_t)desc[0];
-    char *aligned = (char *)(intptr_t)desc[1];
-    std::vector<int64_t> shape(desc + 3, desc + 3 + r.rank);
-    std::vector<int64_t> strides(desc + 3 + r.rank, desc + 3 + 2 * r.rank);
-    void *data = aligned + desc[2] * (int64_t)dtypeSize(r.dtype);
-    bool borrowed = inputs.count(allocated) || allocated == 0xdeadbeef;
-    if (borrowed) {
-      out.push_back(Tensor::view(r.dtype, shape, strides, data).copy());
-      continue;
-    }
-    auto &owner = owners[allocated];
-    if (!owner)
-      owner = std::shared_ptr<void>((void *)allocated, std::free);
-    out.push_back(Tensor::view(r.dtype, shape, strides, data, owner));
-  }
-  return out;
-}
+mlx::rt::Executable::~Executable() = default;

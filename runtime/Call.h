@@ -1,11 +1,9 @@
 //===- Call.h - calling compiled functions ----------------------*- C++ -*-===//
 //
-// The one calling convention of compiled code (see codegen/cpu/CpuCodegen.h):
-// a packed entry `mlx_call_NAME(void **args)` over strided memref
-// descriptors. Here: the signature of an exported function, the checks of
-// arguments against it, and the call itself.
-//
-// Threading: calls are reentrant; a compiled function keeps no state.
+// The signature of an exported function (parameter names, dtypes and
+// dimensions; result names, dtypes and ranks) and the check of arguments
+// against it. Executables (runtime/Executable.h) are called with checked
+// arguments.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MLX_RUNTIME_CALL_H
@@ -50,11 +48,6 @@ struct Signature {
 /// On failure returns false with a message naming the argument and the dim.
 bool checkArguments(const Signature &sig, std::vector<Tensor> &args,
                     std::string &error);
-
-/// Calls a packed entry point with checked arguments; returns the results,
-/// each owning its buffer.
-std::vector<Tensor> callEntry(void *entry, const Signature &sig,
-                              const std::vector<Tensor> &args);
 
 } // namespace mlx::rt
 

@@ -112,12 +112,16 @@ void mlx::buildLinalgToLLVMPipeline(OpPassManager &pm) {
   pm.addPass(createCanonicalizerPass());
 }
 
-void mlx::buildMlxToCpuPipeline(OpPassManager &pm, bool checkNumerics) {
-  buildMlxToLinalgPipeline(pm, checkNumerics);
+void mlx::buildLinalgToCpuPipeline(OpPassManager &pm) {
   // A CPU concern: contiguous innermost loops (reductions are listed last
   // in index notation, which would make matmul-like loops stride).
   pm.addPass(createLoopOrderPass());
   buildLinalgToLLVMPipeline(pm);
+}
+
+void mlx::buildMlxToCpuPipeline(OpPassManager &pm, bool checkNumerics) {
+  buildMlxToLinalgPipeline(pm, checkNumerics);
+  buildLinalgToCpuPipeline(pm);
 }
 
 void mlx::registerCpuPipelines() {
@@ -196,11 +200,8 @@ static void initializeNativeTarget() {
   (void)initialized;
 }
 
-mlx::JitModule::JitModule() = default;
-mlx::JitModule::~JitModule() = default;
-
-std::unique_ptr<mlx::JitModule> mlx::JitModule::create(ModuleOp module,
-                                                       std::string &error) {
+std::unique_ptr<ExecutionEngine> mlx::createJitEngine(ModuleOp module,
+                                                      std::string &error) {
   initializeNativeTarget();
   auto transformer = makeOptimizingTransformer(3, 0, nullptr);
   ExecutionEngineOptions options;
@@ -220,18 +221,7 @@ std::unique_ptr<mlx::JitModule> mlx::JitModule::create(ModuleOp module,
       llvm::consumeError(engine.takeError());
     return nullptr;
   }
-  std::unique_ptr<JitModule> jit(new JitModule());
-  jit->engine = std::move(*engine);
-  return jit;
-}
-
-void *mlx::JitModule::lookupEntry(llvm::StringRef name) {
-  auto address = engine->lookup(("mlx_call_" + name).str());
-  if (!address) {
-    llvm::consumeError(address.takeError());
-    return nullptr;
-  }
-  return *address;
+  return std::move(*engine);
 }
 
 bool mlx::emitObjectFile(ModuleOp module, llvm::StringRef path,

@@ -4,8 +4,8 @@
 // JIT-compiled in-process or written as an object file. Every exported
 // function NAME gets a packed entry point `mlx_call_NAME(void **args)`:
 // args[0] points at the result descriptors (one strided memref descriptor per
-// result, back to back), args[1 + i] at argument i's descriptor. The runtime
-// (runtime/Call.h) speaks this convention for JIT and AOT alike.
+// result, back to back), args[1 + i] at argument i's descriptor; JIT and AOT
+// alike. codegen/cpu/CpuTarget.h puts the Target interface on these.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MLX_CODEGEN_CPU_CPUCODEGEN_H
@@ -38,6 +38,10 @@ void registerCpuTargetDialects(DialectRegistry &registry);
 /// linalg on tensors → LLVM dialect: bufferize, free buffers, loops, LLVM.
 void buildLinalgToLLVMPipeline(OpPassManager &pm);
 
+/// The CPU target's pipeline from linalg on tensors: mlx-loop-order, then
+/// buildLinalgToLLVMPipeline.
+void buildLinalgToCpuPipeline(OpPassManager &pm);
+
 /// The whole CPU pipeline from the mlx dialect (`mlx-to-cpu-pipeline`);
 /// `checkNumerics` instruments it for `--check-numerics`.
 void buildMlxToCpuPipeline(OpPassManager &pm, bool checkNumerics = false);
@@ -50,21 +54,10 @@ void registerCpuPipelines();
 std::unique_ptr<llvm::Module>
 translateToLLVMIR(ModuleOp module, llvm::LLVMContext &ctx, std::string &error);
 
-/// A JIT-compiled module. Thread-compatible: look functions up once, then
-/// call them from any thread.
-class JitModule {
-public:
-  /// Compiles an LLVM-dialect module. Returns null and sets `error` on
-  /// failure.
-  static std::unique_ptr<JitModule> create(ModuleOp module, std::string &error);
-  ~JitModule();
-  /// The packed entry point of exported function `name`, or null.
-  void *lookupEntry(llvm::StringRef name);
-
-private:
-  JitModule();
-  std::unique_ptr<ExecutionEngine> engine;
-};
+/// JIT-compiles an LLVM-dialect module (with the packed entry points).
+/// Returns null and sets `error` on failure.
+std::unique_ptr<ExecutionEngine> createJitEngine(ModuleOp module,
+                                                 std::string &error);
 
 /// Writes an object file for the host CPU. Returns false and sets `error`
 /// on failure.

@@ -1,56 +1,63 @@
 //===- FrontendTest.cpp - compile strings, JIT them, call them --------===//
 //
-// The whole pipeline through the C++ API: source text → mlx → LLVM → JIT,
-// called on runtime tensors; and diagnostics as values.
+// The whole pipeline through the session: source text → mlx → LLVM → JIT,
+// called on runtime tensors; diagnostics as values; results that are
+// always owned.
 //
 //===----------------------------------------------------------------------===//
-#include "codegen/cpu/CpuCodegen.h"
-#include "frontend/Compiler.h"
-#include "frontend/DiagnosticPrinter.h"
-#include "passes/Passes.h"
-#include "runtime/Call.h"
-
-#include "mlir/IR/Diagnostics.h"
-#include "mlir/IR/Verifier.h"
-#include "mlir/Pass/PassManager.h"
+#include "session/Session.h"
 
 #include <gtest/gtest.h>
 
 using namespace mlx;
 
 namespace {
+/// A session holding one compiled function, or the diagnostics.
 struct Compiled {
-  std::unique_ptr<mlir::mlx::JitModule> jit;
-  rt::Signature sig;
-  std::string diagnostics;
+  std::unique_ptr<Session> session;
+  std::unique_ptr<Module> module;
+  std::string name, diagnostics;
+
+  std::vector<rt::Tensor> call(std::vector<rt::Tensor> args) {
+    auto results = module->call(name, std::move(args));
+    if (!results) {
+      ADD_FAILURE() << llvm::toString(results.takeError());
+      return {};
+    }
+    return *results;
+  }
 };
 
 Compiled compile(const std::string &source, const std::string &name) {
   Compiled out;
-  mlir::DialectRegistry registry;
-  mlir::mlx::registerMlxLevelDialects(registry);
-  mlir::mlx::registerCpuTargetDialects(registry);
-  mlir::MLIRContext ctx(registry);
-  llvm::SourceMgr sm;
-  llvm::raw_string_ostream os(out.diagnostics);
-  DiagnosticPrinter handler(ctx, sm, os);
-  Compiler compiler(ctx, sm, {});
-  if (!compiler.loadSource("test.mlx", source))
+  out.name = name;
+  auto session = Session::create();
+  if (!session) {
+    out.diagnostics = llvm::toString(session.takeError());
     return out;
-  const ast::Function *fn = compiler.findFunction(name);
+  }
+  out.session = std::move(*session);
+  auto fail = [&](llvm::Error err) {
+    out.diagnostics = llvm::toString(std::move(err));
+    return std::move(out);
+  };
+  if (llvm::Error err = out.session->loadSource("test.mlx", source))
+    return fail(std::move(err));
+  auto fn = out.session->function(name);
   if (!fn)
-    return out;
-  auto module = compiler.generate({{fn, 0}});
-  if (!module || mlir::failed(mlir::verify(*module)))
-    return out;
-  mlir::PassManager pm(&ctx);
-  mlir::mlx::buildMlxToCpuPipeline(pm);
-  if (mlir::failed(pm.run(*module)))
-    return out;
-  std::string error;
-  out.jit = mlir::mlx::JitModule::create(*module, error);
-  out.sig = compiler.signature(*fn, 0);
+    return fail(fn.takeError());
+  auto module = out.session->compile({{*fn, 0}});
+  if (!module)
+    return fail(module.takeError());
+  out.module = std::move(*module);
   return out;
+}
+
+rt::Tensor literal(const std::string &text) {
+  rt::Tensor t;
+  std::string error;
+  EXPECT_TRUE(rt::parseLiteral(text, rt::DType::f32, t, error)) << error;
+  return t;
 }
 } // namespace
 
@@ -62,15 +69,9 @@ def mm(A: f32[M, K], B: f32[K, N]) -> f32[M, N] {
 }
 )",
                        "mm");
-  ASSERT_TRUE(c.jit) << c.diagnostics;
-  rt::Tensor A, B;
-  std::string error;
-  ASSERT_TRUE(rt::parseLiteral("[[1,2,3],[4,5,6]]", rt::DType::f32, A, error));
-  ASSERT_TRUE(
-      rt::parseLiteral("[[1,0],[0,1],[1,1]]", rt::DType::f32, B, error));
-  std::vector<rt::Tensor> args = {A, B};
-  ASSERT_TRUE(rt::checkArguments(c.sig, args, error)) << error;
-  auto results = rt::callEntry(c.jit->lookupEntry("mm"), c.sig, args);
+  ASSERT_TRUE(c.module) << c.diagnostics;
+  auto results =
+      c.call({literal("[[1,2,3],[4,5,6]]"), literal("[[1,0],[0,1],[1,1]]")});
   ASSERT_EQ(results.size(), 1u);
   EXPECT_EQ(results[0].shape(), (std::vector<int64_t>{2, 2}));
   EXPECT_EQ(rt::formatValues(results[0], false), "[[4, 5], [10, 11]]");
@@ -85,13 +86,8 @@ def stats(x: f32[N]) -> (f32, f32) {
 }
 )",
                        "stats");
-  ASSERT_TRUE(c.jit) << c.diagnostics;
-  rt::Tensor x;
-  std::string error;
-  ASSERT_TRUE(rt::parseLiteral("[1,2,3,4]", rt::DType::f32, x, error));
-  std::vector<rt::Tensor> args = {x};
-  ASSERT_TRUE(rt::checkArguments(c.sig, args, error));
-  auto results = rt::callEntry(c.jit->lookupEntry("stats"), c.sig, args);
+  ASSERT_TRUE(c.module) << c.diagnostics;
+  auto results = c.call({literal("[1,2,3,4]")});
   ASSERT_EQ(results.size(), 2u);
   EXPECT_FLOAT_EQ(results[0].getDouble(0), 2.5);
   EXPECT_FLOAT_EQ(results[1].getDouble(0), 1.25);
@@ -104,8 +100,48 @@ def f(x: f32[N]) -> f32 {
 }
 )",
                        "f");
-  EXPECT_FALSE(c.jit);
+  EXPECT_FALSE(c.module);
   EXPECT_NE(c.diagnostics.find("test.mlx:3:17: error: unknown name 'y'"),
             std::string::npos)
       << c.diagnostics;
+}
+
+TEST(Frontend, ArgumentMismatchIsADiagnostic) {
+  Compiled c = compile("def f(x: f32[N], y: f32[N]) -> f32[N] {\n"
+                       "  z[n] = x[n] + y[n]\n  return z\n}\n",
+                       "f");
+  ASSERT_TRUE(c.module) << c.diagnostics;
+  auto results = c.module->call("f", {literal("[1,2]"), literal("[1,2,3]")});
+  ASSERT_FALSE(results);
+  std::string text = llvm::toString(results.takeError());
+  EXPECT_NE(text.find("test.mlx:1:5: error: argument 'y' dimension 0 (N) is 3 "
+                      "but argument 'x' has N = 2"),
+            std::string::npos)
+      << text;
+}
+
+// Results never alias an argument or a constant: the caller owns each one
+// (the buffer deallocation pipeline clones what a function would otherwise
+// return borrowed). Mutating a result leaves the argument alone, and every
+// result is freed once (LeakSanitizer and ASan check this under
+// scripts/sanitize.sh).
+TEST(Frontend, ResultsAreOwned) {
+  Compiled c = compile(R"(
+def f(x: f32[N]) -> (f32[N], f32[N], f32, f32[N]) {
+  c = 2.0
+  y[n] = x[n] * 1.0
+  return x, x, c, y
+}
+)",
+                       "f");
+  ASSERT_TRUE(c.module) << c.diagnostics;
+  rt::Tensor x = literal("[1,2]");
+  auto results = c.call({x});
+  ASSERT_EQ(results.size(), 4u);
+  for (const rt::Tensor &r : results)
+    EXPECT_NE(r.data(), x.data());
+  results[0].setDouble(0, 7);
+  EXPECT_EQ(x.getDouble(0), 1);
+  EXPECT_EQ(results[2].getDouble(0), 2);
+  EXPECT_EQ(rt::formatValues(results[3], false), "[1, 2]");
 }

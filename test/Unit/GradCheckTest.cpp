@@ -6,14 +6,7 @@
 // inputs (relative error < 1e-6).
 //
 //===----------------------------------------------------------------------===//
-#include "codegen/cpu/CpuCodegen.h"
-#include "frontend/Compiler.h"
-#include "frontend/DiagnosticPrinter.h"
-#include "passes/Passes.h"
-#include "runtime/Call.h"
-
-#include "mlir/IR/Verifier.h"
-#include "mlir/Pass/PassManager.h"
+#include "session/Session.h"
 
 #include <gtest/gtest.h>
 
@@ -49,36 +42,33 @@ class GradCheck : public ::testing::TestWithParam<Case> {};
 
 TEST_P(GradCheck, MatchesCentralDifferences) {
   const Case &c = GetParam();
-  mlir::DialectRegistry registry;
-  mlir::mlx::registerMlxLevelDialects(registry);
-  mlir::mlx::registerCpuTargetDialects(registry);
-  mlir::MLIRContext ctx(registry);
-  llvm::SourceMgr sm;
-  std::string diagnostics;
-  llvm::raw_string_ostream diagOs(diagnostics);
-  DiagnosticPrinter printer(ctx, sm, diagOs);
-  Compiler compiler(ctx, sm, {});
-  ASSERT_TRUE(compiler.loadFile(std::string(MLX_STDLIB_BUILD_DIR) + "/" +
-                                c.module + ".mlx"))
-      << diagnostics;
-  const ast::Function *fn = compiler.findFunction(c.function);
-  ASSERT_TRUE(fn);
+  auto session = Session::create();
+  ASSERT_TRUE(bool(session)) << llvm::toString(session.takeError());
+  llvm::Error loaded = (*session)->loadFile(std::string(MLX_STDLIB_BUILD_DIR) +
+                                            "/" + c.module + ".mlx");
+  ASSERT_FALSE(bool(loaded)) << llvm::toString(std::move(loaded));
+  auto found = (*session)->function(c.function);
+  ASSERT_TRUE(bool(found)) << llvm::toString(found.takeError());
+  const ast::Function *fn = *found;
   int64_t rank = fn->isShapePolymorphic() ? 2 : 0;
   ExportRequest value{fn, rank, rt::DType::f64};
   ExportRequest gradient = value;
   for (auto [k, p] : llvm::enumerate(fn->params))
     if (rt::isFloat(p.type.dtype))
       gradient.wrt.push_back(k);
-  auto module = compiler.generate({value, gradient});
-  ASSERT_TRUE(module && mlir::succeeded(mlir::verify(*module))) << diagnostics;
-  mlir::PassManager pm(&ctx);
-  mlir::mlx::buildMlxToCpuPipeline(pm);
-  ASSERT_TRUE(mlir::succeeded(pm.run(*module))) << diagnostics;
-  std::string error;
-  auto jit = mlir::mlx::JitModule::create(*module, error);
-  ASSERT_TRUE(jit) << error;
-  rt::Signature valueSig = compiler.signature(value);
-  rt::Signature gradSig = compiler.signature(gradient);
+  auto compiled = (*session)->compile({value, gradient});
+  ASSERT_TRUE(bool(compiled)) << llvm::toString(compiled.takeError());
+  const Module &module = **compiled;
+  rt::Signature valueSig = (*session)->signature(value);
+  rt::Signature gradSig = (*session)->signature(gradient);
+  auto call = [&](const rt::Signature &sig, const std::vector<rt::Tensor> &at) {
+    auto results = module.call(sig.name, at);
+    if (!results) {
+      ADD_FAILURE() << llvm::toString(results.takeError());
+      return std::vector<rt::Tensor>();
+    }
+    return *results;
+  };
 
   // Random inputs in each parameter's domain.
   std::mt19937_64 rng(std::hash<std::string>()(c.module + c.function));
@@ -108,21 +98,16 @@ TEST_P(GradCheck, MatchesCentralDifferences) {
         t.setDouble(i, t.getDouble(i) / total);
     args.push_back(t);
   }
-  ASSERT_TRUE(rt::checkArguments(valueSig, args, error)) << error;
-
-  void *valueEntry = jit->lookupEntry(valueSig.name);
-  void *gradEntry = jit->lookupEntry(gradSig.name);
-  ASSERT_TRUE(valueEntry && gradEntry);
   // The convention: the gradient of the sum of all float result elements.
   auto objective = [&](const std::vector<rt::Tensor> &at) {
     double sum = 0;
-    for (const rt::Tensor &r : rt::callEntry(valueEntry, valueSig, at))
+    for (const rt::Tensor &r : call(valueSig, at))
       if (rt::isFloat(r.dtype()))
         for (int64_t i = 0; i < r.numElements(); ++i)
           sum += r.getDouble(i);
     return sum;
   };
-  std::vector<rt::Tensor> grads = rt::callEntry(gradEntry, gradSig, args);
+  std::vector<rt::Tensor> grads = call(gradSig, args);
   size_t numValues = valueSig.results.size();
   ASSERT_EQ(grads.size(), numValues + gradient.wrt.size());
   for (auto [g, k] : llvm::enumerate(gradient.wrt)) {

@@ -11,36 +11,23 @@
 // and renamed into place, so a failure leaves no partial file.
 //
 //===----------------------------------------------------------------------===//
-#include "codegen/cpu/CpuCodegen.h"
 #include "frontend/ASTPrinter.h"
-#include "frontend/Compiler.h"
 #include "frontend/DiagnosticPrinter.h"
-#include "passes/Passes.h"
 #include "runtime/Call.h"
-#include "runtime/Numerics.h"
+#include "session/Session.h"
 
-#include "mlir/IR/AsmState.h"
-#include "mlir/IR/Diagnostics.h"
-#include "mlir/IR/MLIRContext.h"
-#include "mlir/IR/Verifier.h"
-#include "mlir/Pass/PassManager.h"
-#include "llvm/IR/Module.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/Path.h"
-#include "llvm/Support/Program.h"
-#include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
-#include <cstdio>
 #include <map>
 #include <optional>
-#include <set>
-#include <unistd.h>
 
 using namespace mlx;
 
@@ -181,58 +168,37 @@ std::optional<int> parseOptions(int argc, char **argv, Options &opts) {
   if (rest.size() > 2)
     return usageError("unexpected argument '" + rest[2] + "'");
   opts.file = rest[1];
-  if (opts.backend == "vulkan")
-    return fail("this build of mlxc has no Vulkan backend (--backend vulkan); "
-                "--backend cpu is available");
-  if (opts.backend != "cpu")
+  if (opts.backend != "cpu" && opts.backend != "vulkan")
     return usageError("unknown backend '" + opts.backend +
                       "' (--backend cpu or vulkan)");
   return std::nullopt;
 }
 
-/// Writes `text` to `path` through a temporary file renamed into place.
-bool writeAtomically(const std::string &path,
-                     const std::function<bool(llvm::raw_ostream &)> &write,
-                     std::string &error) {
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  {
-    std::error_code ec;
-    llvm::raw_fd_ostream os(tmp, ec);
-    if (ec) {
-      error = "cannot write '" + path + "': " + ec.message();
-      return false;
-    }
-    if (!write(os) || os.has_error()) {
-      os.clear_error();
-      llvm::sys::fs::remove(tmp);
-      if (error.empty())
-        error = "cannot write '" + path + "'";
-      return false;
-    }
-  }
-  return rt::commitFile(tmp, path, error);
+/// Prints an error value: diagnostics as they are, other errors after
+/// "mlxc: error:". Returns exit code 1.
+int report(llvm::Error err) {
+  llvm::handleAllErrors(
+      std::move(err),
+      [](const DiagnosticError &d) { llvm::errs() << d.text(); },
+      [](const llvm::ErrorInfoBase &e) {
+        llvm::errs() << "mlxc: error: " << e.message() << "\n";
+      });
+  return 1;
 }
 
-/// Everything one invocation shares: context, sources, diagnostics.
+/// One invocation: options in, a session underneath, results printed.
 class Driver {
 public:
-  Driver(const Options &opts) : opts(opts) {
-    mlir::DialectRegistry registry;
-    mlir::mlx::registerMlxLevelDialects(registry);
-    mlir::mlx::registerCpuTargetDialects(registry);
-    ctx.appendDialectRegistry(registry);
-    ctx.printOpOnDiagnostic(false);
-    handler = std::make_unique<DiagnosticPrinter>(ctx, sourceMgr, llvm::errs());
-    compiler = std::make_unique<Compiler>(ctx, sourceMgr, opts.importPaths);
-  }
+  Driver(const Options &opts, Session &session)
+      : opts(opts), session(session) {}
 
   int run() {
     if (opts.command != "check" && opts.command != "emit" &&
         opts.command != "run" && opts.command != "build" &&
         opts.command != "bench")
       return usageError("unknown command '" + opts.command + "'");
-    if (!compiler->loadFile(opts.file))
-      return 1;
+    if (llvm::Error err = session.loadFile(opts.file))
+      return report(std::move(err));
     if (opts.command == "check")
       return check();
     if (opts.command == "emit")
@@ -243,306 +209,166 @@ public:
   }
 
 private:
-  /// The user's error at a source location; returns exit code 1.
-  int errorAt(const ast::Loc &loc, const std::string &msg) {
-    mlir::emitError(compiler->location(loc)) << msg;
-    return 1;
-  }
-
-  std::optional<std::vector<ExportRequest>> requestedExports() {
+  /// The -f functions at rank 1 (every function without -f), each with
+  /// the --grad parameters.
+  llvm::Expected<std::vector<ExportRequest>> requestedExports() {
     if (opts.functions.empty())
-      return compiler->allExports();
+      return session.allExports();
     std::vector<ExportRequest> exports;
     for (const std::string &name : opts.functions) {
-      const ast::Function *fn = compiler->findFunction(name);
-      if (!fn) {
-        noSuchFunction(name);
-        return std::nullopt;
-      }
-      ExportRequest request{fn, fn->isShapePolymorphic() ? 1 : 0};
-      if (!opts.grads.empty()) {
-        auto wrt = gradIndices(*fn);
-        if (!wrt)
-          return std::nullopt;
-        request.wrt = *wrt;
-      }
+      auto fn = session.function(name);
+      if (!fn)
+        return fn.takeError();
+      ExportRequest request{*fn, (*fn)->isShapePolymorphic() ? 1 : 0};
+      auto wrt = session.gradientParameters(**fn, opts.grads);
+      if (!wrt)
+        return wrt.takeError();
+      request.wrt = *wrt;
       exports.push_back(request);
     }
     return exports;
   }
 
-  void noSuchFunction(const std::string &name) {
-    std::string known;
-    std::vector<std::string> names;
-    for (const auto &fn : compiler->mainModule().functions) {
-      known += (known.empty() ? "" : ", ") + fn->name;
-      names.push_back(fn->name);
-    }
-    llvm::errs() << opts.file << ": error: no function '" << name << "'"
-                 << mlx::didYouMean(name, names)
-                 << (known.empty() ? "" : " (it defines: " + known + ")")
-                 << "\n";
-  }
-
-  static std::vector<std::string> paramNames(const ast::Function &fn) {
-    std::vector<std::string> names;
-    for (const ast::Param &p : fn.params)
-      names.push_back(p.name);
-    return names;
-  }
-
-  /// Parameter indices for --grad, or an error at the function.
-  std::optional<std::vector<int64_t>> gradIndices(const ast::Function &fn) {
-    std::vector<int64_t> wrt;
-    for (const std::string &name : opts.grads) {
-      auto it = llvm::find_if(
-          fn.params, [&](const ast::Param &p) { return p.name == name; });
-      if (it == fn.params.end()) {
-        errorAt(fn.loc, "--grad " + name + ": '" + fn.name +
-                            "' has no parameter '" + name + "'" +
-                            mlx::didYouMean(name, paramNames(fn)));
-        return std::nullopt;
-      }
-      if (!rt::isFloat(it->type.dtype)) {
-        errorAt(it->loc, "--grad " + name +
-                             ": cannot differentiate with respect to '" + name +
-                             "', it is " + rt::dtypeName(it->type.dtype));
-        return std::nullopt;
-      }
-      if (llvm::is_contained(wrt, it - fn.params.begin())) {
-        errorAt(it->loc, "--grad " + name + ": '" + name + "' is given twice");
-        return std::nullopt;
-      }
-      wrt.push_back(it - fn.params.begin());
-    }
-    if (!wrt.empty() && llvm::none_of(fn.results, [](const ast::TypeSpec &t) {
-          return rt::isFloat(t.dtype);
-        })) {
-      errorAt(fn.loc, "--grad: '" + fn.name +
-                          "' has no float result to differentiate (the "
-                          "gradient is of the sum of its float results)");
-      return std::nullopt;
-    }
-    return wrt;
-  }
-
   int check() {
-    auto module = compiler->generate(compiler->allExports());
-    if (!module || mlir::failed(mlir::verify(*module)))
-      return 1;
-    return 0;
-  }
-
-  bool lower(mlir::ModuleOp module,
-             llvm::function_ref<void(mlir::OpPassManager &)> build) {
-    mlir::PassManager pm(&ctx);
-    build(pm);
-    return mlir::succeeded(pm.run(module));
+    auto module = session.lower(session.allExports(), Stage::Mlx);
+    return module ? 0 : report(module.takeError());
   }
 
   int emit() {
-    std::string stage = opts.stage.empty() ? "mlx" : opts.stage;
-    if (stage == "ast") {
-      printAST();
+    std::string stageName = opts.stage.empty() ? "mlx" : opts.stage;
+    if (stageName == "ast") {
+      ast::printModule(session.mainModule(), llvm::outs());
       return 0;
     }
-    if (stage == "spirv")
+    if (stageName == "spirv")
       return fail("--stage=spirv needs the Vulkan backend, which is not built "
                   "yet");
-    if (stage != "mlx" && stage != "grad" && stage != "linalg" &&
-        stage != "llvm")
-      return fail("unknown stage '" + stage +
+    std::optional<Stage> stage =
+        llvm::StringSwitch<std::optional<Stage>>(stageName)
+            .Case("mlx", Stage::Mlx)
+            .Case("grad", Stage::Grad)
+            .Case("linalg", Stage::Linalg)
+            .Case("llvm", Stage::Target)
+            .Default(std::nullopt);
+    if (!stage)
+      return fail("unknown stage '" + stageName +
                   "' (ast, mlx, grad, linalg, llvm, spirv)");
     auto exports = requestedExports();
     if (!exports)
-      return 1;
-    auto module = compiler->generate(*exports);
-    if (!module || mlir::failed(mlir::verify(*module)))
-      return 1;
-    if (stage == "mlx") {
-      module->print(llvm::outs());
+      return report(exports.takeError());
+    auto module = session.lower(*exports, *stage);
+    if (!module)
+      return report(module.takeError());
+    if (*stage != Stage::Target) {
+      (*module)->print(llvm::outs());
       return 0;
     }
-    if (stage == "grad") {
-      if (!lower(*module, mlir::mlx::buildMlxGradPipeline))
-        return 1;
-      module->print(llvm::outs());
-      return 0;
-    }
-    if (!lower(*module, [](mlir::OpPassManager &pm) {
-          mlir::mlx::buildMlxToLinalgPipeline(pm);
-        }))
-      return 1;
-    if (stage == "linalg") {
-      module->print(llvm::outs());
-      return 0;
-    }
-    if (!lower(*module, mlir::mlx::buildLinalgToLLVMPipeline))
-      return 1;
-    llvm::LLVMContext llvmCtx;
-    std::string error;
-    auto llvmModule = mlir::mlx::translateToLLVMIR(*module, llvmCtx, error);
-    if (!llvmModule)
-      return fail(error);
-    llvmModule->print(llvm::outs(), nullptr);
+    if (llvm::Error err = session.printTarget(**module, llvm::outs()))
+      return report(std::move(err));
     return 0;
   }
 
-  void printAST() { ast::printModule(compiler->mainModule(), llvm::outs()); }
+  /// The arguments of `fn` from --arg: .npy files first (an f64 array for
+  /// an `f32` parameter runs the function in f64), then literals in the
+  /// dtype their parameter runs in. Sets the request's instance key.
+  llvm::Error readArguments(const ast::Function &fn, ExportRequest &request,
+                            std::vector<rt::Tensor> &args) {
+    std::map<std::string, std::string> given;
+    std::vector<std::string> names;
+    for (const ast::Param &p : fn.params)
+      names.push_back(p.name);
+    for (const auto &[name, value] : opts.args) {
+      auto it = llvm::find_if(
+          fn.params, [&](const ast::Param &p) { return p.name == name; });
+      if (it == fn.params.end())
+        return session.errorAt(
+            fn.loc, "'" + fn.name + "' has no parameter '" + name + "'" +
+                        mlx::didYouMean(name, names) +
+                        " (its parameters: " + llvm::join(names, ", ") + ")");
+      if (!given.emplace(name, value).second)
+        return session.errorAt(it->loc,
+                               "argument '" + name + "' is given twice");
+    }
+    args.assign(fn.params.size(), rt::Tensor());
+    std::vector<std::optional<rt::DType>> fileDTypes(fn.params.size());
+    for (auto [k, p] : llvm::enumerate(fn.params)) {
+      auto it = given.find(p.name);
+      if (it == given.end())
+        return session.errorAt(
+            fn.loc, "'" + fn.name + "' takes " +
+                        std::to_string(fn.params.size()) + " arguments but " +
+                        std::to_string(given.size()) +
+                        " were given; missing --arg " + p.name + "=VALUE");
+      const std::string &value = it->second;
+      if (!llvm::StringRef(value).ends_with(".npy") &&
+          !llvm::sys::fs::is_regular_file(value))
+        continue;
+      std::string error;
+      if (!rt::readNpy(value, args[k], error))
+        return session.errorAt(p.loc, "argument '" + p.name + "': " + error);
+      fileDTypes[k] = args[k].dtype();
+    }
+    auto floatType = session.floatType(fn, fileDTypes);
+    if (!floatType)
+      return floatType.takeError();
+    int64_t anyShapeRank = -1;
+    for (auto [k, p] : llvm::enumerate(fn.params)) {
+      std::string error;
+      rt::DType dtype = rt::instanceDType(p.type.dtype, *floatType);
+      if (!fileDTypes[k] &&
+          !rt::parseLiteral(given[p.name], dtype, args[k], error))
+        return session.errorAt(p.loc, "argument '" + p.name + "': " + error);
+      if (p.type.isAnyShape() && anyShapeRank < 0)
+        anyShapeRank = args[k].rank();
+    }
+    request.anyShapeRank = std::max<int64_t>(anyShapeRank, 0);
+    request.floatType = *floatType;
+    return llvm::Error::success();
+  }
 
   int runFunction() {
     if (opts.functions.size() != 1)
       return fail(opts.command + " needs exactly one -f NAME");
-    const ast::Function *fn = compiler->findFunction(opts.functions[0]);
-    if (!fn) {
-      noSuchFunction(opts.functions[0]);
-      return 1;
-    }
-    // Arguments, by parameter name.
-    std::map<std::string, std::string> given;
-    for (const auto &arg : opts.args) {
-      const std::string &name = arg.first, &value = arg.second;
-      auto it = llvm::find_if(
-          fn->params, [&](const ast::Param &p) { return p.name == name; });
-      if (it == fn->params.end()) {
-        std::vector<std::string> names = paramNames(*fn);
-        return errorAt(
-            fn->loc, "'" + fn->name + "' has no parameter '" + name + "'" +
-                         mlx::didYouMean(name, names) +
-                         " (its parameters: " + llvm::join(names, ", ") + ")");
-      }
-      if (!given.emplace(name, value).second)
-        return errorAt(it->loc, "argument '" + name + "' is given twice");
-    }
-    // Read the .npy arguments first: an f64 array for an `f32` parameter
-    // runs the function in f64, and literals then parse as f64 too.
-    std::vector<rt::Tensor> args(fn->params.size());
-    std::vector<bool> isFile(fn->params.size());
-    rt::DType floatType = rt::DType::f32;
-    for (auto [k, p] : llvm::enumerate(fn->params)) {
-      auto it = given.find(p.name);
-      if (it == given.end())
-        return errorAt(fn->loc,
-                       "'" + fn->name + "' takes " +
-                           std::to_string(fn->params.size()) +
-                           " arguments but " + std::to_string(given.size()) +
-                           " were given; missing --arg " + p.name + "=VALUE");
-      const std::string &value = it->second;
-      isFile[k] = llvm::StringRef(value).ends_with(".npy") ||
-                  llvm::sys::fs::is_regular_file(value);
-      std::string error;
-      if (isFile[k] && !rt::readNpy(value, args[k], error))
-        return errorAt(p.loc, "argument '" + p.name + "': " + error);
-      if (isFile[k] && p.type.dtype == rt::DType::f32 &&
-          args[k].dtype() == rt::DType::f64)
-        floatType = rt::DType::f64;
-    }
-    // A declared f32 stands for the arguments' float type: one per call.
-    const ast::Param *f64Param = nullptr;
-    for (auto [k, p] : llvm::enumerate(fn->params))
-      if (isFile[k] && p.type.dtype == rt::DType::f32 &&
-          args[k].dtype() == rt::DType::f64 && !f64Param)
-        f64Param = &p;
-    for (auto [k, p] : llvm::enumerate(fn->params))
-      if (f64Param && isFile[k] && p.type.dtype == rt::DType::f32 &&
-          args[k].dtype() == rt::DType::f32)
-        return errorAt(
-            p.loc, "argument '" + p.name + "' is an f32 .npy but '" +
-                       f64Param->name + "' is f64: a parameter declared f32 " +
-                       "runs in the float type of the arguments (f64 .npy " +
-                       "files run the function in f64), so all of them must " +
-                       "agree; save '" + p.name + "' as f64 or '" +
-                       f64Param->name + "' as f32");
-    int64_t anyShapeRank = -1;
-    for (auto [k, p] : llvm::enumerate(fn->params)) {
-      std::string error;
-      rt::DType dtype = rt::instanceDType(p.type.dtype, floatType);
-      if (!isFile[k] && !rt::parseLiteral(given[p.name], dtype, args[k], error))
-        return errorAt(p.loc, "argument '" + p.name + "': " + error);
-      if (p.type.isAnyShape() && anyShapeRank < 0)
-        anyShapeRank = args[k].rank();
-    }
-    if (anyShapeRank < 0)
-      anyShapeRank = 0;
-    ExportRequest request{fn, anyShapeRank, floatType};
-    auto wrt = gradIndices(*fn);
+    auto fn = session.function(opts.functions[0]);
+    if (!fn)
+      return report(fn.takeError());
+    ExportRequest request{*fn};
+    std::vector<rt::Tensor> args;
+    if (llvm::Error err = readArguments(**fn, request, args))
+      return report(std::move(err));
+    auto wrt = session.gradientParameters(**fn, opts.grads);
     if (!wrt)
-      return 1;
+      return report(wrt.takeError());
     request.wrt = *wrt;
-    rt::Signature sig = compiler->signature(request);
-    std::string error;
-    if (!rt::checkArguments(sig, args, error))
-      return errorAt(fn->loc, error);
+    rt::Signature sig = session.signature(request);
 
     auto start = std::chrono::steady_clock::now();
-    auto module = compiler->generate({request});
-    if (!module || mlir::failed(mlir::verify(*module)))
-      return 1;
-    if (!lower(*module, [&](mlir::OpPassManager &pm) {
-          mlir::mlx::buildMlxToCpuPipeline(pm, opts.checkNumerics);
-        }))
-      return 1;
-    // What a failing run-time bounds check says.
-    std::vector<mlir::mlx::BoundsCheck> checks =
-        mlir::mlx::boundsChecks(*module);
-    auto outOfBounds = [&]() {
-      auto report = rt::takeBoundsReport();
-      if (!report)
-        return false;
-      const mlir::mlx::BoundsCheck &c = checks.at(report->id);
-      mlir::emitError(c.loc)
-          << "index " << report->index << " is out of range for dimension "
-          << c.dim << " of '" << c.tensor << "' (size " << c.sizeName << " = "
-          << report->size << ")";
-      return true;
-    };
-    auto jit = mlir::mlx::JitModule::create(*module, error);
-    if (!jit)
-      return fail("JIT compilation failed: " + error);
-    void *entry = jit->lookupEntry(sig.name);
-    if (!entry)
-      return fail("no entry point for '" + sig.name + "'");
-    auto compiled = std::chrono::steady_clock::now();
-    if (opts.command == "bench") {
-      rt::callEntry(entry, sig, args); // warm-up, and the bounds checks
-      if (outOfBounds())
-        return 1;
-      return bench(
-          entry, sig, args,
-          std::chrono::duration<double, std::milli>(compiled - start).count());
-    }
-    if (opts.checkNumerics)
-      for (auto [k, a] : llvm::enumerate(args))
-        if (rt::isFloat(a.dtype()))
-          for (int64_t i = 0; i < a.numElements(); ++i)
-            if (!std::isfinite(a.getDouble(i)))
-              return errorAt(
-                  fn->params[k].loc,
-                  "argument '" + fn->params[k].name + "' holds " +
-                      (std::isnan(a.getDouble(i)) ? "NaN" : "an infinity") +
-                      " at element " + std::to_string(i) +
-                      " (--check-numerics)");
-    std::vector<rt::Tensor> results = rt::callEntry(entry, sig, args);
-    if (outOfBounds())
-      return 1;
-    if (auto report = rt::takeNumericsReport()) {
-      mlir::emitError(mlir::mlx::numericsCheckLocations(*module)[report->id])
-          << "first " << (report->nan ? "NaN" : "infinity")
-          << " produced here (--check-numerics)";
-      return 1;
-    }
-    return printResults(sig, results);
+    auto module = session.compile({request}, {opts.checkNumerics});
+    if (!module)
+      return report(module.takeError());
+    double compileMs = std::chrono::duration<double, std::milli>(
+                           std::chrono::steady_clock::now() - start)
+                           .count();
+    // The first call checks the arguments and the bounds (and warms up).
+    auto results = (*module)->call(sig.name, args);
+    if (!results)
+      return report(results.takeError());
+    if (opts.command == "bench")
+      return bench(**module, sig, args, compileMs);
+    return printResults(sig, *results);
   }
 
   /// Times calls (after the caller's warm-up call); compile time is
   /// reported apart.
-  int bench(void *entry, const rt::Signature &sig,
+  int bench(const Module &module, const rt::Signature &sig,
             const std::vector<rt::Tensor> &args, double compileMs) {
     std::vector<double> times;
     for (int r = 0; r < opts.repeat; ++r) {
       auto t0 = std::chrono::steady_clock::now();
-      std::vector<rt::Tensor> results = rt::callEntry(entry, sig, args);
+      auto results = module.call(sig.name, args);
       auto t1 = std::chrono::steady_clock::now();
+      if (!results)
+        return report(results.takeError());
       times.push_back(
           std::chrono::duration<double, std::milli>(t1 - t0).count());
     }
@@ -604,232 +430,16 @@ private:
   int build() {
     if (opts.output.empty())
       return fail("build needs -o OUT.o or -o OUT.so");
-    llvm::StringRef out(opts.output);
-    bool shared = out.ends_with(".so");
-    if (!shared && !out.ends_with(".o"))
-      return fail("-o must name a .o or .so file");
-    llvm::StringRef dir = llvm::sys::path::parent_path(out);
-    if (!dir.empty() && !llvm::sys::fs::is_directory(dir))
-      return fail("cannot write '" + opts.output + "': no directory '" +
-                  dir.str() + "'");
     auto exports = requestedExports();
     if (!exports)
-      return 1;
-    auto module = compiler->generate(*exports);
-    if (!module || mlir::failed(mlir::verify(*module)))
-      return 1;
-    std::vector<rt::Signature> sigs;
-    for (const ExportRequest &r : *exports)
-      sigs.push_back(compiler->signature(r));
-    if (!lower(*module, [](mlir::OpPassManager &pm) {
-          mlir::mlx::buildMlxToCpuPipeline(pm);
-        }))
-      return 1;
-    std::string error;
-    std::string object = shared ? opts.output + ".tmp.o" : opts.output;
-    std::string tmpObject = object + ".part." + std::to_string(getpid());
-    if (!mlir::mlx::emitObjectFile(*module, tmpObject, error)) {
-      llvm::sys::fs::remove(tmpObject);
-      return fail("cannot write '" + opts.output + "': " + error);
-    }
-    if (shared) {
-      std::string tmpLib = opts.output + ".part." + std::to_string(getpid());
-      auto cc = llvm::sys::findProgramByName("cc");
-      if (!cc) {
-        llvm::sys::fs::remove(tmpObject);
-        return fail("linking a shared library needs 'cc' on the PATH");
-      }
-      llvm::SmallVector<llvm::StringRef> argv = {*cc,    "-shared", "-o",
-                                                 tmpLib, tmpObject, "-lm"};
-      int rc = llvm::sys::ExecuteAndWait(*cc, argv);
-      llvm::sys::fs::remove(tmpObject);
-      if (rc != 0) {
-        llvm::sys::fs::remove(tmpLib);
-        return fail("linking '" + opts.output + "' failed");
-      }
-      if (!rt::commitFile(tmpLib, opts.output, error))
-        return fail(error);
-    } else if (!rt::commitFile(tmpObject, object, error)) {
-      return fail(error);
-    }
-    llvm::SmallString<256> header(opts.output);
-    llvm::sys::path::replace_extension(header, ".h");
-    if (!writeAtomically(
-            std::string(header),
-            [&](llvm::raw_ostream &os) {
-              writeHeader(os, sigs);
-              return true;
-            },
-            error))
-      return fail(error);
+      return report(exports.takeError());
+    if (llvm::Error err = session.build(*exports, opts.output))
+      return report(std::move(err));
     return 0;
   }
 
-  static std::string cType(rt::DType d) {
-    switch (d) {
-    case rt::DType::f32:
-      return "float";
-    case rt::DType::f64:
-      return "double";
-    case rt::DType::i32:
-      return "int32_t";
-    case rt::DType::i64:
-      return "int64_t";
-    case rt::DType::boolean:
-      return "uint8_t";
-    }
-    return "void";
-  }
-
-  /// `int mlx_check_NAME(args..., char *message, size_t size)`: 0 when the
-  /// argument shapes fit the signature (literal sizes; every use of a
-  /// symbolic dimension agrees), else 1 with a message naming the argument.
-  void writeCheck(llvm::raw_ostream &os, const rt::Signature &sig,
-                  const std::vector<std::string> &params) {
-    os << "/* 0 when the arguments' shapes fit " << sig.name
-       << "'s signature, else 1 and a message. */\n"
-       << "static inline int mlx_check_" << sig.name << "(";
-    for (size_t i = 0; i < params.size(); ++i)
-      os << "const " << params[i] << " *" << sig.params[i].name << ", ";
-    os << "char *message, size_t size) {\n";
-    std::map<std::string, std::pair<std::string, size_t>> first;
-    for (const rt::ParamSpec &p : sig.params)
-      for (size_t d = 0; d < p.dims.size(); ++d) {
-        const rt::DimSpec &spec = p.dims[d];
-        std::string size = p.name + "->sizes[" + std::to_string(d) + "]";
-        std::string want, what;
-        if (spec.size >= 0) {
-          want = std::to_string(spec.size);
-          what = "must be " + want;
-        } else {
-          auto [it, inserted] = first.try_emplace(spec.symbol, p.name, d);
-          if (inserted)
-            continue;
-          want = it->second.first + "->sizes[" +
-                 std::to_string(it->second.second) + "]";
-          what = "(" + spec.symbol + ") must equal argument '" +
-                 it->second.first + "' dimension " +
-                 std::to_string(it->second.second);
-        }
-        os << "  if (" << size << " != " << want << ") {\n"
-           << "    snprintf(message, size, \"argument '" << p.name
-           << "' dimension " << d << " " << what << ", got %lld\", "
-           << "(long long)" << size << ");\n    return 1;\n  }\n";
-      }
-    for (const rt::ParamSpec &p : sig.params)
-      os << "  (void)" << p.name << ";\n";
-    os << "  (void)message;\n  (void)size;\n  return 0;\n}\n";
-  }
-
-  void writeHeader(llvm::raw_ostream &os,
-                   const std::vector<rt::Signature> &sigs) {
-    std::string guard =
-        "MLXC_" + llvm::sys::path::stem(opts.output).upper() + "_H";
-    for (char &c : guard)
-      if (!isalnum((unsigned char)c))
-        c = '_';
-    os << "/* Generated by mlxc from " << llvm::sys::path::filename(opts.file)
-       << ". Do not edit.\n"
-       << " *\n"
-       << " * Each function NAME has two entry points:\n"
-       << " *   void _mlir_ciface_NAME(NAME_results *out, <one descriptor per "
-          "argument>);\n"
-       << " *   void mlx_call_NAME(void **args);  args[0] = out, args[1+i] = "
-          "&argument i\n"
-       << " * A descriptor is a strided memref: {allocated, aligned, offset,\n"
-       << " * sizes[R], strides[R]} (strides in elements). Each result's\n"
-       << " * 'allocated' pointer is owned by the caller: release it with "
-          "free().\n"
-       << " * Symbolic dimensions are not checked here: arguments that share "
-          "a\n"
-       << " * dimension name must agree in size.\n"
-       << " * A constant subscript x[c] of a symbolic dimension is checked in\n"
-       << " * the call: out of range, the code calls mlx_report_out_of_bounds\n"
-       << " * (id, index, size), whose weak default aborts; define it to "
-          "handle\n"
-       << " * the error (the call's results are then meaningless).\n"
-       << " */\n"
-       << "#ifndef " << guard << "\n#define " << guard << "\n\n"
-       << "#include <stddef.h>\n#include <stdint.h>\n#include <stdio.h>\n\n"
-       << "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
-       << "void mlx_report_out_of_bounds(int64_t id, int64_t index, int64_t "
-          "size);\n\n";
-    std::set<std::string> emitted;
-    auto descriptor = [&](rt::DType d, int64_t rank) {
-      std::string name = "mlx_" + std::string(rt::dtypeName(d)) + "_" +
-                         std::to_string(rank) + "d";
-      if (emitted.insert(name).second) {
-        os << "typedef struct {\n  " << cType(d) << " *allocated;\n  "
-           << cType(d) << " *aligned;\n  int64_t offset;\n";
-        if (rank)
-          os << "  int64_t sizes[" << rank << "];\n  int64_t strides[" << rank
-             << "];\n";
-        os << "} " << name << ";\n\n";
-        // NAME_of(data, sizes...): a descriptor of contiguous row-major
-        // data the caller owns.
-        os << "static inline " << name << " " << name << "_of(" << cType(d)
-           << " *data";
-        for (int64_t k = 0; k < rank; ++k)
-          os << ", int64_t n" << k;
-        os << ") {\n  " << name << " t = {data, data, 0";
-        if (rank) {
-          os << ", {";
-          for (int64_t k = 0; k < rank; ++k)
-            os << (k ? ", " : "") << "n" << k;
-          os << "}, {";
-          for (int64_t k = 0; k < rank; ++k) {
-            os << (k ? ", " : "");
-            std::string stride = "1";
-            for (int64_t j = k + 1; j < rank; ++j)
-              stride += " * n" + std::to_string(j);
-            os << stride;
-          }
-          os << "}";
-        }
-        os << "};\n  return t;\n}\n\n";
-      }
-      return name;
-    };
-    for (const rt::Signature &sig : sigs) {
-      std::vector<std::string> params;
-      for (const rt::ParamSpec &p : sig.params)
-        params.push_back(descriptor(p.dtype, (int64_t)p.dims.size()));
-      std::vector<std::string> results;
-      for (const rt::ResultSpec &r : sig.results)
-        results.push_back(descriptor(r.dtype, r.rank));
-      os << "/* " << sig.name << "(";
-      for (size_t i = 0; i < sig.params.size(); ++i) {
-        const rt::ParamSpec &p = sig.params[i];
-        os << (i ? ", " : "") << p.name << ": " << rt::dtypeName(p.dtype);
-        if (!p.dims.empty()) {
-          os << "[";
-          for (size_t d = 0; d < p.dims.size(); ++d)
-            os << (d ? ", " : "")
-               << (p.dims[d].size >= 0 ? std::to_string(p.dims[d].size)
-                                       : p.dims[d].symbol);
-          os << "]";
-        }
-      }
-      os << ") */\ntypedef struct {\n";
-      for (size_t k = 0; k < results.size(); ++k)
-        os << "  " << results[k] << " " << sig.results[k].name << ";\n";
-      os << "} " << sig.name << "_results;\n";
-      os << "void _mlir_ciface_" << sig.name << "(" << sig.name
-         << "_results *out";
-      for (size_t i = 0; i < params.size(); ++i)
-        os << ", " << params[i] << " *" << sig.params[i].name;
-      os << ");\nvoid mlx_call_" << sig.name << "(void **args);\n";
-      writeCheck(os, sig, params);
-      os << "\n";
-    }
-    os << "#ifdef __cplusplus\n}\n#endif\n\n#endif\n";
-  }
-
   const Options &opts;
-  mlir::MLIRContext ctx{mlir::MLIRContext::Threading::DISABLED};
-  llvm::SourceMgr sourceMgr;
-  std::unique_ptr<DiagnosticPrinter> handler;
-  std::unique_ptr<Compiler> compiler;
+  Session &session;
 };
 
 } // namespace
@@ -839,6 +449,8 @@ int main(int argc, char **argv) {
   Options opts;
   if (auto code = parseOptions(argc, argv, opts))
     return *code;
-  Driver driver(opts);
-  return driver.run();
+  auto session = Session::create({opts.importPaths, opts.backend});
+  if (!session)
+    return report(session.takeError());
+  return Driver(opts, **session).run();
 }

@@ -1,0 +1,65 @@
+//===- Target.h - the seam between linalg on tensors and a target -*- C++ -*-=//
+//
+// A target takes over from linalg on tensors (the output of mlx-to-linalg,
+// the same for every target): it registers what it lowers through, builds
+// its pipeline down to its own last IR level, and then loads the result in
+// this process (JIT) or writes it out (AOT). The session (session/) sees
+// targets only through this interface; the runtime calls what `load`
+// returns through rt::Executable, so neither knows which target ran.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MLX_CODEGEN_TARGET_H
+#define MLX_CODEGEN_TARGET_H
+
+#include "runtime/Executable.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+#include <memory>
+
+namespace mlir {
+class DialectRegistry;
+class OpPassManager;
+} // namespace mlir
+
+namespace llvm {
+class raw_ostream;
+} // namespace llvm
+
+namespace mlx {
+
+class Target {
+public:
+  virtual ~Target() = default;
+  /// The name `--backend` gives the target.
+  virtual llvm::StringRef name() const = 0;
+  /// Registers the dialects, interface models and translations the target
+  /// lowers through (below linalg on tensors).
+  virtual void registerDialects(mlir::DialectRegistry &registry) const = 0;
+  /// Adds the passes from linalg on tensors down to the target's last IR
+  /// level.
+  virtual void buildPipeline(mlir::OpPassManager &pm) const = 0;
+  /// Prints a lowered module in the target's own form (`--stage=llvm`).
+  virtual llvm::Error printLowered(mlir::ModuleOp module,
+                                   llvm::raw_ostream &os) const = 0;
+  /// Loads a lowered module into this process (JIT).
+  virtual llvm::Expected<std::unique_ptr<rt::Executable>>
+  load(mlir::ModuleOp module) const = 0;
+  /// An error if `path` cannot name an artefact of this target; checked
+  /// before compiling.
+  virtual llvm::Error checkArtefactPath(llvm::StringRef path) const = 0;
+  /// Writes a lowered module to `path` (AOT) with whatever describes its
+  /// entry points `signatures` to a caller; `sourceName` names the .mlx file
+  /// it came from. Nothing is left at `path` on failure.
+  virtual llvm::Error emit(mlir::ModuleOp module,
+                           llvm::ArrayRef<rt::Signature> signatures,
+                           llvm::StringRef path,
+                           llvm::StringRef sourceName) const = 0;
+};
+
+} // namespace mlx
+
+#endif // MLX_CODEGEN_TARGET_H

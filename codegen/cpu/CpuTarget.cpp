@@ -1,0 +1,226 @@
+//===- CpuTarget.cpp - the CPU target ---------------------------*- C++ -*-===//
+//
+// The Target interface over codegen/cpu: its pipeline, the JIT (an
+// ExecutionEngine behind rt::Executable, called through the packed memref
+// ABI) and AOT artefacts (.o, or .so linked by `cc`, plus the C header).
+//
+// A rank-R strided memref descriptor is {allocated ptr, aligned ptr,
+// offset, sizes[R], strides[R]}: 3 + 2R eight-byte words. Results are laid
+// out back to back in one buffer.
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/cpu/CpuTarget.h"
+#include "codegen/cpu/CHeader.h"
+#include "codegen/cpu/CpuCodegen.h"
+#include "passes/Passes.h"
+#include "runtime/Numerics.h"
+
+#include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/ExecutionEngine/Orc/Mangling.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstdlib>
+#include <map>
+#include <unistd.h>
+
+using namespace mlx;
+
+namespace {
+
+/// JIT-compiled code, called through `mlx_call_NAME(void **args)`.
+class CpuExecutable : public rt::Executable {
+public:
+  explicit CpuExecutable(std::unique_ptr<mlir::ExecutionEngine> engine)
+      : engine(std::move(engine)) {}
+
+  bool exports(const std::string &name) const override {
+    return entry(name) != nullptr;
+  }
+
+  std::vector<rt::Tensor>
+  call(const rt::Signature &sig,
+       const std::vector<rt::Tensor> &args) const override {
+    using Entry = void (*)(void **);
+    auto fn = reinterpret_cast<Entry>(entry(sig.name));
+    assert(fn && "call of a function the executable does not export");
+    std::vector<std::vector<int64_t>> descriptors;
+    for (const rt::Tensor &a : args) {
+      std::vector<int64_t> desc(3 + 2 * a.rank());
+      desc[0] = desc[1] = (int64_t)(intptr_t)a.data();
+      desc[2] = 0;
+      for (int64_t d = 0; d < a.rank(); ++d) {
+        desc[3 + d] = a.shape()[d];
+        desc[3 + a.rank() + d] = a.strides()[d];
+      }
+      descriptors.push_back(std::move(desc));
+    }
+    size_t resultWords = 0;
+    for (const rt::ResultSpec &r : sig.results)
+      resultWords += 3 + 2 * r.rank;
+    std::vector<int64_t> results(resultWords, 0);
+    std::vector<void *> packed = {results.data()};
+    for (auto &desc : descriptors)
+      packed.push_back(desc.data());
+    fn(packed.data());
+
+    // The buffer deallocation pipeline returns every result of an exported
+    // function owned (a returned argument or constant is cloned), so each
+    // allocation is the caller's; results may share one.
+    std::map<intptr_t, std::shared_ptr<void>> owners;
+    std::vector<rt::Tensor> out;
+    size_t at = 0;
+    for (const rt::ResultSpec &r : sig.results) {
+      int64_t *desc = results.data() + at;
+      at += 3 + 2 * r.rank;
+      auto allocated = (intptr_t)desc[0];
+      std::vector<int64_t> shape(desc + 3, desc + 3 + r.rank);
+      std::vector<int64_t> strides(desc + 3 + r.rank, desc + 3 + 2 * r.rank);
+      void *data =
+          (char *)(intptr_t)desc[1] + desc[2] * (int64_t)rt::dtypeSize(r.dtype);
+      std::shared_ptr<void> &owner = owners[allocated];
+      if (!owner)
+        owner = std::shared_ptr<void>((void *)allocated, std::free);
+      out.push_back(rt::Tensor::view(r.dtype, shape, strides, data, owner));
+    }
+    return out;
+  }
+
+private:
+  void *entry(const std::string &name) const {
+    auto address = engine->lookup("mlx_call_" + name);
+    if (!address) {
+      llvm::consumeError(address.takeError());
+      return nullptr;
+    }
+    return *address;
+  }
+
+  std::unique_ptr<mlir::ExecutionEngine> engine;
+};
+
+llvm::Error fail(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+class CpuTarget : public Target {
+public:
+  llvm::StringRef name() const override { return "cpu"; }
+
+  void registerDialects(mlir::DialectRegistry &registry) const override {
+    mlir::mlx::registerCpuTargetDialects(registry);
+  }
+
+  void buildPipeline(mlir::OpPassManager &pm) const override {
+    mlir::mlx::buildLinalgToCpuPipeline(pm);
+  }
+
+  llvm::Error printLowered(mlir::ModuleOp module,
+                           llvm::raw_ostream &os) const override {
+    llvm::LLVMContext llvmCtx;
+    std::string error;
+    auto llvmModule = mlir::mlx::translateToLLVMIR(module, llvmCtx, error);
+    if (!llvmModule)
+      return fail(error);
+    llvmModule->print(os, nullptr);
+    return llvm::Error::success();
+  }
+
+  llvm::Expected<std::unique_ptr<rt::Executable>>
+  load(mlir::ModuleOp module) const override {
+    std::string error;
+    auto engine = mlir::mlx::createJitEngine(module, error);
+    if (!engine)
+      return fail("JIT compilation failed: " + error);
+    // What checked code reports to (runtime/Numerics.h).
+    engine->registerSymbols([](llvm::orc::MangleAndInterner interner) {
+      llvm::orc::SymbolMap symbols;
+      symbols[interner("mlx_report_nonfinite")] = {
+          llvm::orc::ExecutorAddr::fromPtr(&mlx_report_nonfinite),
+          llvm::JITSymbolFlags::Exported};
+      symbols[interner(mlir::mlx::kOutOfBoundsReport)] = {
+          llvm::orc::ExecutorAddr::fromPtr(&mlx_report_out_of_bounds),
+          llvm::JITSymbolFlags::Exported};
+      return symbols;
+    });
+    return std::make_unique<CpuExecutable>(std::move(engine));
+  }
+
+  llvm::Error checkArtefactPath(llvm::StringRef path) const override {
+    if (!path.ends_with(".so") && !path.ends_with(".o"))
+      return fail("-o must name a .o or .so file");
+    llvm::StringRef dir = llvm::sys::path::parent_path(path);
+    if (!dir.empty() && !llvm::sys::fs::is_directory(dir))
+      return fail("cannot write '" + path + "': no directory '" + dir + "'");
+    return llvm::Error::success();
+  }
+
+  llvm::Error emit(mlir::ModuleOp module,
+                   llvm::ArrayRef<rt::Signature> signatures,
+                   llvm::StringRef path,
+                   llvm::StringRef sourceName) const override {
+    if (llvm::Error err = checkArtefactPath(path))
+      return err;
+    std::string output = path.str(), error;
+    bool shared = path.ends_with(".so");
+    std::string pid = std::to_string(getpid());
+    std::string object = shared ? output + ".tmp.o" : output;
+    std::string tmpObject = object + ".part." + pid;
+    if (!mlir::mlx::emitObjectFile(module, tmpObject, error)) {
+      llvm::sys::fs::remove(tmpObject);
+      return fail("cannot write '" + output + "': " + error);
+    }
+    if (shared) {
+      std::string tmpLib = output + ".part." + pid;
+      auto cc = llvm::sys::findProgramByName("cc");
+      if (!cc) {
+        llvm::sys::fs::remove(tmpObject);
+        return fail("linking a shared library needs 'cc' on the PATH");
+      }
+      llvm::SmallVector<llvm::StringRef> argv = {*cc,    "-shared", "-o",
+                                                 tmpLib, tmpObject, "-lm"};
+      int rc = llvm::sys::ExecuteAndWait(*cc, argv);
+      llvm::sys::fs::remove(tmpObject);
+      if (rc != 0) {
+        llvm::sys::fs::remove(tmpLib);
+        return fail("linking '" + output + "' failed");
+      }
+      if (!rt::commitFile(tmpLib, output, error))
+        return fail(error);
+    } else if (!rt::commitFile(tmpObject, object, error)) {
+      return fail(error);
+    }
+    // The header, through a temporary renamed into place.
+    llvm::SmallString<256> header(path);
+    llvm::sys::path::replace_extension(header, ".h");
+    std::string tmpHeader = std::string(header) + ".tmp." + pid;
+    {
+      std::error_code ec;
+      llvm::raw_fd_ostream os(tmpHeader, ec);
+      if (ec)
+        return fail("cannot write '" + header + "': " + ec.message());
+      writeCHeader(os, signatures, path, sourceName);
+      if (os.has_error()) {
+        os.clear_error();
+        llvm::sys::fs::remove(tmpHeader);
+        return fail("cannot write '" + header + "'");
+      }
+    }
+    if (!rt::commitFile(tmpHeader, std::string(header), error))
+      return fail(error);
+    return llvm::Error::success();
+  }
+};
+
+} // namespace
+
+std::unique_ptr<Target> mlx::createCpuTarget() {
+  return std::make_unique<CpuTarget>();
+}

@@ -1,0 +1,325 @@
+//===- Session.cpp - one compile session: source to callable code ------===//
+#include "session/Session.h"
+
+#include "codegen/cpu/CpuTarget.h"
+#include "frontend/Compiler.h"
+#include "frontend/DiagnosticPrinter.h"
+#include "passes/Passes.h"
+#include "runtime/Numerics.h"
+
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/SourceMgr.h"
+
+#include <cmath>
+
+using namespace mlx;
+
+char DiagnosticError::ID = 0;
+
+static llvm::Error fail(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+//===----------------------------------------------------------------------===//
+// Session
+//===----------------------------------------------------------------------===//
+
+struct Session::Impl {
+  Impl(SessionOptions options, std::unique_ptr<Target> target,
+       const mlir::DialectRegistry &registry)
+      : options(std::move(options)), target(std::move(target)),
+        ctx(registry, mlir::MLIRContext::Threading::DISABLED),
+        diagnosticStream(diagnostics),
+        printer(ctx, sourceMgr, diagnosticStream),
+        compiler(ctx, sourceMgr, this->options.importPaths) {
+    ctx.printOpOnDiagnostic(false);
+  }
+
+  /// The diagnostics printed since the last call, as an error value.
+  llvm::Error takeError() {
+    std::string text = std::move(diagnostics);
+    diagnostics.clear();
+    if (text.empty())
+      return fail("compilation failed");
+    return llvm::make_error<DiagnosticError>(std::move(text));
+  }
+
+  llvm::Error errorAt(mlir::Location loc, const llvm::Twine &message) {
+    mlir::emitError(loc) << message.str();
+    return takeError();
+  }
+
+  SessionOptions options;
+  std::unique_ptr<Target> target;
+  mlir::MLIRContext ctx;
+  llvm::SourceMgr sourceMgr;
+  std::string diagnostics;
+  llvm::raw_string_ostream diagnosticStream;
+  DiagnosticPrinter printer;
+  Compiler compiler;
+  /// The main file's name, for errors that have no line.
+  std::string mainFile;
+};
+
+llvm::Expected<std::unique_ptr<Session>>
+Session::create(SessionOptions options) {
+  std::unique_ptr<Target> target;
+  if (options.backend == "cpu")
+    target = createCpuTarget();
+  else if (options.backend == "vulkan")
+    return fail("this build of mlxc has no Vulkan backend (--backend "
+                "vulkan); --backend cpu is available");
+  else
+    return fail("unknown backend '" + options.backend +
+                "' (--backend cpu or vulkan)");
+  mlir::DialectRegistry registry;
+  mlir::mlx::registerMlxLevelDialects(registry);
+  target->registerDialects(registry);
+  return std::unique_ptr<Session>(new Session(
+      std::make_unique<Impl>(std::move(options), std::move(target), registry)));
+}
+
+Session::Session(std::unique_ptr<Impl> impl) : impl(std::move(impl)) {}
+Session::~Session() = default;
+
+llvm::Error Session::loadFile(const std::string &path) {
+  impl->mainFile = path;
+  if (!impl->compiler.loadFile(path))
+    return impl->takeError();
+  return llvm::Error::success();
+}
+
+llvm::Error Session::loadSource(const std::string &name,
+                                const std::string &source) {
+  impl->mainFile = name;
+  if (!impl->compiler.loadSource(name, source))
+    return impl->takeError();
+  return llvm::Error::success();
+}
+
+const ast::Module &Session::mainModule() const {
+  return impl->compiler.mainModule();
+}
+
+llvm::Expected<const ast::Function *> Session::function(llvm::StringRef name) {
+  if (const ast::Function *fn = impl->compiler.findFunction(name.str()))
+    return fn;
+  std::vector<std::string> names;
+  for (const auto &fn : mainModule().functions)
+    names.push_back(fn->name);
+  std::string text =
+      impl->mainFile + ": error: no function '" + name.str() + "'" +
+      didYouMean(name, names) +
+      (names.empty() ? "" : " (it defines: " + llvm::join(names, ", ") + ")") +
+      "\n";
+  return llvm::make_error<DiagnosticError>(std::move(text));
+}
+
+std::vector<ExportRequest> Session::allExports() const {
+  return impl->compiler.allExports();
+}
+
+llvm::Error Session::errorAt(const ast::Loc &loc, const llvm::Twine &message) {
+  return impl->errorAt(impl->compiler.location(loc), message);
+}
+
+llvm::Expected<std::vector<int64_t>>
+Session::gradientParameters(const ast::Function &fn,
+                            llvm::ArrayRef<std::string> names) {
+  std::vector<int64_t> wrt;
+  for (const std::string &name : names) {
+    auto it = llvm::find_if(
+        fn.params, [&](const ast::Param &p) { return p.name == name; });
+    if (it == fn.params.end()) {
+      std::vector<std::string> params;
+      for (const ast::Param &p : fn.params)
+        params.push_back(p.name);
+      return errorAt(fn.loc, "--grad " + name + ": '" + fn.name +
+                                 "' has no parameter '" + name + "'" +
+                                 didYouMean(name, params));
+    }
+    if (!rt::isFloat(it->type.dtype))
+      return errorAt(it->loc, "--grad " + name +
+                                  ": cannot differentiate with respect to '" +
+                                  name + "', it is " +
+                                  rt::dtypeName(it->type.dtype));
+    if (llvm::is_contained(wrt, it - fn.params.begin()))
+      return errorAt(it->loc,
+                     "--grad " + name + ": '" + name + "' is given twice");
+    wrt.push_back(it - fn.params.begin());
+  }
+  if (!wrt.empty() && llvm::none_of(fn.results, [](const ast::TypeSpec &t) {
+        return rt::isFloat(t.dtype);
+      }))
+    return errorAt(fn.loc, "--grad: '" + fn.name +
+                               "' has no float result to differentiate (the "
+                               "gradient is of the sum of its float results)");
+  return wrt;
+}
+
+llvm::Expected<rt::DType>
+Session::floatType(const ast::Function &fn,
+                   llvm::ArrayRef<std::optional<rt::DType>> argumentDTypes) {
+  auto passedAs = [&](size_t k, rt::DType dtype) {
+    return k < argumentDTypes.size() && argumentDTypes[k] == dtype &&
+           fn.params[k].type.dtype == rt::DType::f32;
+  };
+  const ast::Param *f64Param = nullptr;
+  for (auto [k, p] : llvm::enumerate(fn.params))
+    if (passedAs(k, rt::DType::f64) && !f64Param)
+      f64Param = &p;
+  if (!f64Param)
+    return rt::DType::f32;
+  for (auto [k, p] : llvm::enumerate(fn.params))
+    if (passedAs(k, rt::DType::f32))
+      return errorAt(
+          p.loc, "argument '" + p.name + "' is an f32 .npy but '" +
+                     f64Param->name + "' is f64: a parameter declared f32 " +
+                     "runs in the float type of the arguments (f64 .npy " +
+                     "files run the function in f64), so all of them must " +
+                     "agree; save '" + p.name + "' as f64 or '" +
+                     f64Param->name + "' as f32");
+  return rt::DType::f64;
+}
+
+rt::Signature Session::signature(const ExportRequest &request) const {
+  return impl->compiler.signature(request);
+}
+
+llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
+Session::lower(const std::vector<ExportRequest> &exports, Stage stage,
+               CompileOptions options) {
+  mlir::OwningOpRef<mlir::ModuleOp> module = impl->compiler.generate(exports);
+  if (!module || mlir::failed(mlir::verify(*module)))
+    return impl->takeError();
+  if (stage == Stage::Mlx)
+    return std::move(module);
+  mlir::PassManager pm(&impl->ctx);
+  if (stage == Stage::Grad) {
+    mlir::mlx::buildMlxGradPipeline(pm);
+  } else {
+    mlir::mlx::buildMlxToLinalgPipeline(pm, options.checkNumerics);
+    if (stage == Stage::Target)
+      impl->target->buildPipeline(pm);
+  }
+  if (mlir::failed(pm.run(*module)))
+    return impl->takeError();
+  return std::move(module);
+}
+
+llvm::Error Session::printTarget(mlir::ModuleOp module, llvm::raw_ostream &os) {
+  return impl->target->printLowered(module, os);
+}
+
+llvm::Error Session::build(const std::vector<ExportRequest> &exports,
+                           llvm::StringRef path) {
+  if (llvm::Error err = impl->target->checkArtefactPath(path))
+    return err;
+  auto module = lower(exports, Stage::Target);
+  if (!module)
+    return module.takeError();
+  std::vector<rt::Signature> signatures;
+  for (const ExportRequest &r : exports)
+    signatures.push_back(signature(r));
+  return impl->target->emit(**module, signatures, path, impl->mainFile);
+}
+
+//===----------------------------------------------------------------------===//
+// Module
+//===----------------------------------------------------------------------===//
+
+struct Module::Impl {
+  struct Entry {
+    rt::Signature signature;
+    const ast::Function *function;
+  };
+  Session::Impl *session;
+  std::unique_ptr<rt::Executable> executable;
+  std::vector<Entry> entries;
+  CompileOptions options;
+  /// What run-time checks report, by id.
+  std::vector<mlir::mlx::BoundsCheck> boundsChecks;
+  std::vector<mlir::Location> numericsChecks;
+
+  const Entry *find(llvm::StringRef name) const {
+    for (const Entry &e : entries)
+      if (e.signature.name == name)
+        return &e;
+    return nullptr;
+  }
+};
+
+Module::Module(std::unique_ptr<Impl> impl) : impl(std::move(impl)) {}
+Module::~Module() = default;
+
+llvm::Expected<std::unique_ptr<Module>>
+Session::compile(const std::vector<ExportRequest> &exports,
+                 CompileOptions options) {
+  auto module = lower(exports, Stage::Target, options);
+  if (!module)
+    return module.takeError();
+  auto moduleImpl = std::make_unique<Module::Impl>();
+  moduleImpl->session = impl.get();
+  moduleImpl->options = options;
+  moduleImpl->boundsChecks = mlir::mlx::boundsChecks(**module);
+  moduleImpl->numericsChecks = mlir::mlx::numericsCheckLocations(**module);
+  auto executable = impl->target->load(**module);
+  if (!executable)
+    return executable.takeError();
+  moduleImpl->executable = std::move(*executable);
+  for (const ExportRequest &r : exports) {
+    rt::Signature sig = signature(r);
+    if (!moduleImpl->executable->exports(sig.name))
+      return fail("no entry point for '" + sig.name + "'");
+    moduleImpl->entries.push_back({std::move(sig), r.function});
+  }
+  return std::unique_ptr<Module>(new Module(std::move(moduleImpl)));
+}
+
+const rt::Signature *Module::signature(llvm::StringRef name) const {
+  const Impl::Entry *entry = impl->find(name);
+  return entry ? &entry->signature : nullptr;
+}
+
+llvm::Expected<std::vector<rt::Tensor>>
+Module::call(llvm::StringRef name, std::vector<rt::Tensor> args) const {
+  const Impl::Entry *entry = impl->find(name);
+  if (!entry)
+    return fail("no compiled function '" + name + "'");
+  Session::Impl &session = *impl->session;
+  const ast::Function &fn = *entry->function;
+  auto at = [&](const ast::Loc &loc) { return session.compiler.location(loc); };
+  std::string error;
+  if (!rt::checkArguments(entry->signature, args, error))
+    return session.errorAt(at(fn.loc), error);
+  if (impl->options.checkNumerics)
+    for (auto [k, a] : llvm::enumerate(args))
+      if (rt::isFloat(a.dtype()))
+        for (int64_t i = 0; i < a.numElements(); ++i)
+          if (!std::isfinite(a.getDouble(i)))
+            return session.errorAt(
+                at(fn.params[k].loc),
+                "argument '" + fn.params[k].name + "' holds " +
+                    (std::isnan(a.getDouble(i)) ? "NaN" : "an infinity") +
+                    " at element " + std::to_string(i) + " (--check-numerics)");
+  std::vector<rt::Tensor> results =
+      impl->executable->call(entry->signature, args);
+  if (auto report = rt::takeBoundsReport()) {
+    const mlir::mlx::BoundsCheck &c = impl->boundsChecks.at(report->id);
+    return session.errorAt(c.loc, "index " + llvm::Twine(report->index) +
+                                      " is out of range for dimension " +
+                                      llvm::Twine(c.dim) + " of '" + c.tensor +
+                                      "' (size " + c.sizeName + " = " +
+                                      llvm::Twine(report->size) + ")");
+  }
+  if (auto report = rt::takeNumericsReport())
+    return session.errorAt(impl->numericsChecks.at(report->id),
+                           llvm::Twine("first ") +
+                               (report->nan ? "NaN" : "infinity") +
+                               " produced here (--check-numerics)");
+  return results;
+}
