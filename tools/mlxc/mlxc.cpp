@@ -1,10 +1,15 @@
 //===- mlxc.cpp - the mlxc command-line driver ------------------*- C++ -*-===//
 //
 //   mlxc check FILE
-//   mlxc emit  FILE --stage=ast|mlx|linalg|llvm [-f NAME]
+//   mlxc emit  FILE --stage=ast|mlx|grad|linalg|llvm [-f NAME]
 //   mlxc run   FILE -f NAME [--arg NAME=VALUE]... [--json] [--save DIR]
+//   mlxc bench FILE -f NAME [--arg NAME=VALUE]... [--repeat N] [--json]
 //   mlxc build FILE -o OUT.{o,so} [-f NAME]...
-//   common: -I DIR (import search path; $MLX_PATH too)
+//   common: -I DIR (import search path; $MLX_PATH too), --backend
+//
+// Commands are llvm::cl subcommands (`mlxc run --help` lists run's options);
+// the compiling is the session's (session/Session.h): this file only parses
+// arguments and prints results.
 //
 // Exit code 0 on success, 1 on a user error (a file:line:col diagnostic
 // with a caret line), never a crash. Outputs are written to a temporary file
@@ -18,9 +23,11 @@
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSwitch.h"
+#include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/JSON.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -33,27 +40,90 @@ using namespace mlx;
 
 namespace {
 
-const char *kUsage = R"(usage:
+namespace cl = llvm::cl;
+
+const char *kOverview = R"(mlxc — a compiler for ML math
+usage:
   mlxc check FILE                       parse and check every function
-  mlxc emit  FILE --stage=STAGE [-f NAME]
+  mlxc emit  FILE --stage=STAGE [-f NAME] [--grad ARG,...]
                                         print a stage: ast, mlx, grad, linalg,
-                                        llvm (--grad ARG: of NAME's gradient)
-  mlxc run   FILE -f NAME [--arg NAME=VALUE]... [--grad ARG[,ARG]...]
+                                        llvm
+  mlxc run   FILE -f NAME [--arg NAME=VALUE]... [--grad ARG,...]
              [--json] [--save DIR] [--check-numerics]
-                                        compile NAME and run it on the CPU;
-                                        VALUE is a literal ([1,2], 3.5) or .npy;
-                                        --grad adds the gradients dARG;
-                                        --check-numerics reports the first op
-                                        producing NaN/Inf
+                                        compile NAME and run it
   mlxc bench FILE -f NAME [--arg NAME=VALUE]... [--grad ARG,...]
              [--repeat N] [--json]      time calls after a warm-up (compile
                                         time apart)
   mlxc build FILE -o OUT [-f NAME]...   write OUT.o or OUT.so plus OUT.h
-options:
-  -I DIR      add an import search path ($MLX_PATH is searched too)
-  --backend B where run, bench and build compile for: cpu (the default);
-              vulkan needs a build with the Vulkan backend
+`mlxc COMMAND --help` lists a command's options.
 )";
+
+cl::OptionCategory category("mlxc options");
+cl::SubCommand checkCommand("check", "parse and check every function");
+cl::SubCommand emitCommand("emit", "print a stage of the compilation");
+cl::SubCommand runCommand("run", "compile a function and run it");
+cl::SubCommand
+    benchCommand("bench",
+                 "time calls after a warm-up, compile time reported apart");
+cl::SubCommand
+    buildCommand("build",
+                 "write an object file or shared library plus its C header");
+cl::SubCommand *const commands[] = {&checkCommand, &emitCommand, &runCommand,
+                                    &benchCommand, &buildCommand};
+
+cl::list<std::string> positionals(cl::Positional, cl::desc("FILE"),
+                                  cl::cat(category), cl::sub(checkCommand),
+                                  cl::sub(emitCommand), cl::sub(runCommand),
+                                  cl::sub(benchCommand), cl::sub(buildCommand));
+cl::list<std::string> strays(cl::Positional, cl::Hidden);
+cl::list<std::string>
+    importPaths("I", cl::Prefix, cl::value_desc("DIR"),
+                cl::desc("add an import search path ($MLX_PATH is searched "
+                         "too)"),
+                cl::cat(category), cl::sub(checkCommand), cl::sub(emitCommand),
+                cl::sub(runCommand), cl::sub(benchCommand),
+                cl::sub(buildCommand));
+cl::opt<std::string>
+    backend("backend", cl::init("cpu"), cl::value_desc("cpu|vulkan"),
+            cl::desc("the target to compile for (vulkan needs a build with "
+                     "the Vulkan backend)"),
+            cl::cat(category), cl::sub(emitCommand), cl::sub(runCommand),
+            cl::sub(benchCommand), cl::sub(buildCommand));
+cl::list<std::string> functions("f", cl::value_desc("NAME"),
+                                cl::desc("the function (run, bench: one)"),
+                                cl::cat(category), cl::sub(emitCommand),
+                                cl::sub(runCommand), cl::sub(benchCommand),
+                                cl::sub(buildCommand));
+cl::alias functionsLong("function", cl::aliasopt(functions),
+                        cl::desc("alias for -f"));
+cl::list<std::string>
+    grads("grad", cl::CommaSeparated, cl::value_desc("ARG,..."),
+          cl::desc("add the gradients dARG of the sum of the float results"),
+          cl::cat(category), cl::sub(emitCommand), cl::sub(runCommand),
+          cl::sub(benchCommand), cl::sub(buildCommand));
+cl::opt<std::string> stage("stage", cl::init("mlx"), cl::value_desc("STAGE"),
+                           cl::desc("ast, mlx, grad, linalg or llvm"),
+                           cl::cat(category), cl::sub(emitCommand));
+cl::list<std::string>
+    arguments("arg", cl::value_desc("NAME=VALUE"),
+              cl::desc("an argument: a literal ([1,2], 3.5) or a .npy file"),
+              cl::cat(category), cl::sub(runCommand), cl::sub(benchCommand));
+cl::opt<bool> json("json", cl::desc("print JSON"), cl::cat(category),
+                   cl::sub(runCommand), cl::sub(benchCommand));
+cl::opt<std::string> saveDir("save", cl::value_desc("DIR"),
+                             cl::desc("write each result to DIR/NAME.npy"),
+                             cl::cat(category), cl::sub(runCommand));
+cl::opt<bool>
+    checkNumerics("check-numerics",
+                  cl::desc("report the first equation producing NaN or an "
+                           "infinity"),
+                  cl::cat(category), cl::sub(runCommand));
+cl::opt<int> repeat("repeat", cl::init(10), cl::value_desc("N"),
+                    cl::desc("the number of timed calls"), cl::cat(category),
+                    cl::sub(benchCommand));
+cl::opt<std::string> output("o", cl::value_desc("OUT.o|OUT.so"),
+                            cl::desc("the object file or shared library"),
+                            cl::cat(category), cl::sub(buildCommand));
 
 struct Options {
   std::string command, file, stage, output, saveDir, backend = "cpu";
@@ -64,7 +134,8 @@ struct Options {
 };
 
 int usageError(const std::string &msg) {
-  llvm::errs() << "mlxc: error: " << msg << "\n" << kUsage;
+  llvm::errs() << "mlxc: error: " << msg
+               << " (`mlxc --help` lists the commands)\n";
   return 1;
 }
 
@@ -73,105 +144,74 @@ int fail(const std::string &msg) {
   return 1;
 }
 
-/// Options that take one string value.
-struct StringOption {
-  const char *flag;
-  std::string Options::*field;
-  const char *what;
-};
-const StringOption stringOptions[] = {
-    {"--stage", &Options::stage, "a value"},
-    {"-o", &Options::output, "a path"},
-    {"--save", &Options::saveDir, "a directory"},
-    {"--backend", &Options::backend, "cpu or vulkan"},
-};
-
 /// Parses argv; returns an exit code when parsing ends the run.
 std::optional<int> parseOptions(int argc, char **argv, Options &opts) {
-  std::vector<std::string> rest;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&](const std::string &flag) -> std::optional<std::string> {
-      if (a.size() > flag.size() &&
-          a.compare(0, flag.size() + 1, flag + "=") == 0)
-        return a.substr(flag.size() + 1);
-      if (a == flag) {
-        if (i + 1 >= argc)
-          return std::nullopt;
-        return std::string(argv[++i]);
-      }
-      return std::nullopt;
-    };
-    auto is = [&](const std::string &flag) {
-      return a == flag || a.compare(0, flag.size() + 1, flag + "=") == 0;
-    };
-    if (a == "-h" || a == "--help") {
-      llvm::outs() << kUsage;
-      return 0;
-    }
-    if (a == "--json") {
-      opts.json = true;
-    } else if (a == "--check-numerics") {
-      opts.checkNumerics = true;
-    } else if (auto it = llvm::find_if(
-                   stringOptions,
-                   [&](const StringOption &o) { return is(o.flag); });
-               it != std::end(stringOptions)) {
-      auto v = value(it->flag);
-      if (!v)
-        return usageError(std::string(it->flag) + " needs " + it->what);
-      opts.*(it->field) = *v;
-    } else if (is("-f") || is("--function")) {
-      auto v = value(is("-f") ? "-f" : "--function");
-      if (!v)
-        return usageError("-f needs a function name");
-      opts.functions.push_back(*v);
-    } else if (is("--grad")) {
-      auto v = value("--grad");
-      if (!v || v->empty())
-        return usageError("--grad needs ARG[,ARG...]");
-      llvm::SmallVector<llvm::StringRef> names;
-      llvm::StringRef(*v).split(names, ',', -1, false);
-      for (llvm::StringRef n : names)
-        opts.grads.push_back(n.trim().str());
-    } else if (is("--repeat")) {
-      auto v = value("--repeat");
-      int n = v ? std::atoi(v->c_str()) : 0;
-      if (n < 1)
-        return usageError("--repeat needs a positive count");
-      opts.repeat = n;
-    } else if (is("--arg")) {
-      auto v = value("--arg");
-      if (!v || v->find('=') == std::string::npos)
-        return usageError("--arg needs NAME=VALUE");
-      size_t eq = v->find('=');
-      opts.args.push_back({v->substr(0, eq), v->substr(eq + 1)});
-    } else if (a.compare(0, 2, "-I") == 0) {
-      std::string dir = a.substr(2);
-      if (dir.empty()) {
-        if (i + 1 >= argc)
-          return usageError("-I needs a directory");
-        dir = argv[++i];
-      }
-      opts.importPaths.push_back(dir);
-    } else if (a.size() > 1 && a[0] == '-') {
-      return usageError("unknown option '" + a + "'");
-    } else {
-      rest.push_back(a);
-    }
+  // Only mlxc's options: LLVM's own stay hidden (and unparsed).
+  for (cl::SubCommand *sub : commands)
+    cl::HideUnrelatedOptions(category, *sub);
+  cl::HideUnrelatedOptions(category);
+  std::vector<const char *> args(argv, argv + argc);
+  for (const char *&a : args)
+    if (llvm::StringRef(a) == "-h")
+      a = "--help";
+  std::string errors;
+  llvm::raw_string_ostream errorStream(errors);
+  if (!cl::ParseCommandLineOptions((int)args.size(), args.data(), kOverview,
+                                   &errorStream)) {
+    // llvm::cl's "mlxc: Unknown command line argument …" as an error.
+    llvm::StringRef text(errors);
+    text.consume_front("mlxc: ");
+    llvm::errs() << "mlxc: error: " << text;
+    return 1;
   }
-  if (rest.empty())
-    return usageError("no command given");
-  opts.command = rest[0];
-  if (rest.size() < 2)
+  auto active =
+      llvm::find_if(commands, [](cl::SubCommand *c) { return bool(*c); });
+  if (active == std::end(commands))
+    return usageError(strays.empty() ? "no command given"
+                                     : "unknown command '" + strays[0] + "'");
+  opts.command = (*active)->getName().str();
+  if (positionals.empty())
     return usageError("'" + opts.command + "' needs a FILE");
-  if (rest.size() > 2)
-    return usageError("unexpected argument '" + rest[2] + "'");
-  opts.file = rest[1];
+  if (positionals.size() > 1)
+    return usageError("unexpected argument '" + positionals[1] + "'");
+  opts.file = positionals[0];
+  opts.stage = stage;
+  opts.output = output;
+  opts.saveDir = saveDir;
+  opts.backend = backend;
+  opts.functions = functions;
+  opts.importPaths = importPaths;
+  opts.json = json;
+  opts.checkNumerics = checkNumerics;
+  for (const std::string &g : grads) {
+    if (llvm::StringRef(g).trim().empty())
+      return usageError("--grad needs ARG[,ARG...]");
+    opts.grads.push_back(llvm::StringRef(g).trim().str());
+  }
+  if (repeat < 1)
+    return usageError("--repeat needs a positive count");
+  opts.repeat = repeat;
+  for (llvm::StringRef a : arguments) {
+    auto [name, value] = a.split('=');
+    if (!a.contains('='))
+      return usageError("--arg needs NAME=VALUE");
+    opts.args.push_back({name.str(), value.str()});
+  }
   if (opts.backend != "cpu" && opts.backend != "vulkan")
     return usageError("unknown backend '" + opts.backend +
                       "' (--backend cpu or vulkan)");
   return std::nullopt;
+}
+
+/// A JSON number with `digits` decimals (milliseconds: no more digits
+/// than the clock has).
+void fixedPoint(llvm::json::OStream &out, llvm::StringRef key, double value,
+                int digits) {
+  out.attributeBegin(key);
+  out.rawValue([&](llvm::raw_ostream &os) {
+    os << llvm::format("%.*f", digits, value);
+  });
+  out.attributeEnd();
 }
 
 /// Prints an error value: diagnostics as they are, other errors after
@@ -193,10 +233,6 @@ public:
       : opts(opts), session(session) {}
 
   int run() {
-    if (opts.command != "check" && opts.command != "emit" &&
-        opts.command != "run" && opts.command != "build" &&
-        opts.command != "bench")
-      return usageError("unknown command '" + opts.command + "'");
     if (llvm::Error err = session.loadFile(opts.file))
       return report(std::move(err));
     if (opts.command == "check")
@@ -235,7 +271,7 @@ private:
   }
 
   int emit() {
-    std::string stageName = opts.stage.empty() ? "mlx" : opts.stage;
+    const std::string &stageName = opts.stage;
     if (stageName == "ast") {
       ast::printModule(session.mainModule(), llvm::outs());
       return 0;
@@ -380,10 +416,15 @@ private:
     // Compiled code runs on the calling thread.
     const int threads = 1;
     if (opts.json) {
-      llvm::outs() << llvm::format(
-          "{\"compile_ms\":%.3f,\"min_ms\":%.4f,\"median_ms\":%.4f,"
-          "\"repeats\":%d,\"threads\":%d}\n",
-          compileMs, times.front(), median, opts.repeat, threads);
+      llvm::json::OStream out(llvm::outs());
+      out.object([&] {
+        fixedPoint(out, "compile_ms", compileMs, 3);
+        fixedPoint(out, "min_ms", times.front(), 4);
+        fixedPoint(out, "median_ms", median, 4);
+        out.attribute("repeats", opts.repeat);
+        out.attribute("threads", threads);
+      });
+      llvm::outs() << "\n";
       return 0;
     }
     llvm::outs() << llvm::format(
@@ -407,15 +448,26 @@ private:
       }
     }
     if (opts.json) {
-      llvm::outs() << "{\"outputs\":[";
-      for (size_t k = 0; k < results.size(); ++k) {
-        const rt::Tensor &t = results[k];
-        llvm::outs() << (k ? "," : "") << "{\"name\":\"" << sig.results[k].name
-                     << "\",\"dtype\":\"" << rt::dtypeName(t.dtype())
-                     << "\",\"shape\":" << rt::formatShape(t.shape())
-                     << ",\"data\":" << rt::formatValues(t, true) << "}";
-      }
-      llvm::outs() << "]}\n";
+      // Values print as rt::formatValues writes them: every digit a float
+      // needs, and NaN / Infinity / -Infinity (as Python's json reads
+      // them), which llvm::json has no spelling for.
+      llvm::json::OStream out(llvm::outs());
+      out.object([&] {
+        out.attributeArray("outputs", [&] {
+          for (auto [spec, t] : llvm::zip(sig.results, results))
+            out.object([&, &t = t, &spec = spec] {
+              out.attribute("name", spec.name);
+              out.attribute("dtype", rt::dtypeName(t.dtype()));
+              out.attributeBegin("shape");
+              out.rawValue(rt::formatShape(t.shape()));
+              out.attributeEnd();
+              out.attributeBegin("data");
+              out.rawValue(rt::formatValues(t, true));
+              out.attributeEnd();
+            });
+        });
+      });
+      llvm::outs() << "\n";
       return 0;
     }
     for (auto [spec, t] : llvm::zip(sig.results, results)) {
