@@ -9,7 +9,7 @@
 // locations (numericsCheckLocations reads it back).
 //
 //===----------------------------------------------------------------------===//
-#include "passes/AutodiffUtils.h"
+#include "dialects/mlx/Adjoints.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"

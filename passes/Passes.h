@@ -38,7 +38,7 @@ inline constexpr llvm::StringLiteral kOutOfBoundsReport =
 
 /// Registers the dialects from the front end down to linalg on tensors, the
 /// input of every target: mlx, func (and its inliner), arith, math, tensor,
-/// linalg, scf.
+/// linalg, scf, and the derivative rules of the upstream ops among them.
 void registerMlxLevelDialects(DialectRegistry &registry);
 
 /// A run-time bounds check of the lowered module (mlx.check_index): the id

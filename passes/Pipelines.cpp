@@ -5,7 +5,7 @@
 //===----------------------------------------------------------------------===//
 #include "passes/Passes.h"
 
-#include "dialects/mlx/MlxDialect.h"
+#include "dialects/mlx/Adjoints.h"
 
 #include "mlir/Dialect/Func/Extensions/InlinerExtension.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -21,6 +21,7 @@ void mlx::registerMlxLevelDialects(DialectRegistry &registry) {
                   math::MathDialect, tensor::TensorDialect,
                   linalg::LinalgDialect, scf::SCFDialect>();
   func::registerInlinerExtension(registry);
+  mlx::registerAdjointModels(registry);
 }
 
 void mlx::buildMlxSimplifyPipeline(OpPassManager &pm) {

@@ -18,6 +18,7 @@ using namespace mlir::mlx;
 
 #include "dialects/mlx/MlxDialect.cpp.inc"
 #include "dialects/mlx/MlxEnums.cpp.inc"
+#include "dialects/mlx/MlxInterfaces.cpp.inc"
 #define GET_ATTRDEF_CLASSES
 #include "dialects/mlx/MlxAttrs.cpp.inc"
 

@@ -1,7 +1,8 @@
 //===- MlxDialect.h - the mlx dialect ---------------------------*- C++ -*-===//
 //
-// Declares the mlx dialect, its enums/attributes and its ops. Include this
-// one header to use the dialect.
+// Declares the mlx dialect, its enums/attributes, interfaces and ops.
+// Include this one header to use the dialect (and dialects/mlx/Adjoints.h
+// to differentiate).
 //
 //===----------------------------------------------------------------------===//
 #ifndef MLX_DIALECTS_MLX_MLXDIALECT_H
@@ -19,6 +20,12 @@
 
 #include "dialects/mlx/MlxDialect.h.inc"
 #include "dialects/mlx/MlxEnums.h.inc"
+
+namespace mlir::mlx {
+class ReverseSweep; // dialects/mlx/Adjoints.h
+class ScalarSweep;
+} // namespace mlir::mlx
+#include "dialects/mlx/MlxInterfaces.h.inc"
 
 #define GET_ATTRDEF_CLASSES
 #include "dialects/mlx/MlxAttrs.h.inc"

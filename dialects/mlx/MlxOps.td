@@ -7,12 +7,14 @@
 #define MLX_OPS_TD
 
 include "dialects/mlx/MlxBase.td"
+include "dialects/mlx/MlxInterfaces.td"
 include "mlir/IR/SymbolInterfaces.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/Interfaces/ControlFlowInterfaces.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
 
 def Mlx_GenericOp : Mlx_Op<"generic", [Pure, AttrSizedOperandSegments,
+    DeclareOpInterfaceMethods<Mlx_DifferentiableOpInterface>,
     SingleBlock]> {
   let summary = "an index-notation definition: out[i..] = comb_r body(in[map(i..,r..)])";
   let description = [{
@@ -87,7 +89,8 @@ def Mlx_IndexOp : Mlx_Op<"index", [Pure]> {
 }
 
 def Mlx_StopGradientOp : Mlx_Op<"stop_gradient", [Pure,
-    SameOperandsAndResultType]> {
+    SameOperandsAndResultType,
+    DeclareOpInterfaceMethods<Mlx_ScalarDifferentiableOpInterface>]> {
   let summary = "identity whose derivative is zero";
   let description = [{
     `stop_gradient(x)` in a body: the value of `x`, treated as a constant by
@@ -99,7 +102,8 @@ def Mlx_StopGradientOp : Mlx_Op<"stop_gradient", [Pure,
   let assemblyFormat = "$value attr-dict `:` type($value)";
 }
 
-def Mlx_CheckIndexOp : Mlx_Op<"check_index", [SameOperandsAndResultType]> {
+def Mlx_CheckIndexOp : Mlx_Op<"check_index", [SameOperandsAndResultType,
+    DeclareOpInterfaceMethods<Mlx_DifferentiableOpInterface>]> {
   let summary = "a run-time bounds check of a constant subscript";
   let description = [{
     `x[3]` on `x: f32[N]`: the result is `input` where dimension `dim` of
@@ -127,7 +131,8 @@ def Mlx_CheckIndexOp : Mlx_Op<"check_index", [SameOperandsAndResultType]> {
 }
 
 def Mlx_MapCallOp : Mlx_Op<"map_call", [Pure, AttrSizedOperandSegments,
-    DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>,
+    DeclareOpInterfaceMethods<Mlx_DifferentiableOpInterface>]> {
   let summary = "calls a function on slices, mapped over leading indices";
   let description = [{
     `P[i, :] = softmax(s[i, :])`: the result's first `num_mapped` dimensions
