@@ -1,8 +1,9 @@
 //===- LowerMlxToLinalg.cpp - mlx → linalg/tensor/scf -----------*- C++ -*-===//
 //
-// The `mlx-lower-to-linalg` pass: the last step at the mlx level. Keeps the
-// structure of each equation (one linalg.generic per mlx.generic) so that
-// upstream fusion and tiling apply.
+// The `mlx-lower-to-linalg` pass: the last step at the mlx level, as
+// conversion patterns (one per op) under a target on which the mlx dialect
+// is illegal. Keeps the structure of each equation (one linalg.generic per
+// mlx.generic) so that upstream fusion and tiling apply.
 //
 //===----------------------------------------------------------------------===//
 #include "dialects/mlx/MlxDialect.h"
@@ -15,6 +16,7 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/DialectConversion.h"
 #include "llvm/ADT/SmallBitVector.h"
 
 namespace mlir::mlx {
@@ -85,9 +87,46 @@ static Value buildEmpty(OpBuilder &b, Location loc, RankedTensorType type,
                                    dynamic);
 }
 
-static void lowerGeneric(IRRewriter &rewriter, GenericOp op) {
+namespace {
+
+/// mlx.generic → linalg.generic on a tensor.empty (filled with the
+/// combiner's identity when it reduces); the body is cloned, mlx.index
+/// becoming linalg.index and mlx.stop_gradient its operand.
+struct LowerGeneric : public OpConversionPattern<GenericOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(GenericOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override;
+};
+
+/// mlx.map_call → an scf.for nest over the mapped indices that calls the
+/// callee on extracted slices and inserts each result (the fallback of
+/// mlx-batch-map-calls).
+struct LowerMapCall : public OpConversionPattern<MapCallOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(MapCallOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override;
+};
+
+/// mlx.check_index → `size > index ? input : (report(), zeros with size
+/// index + 1)`; `ids` gives each check its entry in the module's table.
+struct LowerCheckIndex : public OpConversionPattern<CheckIndexOp> {
+  LowerCheckIndex(MLIRContext *ctx,
+                  const llvm::DenseMap<Operation *, int64_t> &ids)
+      : OpConversionPattern(ctx), ids(ids) {}
+  LogicalResult
+  matchAndRewrite(CheckIndexOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override;
+  const llvm::DenseMap<Operation *, int64_t> &ids;
+};
+
+} // namespace
+
+LogicalResult
+LowerGeneric::matchAndRewrite(GenericOp op, OpAdaptor adaptor,
+                              ConversionPatternRewriter &rewriter) const {
   Location loc = op.getLoc();
-  rewriter.setInsertionPoint(op);
   RankedTensorType resultType = op.getResult().getType();
   unsigned numParallel = op.getNumParallelLoops();
   Value init = buildEmpty(rewriter, loc, resultType,
@@ -117,7 +156,7 @@ static void lowerGeneric(IRRewriter &rewriter, GenericOp op) {
   // linalg infers loop ranges from its operands: a reduction index that no
   // input reads (e.g. after a constant input was folded into the body) gets
   // an unread tensor.empty input carrying its size.
-  SmallVector<Value> inputs(op.getInputs());
+  SmallVector<Value> inputs(adaptor.getInputs());
   llvm::SmallBitVector covered(op.getNumLoops());
   for (AffineMap m : maps)
     for (AffineExpr e : m.getResults())
@@ -164,6 +203,7 @@ static void lowerGeneric(IRRewriter &rewriter, GenericOp op) {
         b.create<linalg::YieldOp>(nestedLoc, value);
       });
   rewriter.replaceOp(op, generic.getResults());
+  return success();
 }
 
 /// Casts `value` to `type` when the two differ only in static information.
@@ -173,9 +213,10 @@ static Value castIfNeeded(OpBuilder &b, Location loc, Value value, Type type) {
   return b.create<tensor::CastOp>(loc, type, value);
 }
 
-static void lowerMapCall(IRRewriter &rewriter, MapCallOp op) {
+LogicalResult
+LowerMapCall::matchAndRewrite(MapCallOp op, OpAdaptor adaptor,
+                              ConversionPatternRewriter &rewriter) const {
   Location loc = op.getLoc();
-  rewriter.setInsertionPoint(op);
   auto callee = SymbolTable::lookupNearestSymbolFrom<func::FuncOp>(
       op, op.getCalleeAttr());
   FunctionType fnType = callee.getFunctionType();
@@ -191,7 +232,7 @@ static void lowerMapCall(IRRewriter &rewriter, MapCallOp op) {
                          ValueRange iterArgs) -> scf::ValueVector {
     SmallVector<Value> callArgs;
     for (auto [k, attr, arg] :
-         llvm::enumerate(op.getArgSlices(), op.getArgs())) {
+         llvm::enumerate(op.getArgSlices(), adaptor.getArgs())) {
       auto slices = cast<DenseI64ArrayAttr>(attr).asArrayRef();
       auto argType = cast<RankedTensorType>(arg.getType());
       if (llvm::all_of(slices, [](int64_t s) { return s < 0; })) {
@@ -235,6 +276,7 @@ static void lowerMapCall(IRRewriter &rewriter, MapCallOp op) {
   scf::LoopNest nest = scf::buildLoopNest(rewriter, loc, lbs, ubs, steps,
                                           ValueRange{init}, bodyBuilder);
   rewriter.replaceOp(op, nest.results);
+  return success();
 }
 
 std::vector<mlx::BoundsCheck> mlx::boundsChecks(ModuleOp module) {
@@ -248,35 +290,15 @@ std::vector<mlx::BoundsCheck> mlx::boundsChecks(ModuleOp module) {
   return checks;
 }
 
-/// `size > index ? input : (report(), zeros with size index + 1)`.
-static void lowerCheckIndex(IRRewriter &rewriter, CheckIndexOp op) {
+LogicalResult
+LowerCheckIndex::matchAndRewrite(CheckIndexOp op, OpAdaptor adaptor,
+                                 ConversionPatternRewriter &rewriter) const {
   Location loc = op.getLoc();
-  rewriter.setInsertionPoint(op);
   auto module = op->getParentOfType<ModuleOp>();
   auto i64 = rewriter.getI64Type();
   auto report = module.lookupSymbol<func::FuncOp>(kOutOfBoundsReport);
-  if (!report) {
-    OpBuilder::InsertionGuard guard(rewriter);
-    rewriter.setInsertionPointToStart(module.getBody());
-    report = rewriter.create<func::FuncOp>(
-        module.getLoc(), kOutOfBoundsReport,
-        rewriter.getFunctionType({i64, i64, i64}, {}));
-    report.setPrivate();
-  }
-  // What the driver says when this check fails: its entry in the module's
-  // table (the location now carries the call sites it was inlined through).
-  MLIRContext *ctx = rewriter.getContext();
-  SmallVector<Attribute> checks;
-  if (auto table = module->getAttrOfType<ArrayAttr>(kBoundsChecksAttr))
-    llvm::append_range(checks, table);
-  int64_t id = checks.size();
-  checks.push_back(DictionaryAttr::get(
-      ctx, {rewriter.getNamedAttr("dim", op.getDimAttr()),
-            rewriter.getNamedAttr("loc", LocationAttr(loc)),
-            rewriter.getNamedAttr("size_name", op.getSizeNameAttr()),
-            rewriter.getNamedAttr("tensor", op.getTensorAttr())}));
-  module->setAttr(kBoundsChecksAttr, rewriter.getArrayAttr(checks));
-  Value input = op.getInput();
+  int64_t id = ids.lookup(op);
+  Value input = adaptor.getInput();
   auto type = op.getResult().getType();
   Value size = rewriter.create<tensor::DimOp>(loc, input, op.getDim());
   Value index = rewriter.create<arith::ConstantIndexOp>(loc, op.getIndex());
@@ -307,27 +329,61 @@ static void lowerCheckIndex(IRRewriter &rewriter, CheckIndexOp op) {
         b.create<scf::YieldOp>(l, safe);
       });
   rewriter.replaceOp(op, ifOp.getResults());
+  return success();
+}
+
+/// Gives each bounds check its id and its entry in the module's
+/// `mlx.bounds_checks` table (what the driver says when it fails: the
+/// location now carries the call sites it was inlined through), and
+/// declares the report function the checks call.
+static llvm::DenseMap<Operation *, int64_t>
+tabulateBoundsChecks(ModuleOp module) {
+  llvm::DenseMap<Operation *, int64_t> ids;
+  SmallVector<Attribute> checks;
+  if (auto table = module->getAttrOfType<ArrayAttr>(kBoundsChecksAttr))
+    llvm::append_range(checks, table);
+  OpBuilder b(module.getContext());
+  module.walk([&](CheckIndexOp op) {
+    ids[op] = checks.size();
+    checks.push_back(DictionaryAttr::get(
+        module.getContext(), {b.getNamedAttr("dim", op.getDimAttr()),
+                              b.getNamedAttr("loc", LocationAttr(op.getLoc())),
+                              b.getNamedAttr("size_name", op.getSizeNameAttr()),
+                              b.getNamedAttr("tensor", op.getTensorAttr())}));
+  });
+  if (ids.empty())
+    return ids;
+  module->setAttr(kBoundsChecksAttr, b.getArrayAttr(checks));
+  if (!module.lookupSymbol<func::FuncOp>(kOutOfBoundsReport)) {
+    b.setInsertionPointToStart(module.getBody());
+    auto i64 = b.getI64Type();
+    auto report =
+        b.create<func::FuncOp>(module.getLoc(), kOutOfBoundsReport,
+                               b.getFunctionType({i64, i64, i64}, {}));
+    report.setPrivate();
+  }
+  return ids;
 }
 
 namespace {
+/// The mlx dialect is illegal after this pass: whatever is left of it (an
+/// unexpanded mlx.grad) is an error.
 struct LowerMlxToLinalgPass
     : public mlx::impl::LowerMlxToLinalgPassBase<LowerMlxToLinalgPass> {
   void runOnOperation() override {
-    SmallVector<Operation *> worklist;
-    // Post-order: a nested op is lowered before the op around it.
-    getOperation().walk([&](Operation *op) {
-      if (isa<GenericOp, MapCallOp, CheckIndexOp>(op))
-        worklist.push_back(op);
-    });
-    IRRewriter rewriter(&getContext());
-    for (Operation *op : worklist) {
-      if (auto generic = dyn_cast<GenericOp>(op))
-        lowerGeneric(rewriter, generic);
-      else if (auto check = dyn_cast<CheckIndexOp>(op))
-        lowerCheckIndex(rewriter, check);
-      else
-        lowerMapCall(rewriter, cast<MapCallOp>(op));
-    }
+    ModuleOp module = getOperation();
+    MLIRContext *ctx = &getContext();
+    llvm::DenseMap<Operation *, int64_t> ids = tabulateBoundsChecks(module);
+    ConversionTarget target(*ctx);
+    target.addIllegalDialect<MlxDialect>();
+    target.addLegalDialect<linalg::LinalgDialect, tensor::TensorDialect,
+                           arith::ArithDialect, math::MathDialect,
+                           scf::SCFDialect, func::FuncDialect>();
+    RewritePatternSet patterns(ctx);
+    patterns.add<LowerGeneric, LowerMapCall>(ctx);
+    patterns.add<LowerCheckIndex>(ctx, ids);
+    if (failed(applyPartialConversion(module, target, std::move(patterns))))
+      signalPassFailure();
   }
 };
 } // namespace
