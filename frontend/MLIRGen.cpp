@@ -41,16 +41,6 @@ mlir::Location mlx::toLocation(mlir::MLIRContext &ctx, const Loc &loc) {
   return mlir::FileLineColLoc::get(&ctx, *loc.file, loc.line, loc.col);
 }
 
-std::string mlx::instanceName(const Function &fn, int64_t anyShapeRank,
-                              DType floatType) {
-  std::string name = fn.name;
-  if (fn.isShapePolymorphic())
-    name += "_r" + std::to_string(anyShapeRank);
-  if (floatType != DType::f32)
-    name += std::string("_") + rt::dtypeName(floatType);
-  return name;
-}
-
 std::string mlx::exportName(const ExportRequest &request) {
   const Function &fn = *request.function;
   std::string name = instanceName(fn, request.anyShapeRank, request.floatType);
@@ -67,81 +57,6 @@ std::string mlx::exportName(const ExportRequest &request) {
 }
 
 namespace {
-
-//===----------------------------------------------------------------------===//
-// Symbolic shapes and element types
-//===----------------------------------------------------------------------===//
-
-/// A dimension size: a constant or a symbol, with its runtime value.
-struct SDim {
-  std::optional<int64_t> constant;
-  std::string symbol;
-  Value value;
-
-  std::string str() const {
-    return constant ? std::to_string(*constant) : symbol;
-  }
-  bool sameAs(const SDim &other) const {
-    if (constant || other.constant)
-      return constant == other.constant;
-    return symbol == other.symbol;
-  }
-};
-using Shape = std::vector<SDim>;
-
-std::string shapeStr(const Shape &shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i)
-    s += (i ? ", " : "") + shape[i].str();
-  return s + "]";
-}
-
-bool sameShape(const Shape &a, const Shape &b) {
-  if (a.size() != b.size())
-    return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (!a[i].sameAs(b[i]))
-      return false;
-  return true;
-}
-
-/// The element type of an expression: a concrete dtype, or a literal/index
-/// whose dtype the context decides.
-struct EType {
-  enum Kind { Concrete, LitInt, LitFloat, Index, Error } kind = Error;
-  DType dtype = DType::f32;
-
-  static EType of(DType d) { return {Concrete, d}; }
-  static EType lit(Kind k) { return {k, DType::f32}; }
-  bool isFloatLike() const {
-    return (kind == Concrete && rt::isFloat(dtype)) || kind == LitFloat;
-  }
-  bool isBool() const { return kind == Concrete && dtype == DType::boolean; }
-  /// The dtype used when nothing else decides.
-  DType resolve(std::optional<DType> preferred = std::nullopt,
-                DType defaultFloat = DType::f32) const {
-    if (kind == Concrete)
-      return dtype;
-    if (preferred && (kind != LitFloat || rt::isFloat(*preferred)))
-      return *preferred;
-    return kind == LitFloat ? defaultFloat : DType::i64;
-  }
-  std::string str() const {
-    switch (kind) {
-    case Concrete:
-      return rt::dtypeName(dtype);
-    case LitInt:
-      return "integer literal";
-    case LitFloat:
-      return "float literal";
-    case Index:
-      return "index";
-    case Error:
-      break;
-    }
-    return "<error>";
-  }
-};
 
 /// An index bound by a left-hand side or a reduction.
 struct IndexVar {
@@ -236,7 +151,7 @@ private:
 
   // --- shapes of types
   Shape shapeOfType(const TypeSpec &type, const Loc &at);
-  Value dimValue(SDim &dim);
+  Value dimValue(const SDim &dim);
 
   // --- analysis
   using Scope = std::vector<IndexVar *>;
@@ -304,6 +219,8 @@ private:
   mlir::OpBuilder b;
   std::map<std::string, TVal> locals;
   std::map<std::string, SDim> dims;
+  /// The run-time sizes of the dimension symbols (tensor.dim at entry).
+  std::map<std::string, Value> dimValues;
   std::map<const Expr *, ExprInfo> infos;
   std::map<const Expr *, IndexVar *> indexUses;
   std::map<const Expr *, std::vector<IndexVar *>> reduceVars;
@@ -527,27 +444,26 @@ Shape FunctionGen::shapeOfType(const TypeSpec &type, const Loc &at) {
   if (type.isAnyShape()) {
     for (int64_t d = 0; d < anyShapeRank; ++d) {
       std::string sym = "..." + std::to_string(d);
-      shape.push_back(dims.count(sym) ? dims[sym]
-                                      : SDim{std::nullopt, sym, {}});
+      shape.push_back(dims.count(sym) ? dims[sym] : SDim::named(sym));
     }
     return shape;
   }
   for (auto &d : type.dims) {
     switch (d->kind) {
     case DimExpr::Kind::Int:
-      shape.push_back(SDim{d->value, "", {}});
+      shape.push_back(SDim::of(d->value));
       break;
     case DimExpr::Kind::Sym:
       shape.push_back(dims.count(d->name) ? dims[d->name]
-                                          : SDim{std::nullopt, d->name, {}});
+                                          : SDim::named(d->name));
       break;
     case DimExpr::Kind::Ellipsis:
       error(d->loc, "'...' must be the only dimension of a type");
-      shape.push_back(SDim{1, "", {}});
+      shape.push_back(SDim::of(1));
       break;
     default:
       error(d->loc, "dimension arithmetic in types is not supported yet");
-      shape.push_back(SDim{1, "", {}});
+      shape.push_back(SDim::of(1));
       break;
     }
   }
@@ -555,17 +471,11 @@ Shape FunctionGen::shapeOfType(const TypeSpec &type, const Loc &at) {
   return shape;
 }
 
-Value FunctionGen::dimValue(SDim &dim) {
-  if (!dim.value) {
-    if (dim.constant) {
-      dim.value =
-          b.create<mlir::arith::ConstantIndexOp>(func.getLoc(), *dim.constant);
-    } else if (dims.count(dim.symbol) && dims[dim.symbol].value) {
-      dim.value = dims[dim.symbol].value;
-    }
-  }
-  assert(dim.value && "dimension without a runtime value");
-  return dim.value;
+Value FunctionGen::dimValue(const SDim &dim) {
+  if (dim.constant)
+    return b.create<mlir::arith::ConstantIndexOp>(func.getLoc(), *dim.constant);
+  assert(dimValues.count(dim.symbol) && "dimension without a runtime value");
+  return dimValues.at(dim.symbol);
 }
 
 void FunctionGen::generate() {
@@ -581,9 +491,10 @@ void FunctionGen::generate() {
     if (p.type.isAnyShape()) {
       for (int64_t d = 0; d < anyShapeRank; ++d) {
         std::string sym = "..." + std::to_string(d);
-        if (!dims.count(sym))
-          dims[sym] = SDim{std::nullopt, sym,
-                           b.create<mlir::tensor::DimOp>(loc(p.loc), arg, d)};
+        if (!dims.count(sym)) {
+          dims[sym] = SDim::named(sym);
+          dimValues[sym] = b.create<mlir::tensor::DimOp>(loc(p.loc), arg, d);
+        }
         shape.push_back(dims[sym]);
       }
     } else {
@@ -592,9 +503,9 @@ void FunctionGen::generate() {
           if (names.count(dim->name))
             error(dim->loc,
                   "'" + dim->name + "' is both a parameter and a dimension");
-          dims[dim->name] =
-              SDim{std::nullopt, dim->name,
-                   b.create<mlir::tensor::DimOp>(loc(p.loc), arg, d)};
+          dims[dim->name] = SDim::named(dim->name);
+          dimValues[dim->name] =
+              b.create<mlir::tensor::DimOp>(loc(p.loc), arg, d);
         }
       }
       shape = shapeOfType(p.type, p.loc);
@@ -657,37 +568,11 @@ void FunctionGen::bindRange(IndexVar *var, const SDim &dim, const Loc &at) {
 }
 
 EType FunctionGen::unify(EType a, EType b, const Loc &at, const char *what) {
-  using K = EType::Kind;
-  if (a.kind == K::Error || b.kind == K::Error)
-    return EType::lit(K::Error);
-  if (a.kind == K::Concrete && b.kind == K::Concrete) {
-    if (a.dtype != b.dtype) {
-      error(at, llvm::Twine("dtype mismatch in ") + what + ": " + a.str() +
-                    " and " + b.str());
-      return EType::lit(K::Error);
-    }
-    return a;
-  }
-  if (b.kind == K::Concrete)
-    std::swap(a, b);
-  if (a.kind == K::Concrete) {
-    if (a.dtype == DType::boolean) {
-      error(at,
-            llvm::Twine("dtype mismatch in ") + what + ": bool and " + b.str());
-      return EType::lit(K::Error);
-    }
-    if (b.kind == K::LitFloat && !rt::isFloat(a.dtype)) {
-      error(at, llvm::Twine("dtype mismatch in ") + what + ": " + a.str() +
-                    " and a float literal");
-      return EType::lit(K::Error);
-    }
-    return a;
-  }
-  if (a.kind == K::LitFloat || b.kind == K::LitFloat)
-    return EType::lit(K::LitFloat);
-  if (a.kind == K::Index || b.kind == K::Index)
-    return EType::lit(K::Index);
-  return EType::lit(K::LitInt);
+  std::string mismatch;
+  EType t = unifyTypes(a, b, what, mismatch);
+  if (!mismatch.empty())
+    error(at, mismatch);
+  return t;
 }
 
 bool FunctionGen::unifyShape(Shape &into, const Shape &other, const Loc &at) {
@@ -1179,7 +1064,7 @@ ExprInfo FunctionGen::analyzeCall(const Expr &e, Scope &scope) {
     } else {
       for (auto &dim : t.dims) {
         if (dim->kind == DimExpr::Kind::Int)
-          shape.push_back(SDim{dim->value, "", {}});
+          shape.push_back(SDim::of(dim->value));
         else if (dim->kind == DimExpr::Kind::Sym &&
                  call->binding.count(dim->name))
           shape.push_back(call->binding[dim->name]);
@@ -1423,7 +1308,7 @@ TVal FunctionGen::emitGeneric(const std::vector<Slot> &slots, const Expr &e,
         });
     // Only an empty dimension leaves no hit: its arg-max is −1.
     llvm::SmallVector<Value> sizes;
-    for (SDim &d : index.shape)
+    for (const SDim &d : index.shape)
       sizes.push_back(dimValue(d));
     unsigned rank = index.shape.size();
     auto identity = mlir::AffineMap::getMultiDimIdentityMap(rank, &mod.ctx);

@@ -11,6 +11,7 @@
 #define MLX_FRONTEND_MLIRGEN_H
 
 #include "frontend/AST.h"
+#include "frontend/Types.h"
 #include "runtime/Call.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -44,11 +45,6 @@ generateModule(mlir::MLIRContext &ctx,
 /// The runtime signature of an exported function (names, dtypes, dims).
 rt::Signature signatureOf(const ast::Function &fn, int64_t anyShapeRank,
                           rt::DType floatType = rt::DType::f32);
-
-/// The exported name of a function instance: NAME, plus `_r<rank>` for a
-/// `[...]` function and `_f64` when `f32` stands for f64.
-std::string instanceName(const ast::Function &fn, int64_t anyShapeRank,
-                         rt::DType floatType = rt::DType::f32);
 
 /// The exported name of a request: its instance name, and for a gradient
 /// `_grad` and the differentiated parameters, `_`-separated in the order

@@ -1,0 +1,85 @@
+//===- Types.cpp - dtypes, symbolic shapes and instance names ---------===//
+#include "frontend/Types.h"
+
+using namespace mlx;
+
+std::string mlx::shapeStr(const Shape &shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + shape[i].str();
+  return s + "]";
+}
+
+bool mlx::sameShape(const Shape &a, const Shape &b) {
+  if (a.size() != b.size())
+    return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (!a[i].sameAs(b[i]))
+      return false;
+  return true;
+}
+
+rt::DType EType::resolve(std::optional<rt::DType> preferred,
+                         rt::DType defaultFloat) const {
+  if (kind == Concrete)
+    return dtype;
+  if (preferred && (kind != LitFloat || rt::isFloat(*preferred)))
+    return *preferred;
+  return kind == LitFloat ? defaultFloat : rt::DType::i64;
+}
+
+std::string EType::str() const {
+  switch (kind) {
+  case Concrete:
+    return rt::dtypeName(dtype);
+  case LitInt:
+    return "integer literal";
+  case LitFloat:
+    return "float literal";
+  case Index:
+    return "index";
+  case Error:
+    break;
+  }
+  return "<error>";
+}
+
+EType mlx::unifyTypes(EType a, EType b, llvm::StringRef what,
+                      std::string &mismatch) {
+  using K = EType::Kind;
+  auto fail = [&](const std::string &detail) {
+    mismatch = "dtype mismatch in " + what.str() + ": " + detail;
+    return EType::lit(K::Error);
+  };
+  if (a.kind == K::Error || b.kind == K::Error)
+    return EType::lit(K::Error);
+  if (a.kind == K::Concrete && b.kind == K::Concrete) {
+    if (a.dtype != b.dtype)
+      return fail(a.str() + " and " + b.str());
+    return a;
+  }
+  if (b.kind == K::Concrete)
+    std::swap(a, b);
+  if (a.kind == K::Concrete) {
+    if (a.dtype == rt::DType::boolean)
+      return fail("bool and " + b.str());
+    if (b.kind == K::LitFloat && !rt::isFloat(a.dtype))
+      return fail(a.str() + " and a float literal");
+    return a;
+  }
+  if (a.kind == K::LitFloat || b.kind == K::LitFloat)
+    return EType::lit(K::LitFloat);
+  if (a.kind == K::Index || b.kind == K::Index)
+    return EType::lit(K::Index);
+  return EType::lit(K::LitInt);
+}
+
+std::string mlx::instanceName(const ast::Function &fn, int64_t anyShapeRank,
+                              rt::DType floatType) {
+  std::string name = fn.name;
+  if (fn.isShapePolymorphic())
+    name += "_r" + std::to_string(anyShapeRank);
+  if (floatType != rt::DType::f32)
+    name += std::string("_") + rt::dtypeName(floatType);
+  return name;
+}

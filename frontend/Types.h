@@ -1,0 +1,86 @@
+//===- Types.h - dtypes, symbolic shapes and instance names -----*- C++ -*-===//
+//
+// What the front end knows about a value before any IR exists: its element
+// type (a dtype, or a literal or index whose dtype the context decides, as
+// in JAX's weak types) and its symbolic shape (dimensions that are
+// constants or symbols such as `N`, holding no IR values, so they can be
+// compared, unified and printed ahead of generation). Also the naming of
+// function instances and export requests. The float-type rule itself is
+// rt::instanceDType (runtime/Tensor.h), shared with the runtime's literals.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MLX_FRONTEND_TYPES_H
+#define MLX_FRONTEND_TYPES_H
+
+#include "frontend/AST.h"
+#include "runtime/Tensor.h"
+
+#include "llvm/ADT/StringRef.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mlx {
+
+/// A dimension size: a constant or a symbol (`N`; `...0` for the dims a
+/// `[...]` parameter stands for).
+struct SDim {
+  std::optional<int64_t> constant;
+  std::string symbol;
+
+  static SDim of(int64_t size) { return {size, ""}; }
+  static SDim named(std::string symbol) {
+    return {std::nullopt, std::move(symbol)};
+  }
+  std::string str() const {
+    return constant ? std::to_string(*constant) : symbol;
+  }
+  bool sameAs(const SDim &other) const {
+    if (constant || other.constant)
+      return constant == other.constant;
+    return symbol == other.symbol;
+  }
+};
+using Shape = std::vector<SDim>;
+
+/// `[N, 3]`.
+std::string shapeStr(const Shape &shape);
+bool sameShape(const Shape &a, const Shape &b);
+
+/// The element type of an expression: a concrete dtype, or a literal/index
+/// whose dtype the context decides.
+struct EType {
+  enum Kind { Concrete, LitInt, LitFloat, Index, Error } kind = Error;
+  rt::DType dtype = rt::DType::f32;
+
+  static EType of(rt::DType d) { return {Concrete, d}; }
+  static EType lit(Kind k) { return {k, rt::DType::f32}; }
+  bool isFloatLike() const {
+    return (kind == Concrete && rt::isFloat(dtype)) || kind == LitFloat;
+  }
+  bool isBool() const {
+    return kind == Concrete && dtype == rt::DType::boolean;
+  }
+  /// The dtype used when nothing else decides: `preferred` for a literal
+  /// or index that can take it, else `defaultFloat` for a float literal and
+  /// i64 for an integer one.
+  rt::DType resolve(std::optional<rt::DType> preferred = std::nullopt,
+                    rt::DType defaultFloat = rt::DType::f32) const;
+  std::string str() const;
+};
+
+/// The element type of a binary operation's result: concrete dtypes must
+/// agree; a literal or index takes the other side's dtype (a float literal
+/// only a float one; bool takes nothing). On a mismatch returns an Error
+/// type and sets `mismatch` to "dtype mismatch in WHAT: A and B".
+EType unifyTypes(EType a, EType b, llvm::StringRef what, std::string &mismatch);
+
+/// The exported name of a function instance: NAME, plus `_r<rank>` for a
+/// `[...]` function and `_f64` when `f32` stands for f64.
+std::string instanceName(const ast::Function &fn, int64_t anyShapeRank,
+                         rt::DType floatType = rt::DType::f32);
+
+} // namespace mlx
+
+#endif // MLX_FRONTEND_TYPES_H
