@@ -11,6 +11,7 @@
 
 #include "frontend/AST.h"
 #include "frontend/MLIRGen.h"
+#include "frontend/Sema.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/Support/SourceMgr.h"
@@ -52,6 +53,8 @@ public:
   rt::Signature signature(const ExportRequest &request) const;
 
   mlir::Location location(const ast::Loc &loc) { return toLocation(ctx, loc); }
+  /// The semantic checks over the loaded functions.
+  Sema sema() { return Sema(ctx, functions); }
   mlir::MLIRContext &context() { return ctx; }
 
 private:

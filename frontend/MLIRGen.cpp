@@ -16,6 +16,7 @@
 #include "frontend/MLIRGen.h"
 #include "dialects/mlx/MlxDialect.h"
 #include "frontend/DiagnosticPrinter.h"
+#include "frontend/Sema.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -109,11 +110,6 @@ struct ExprInfo {
   bool ok = true;
   std::shared_ptr<CallInfo> call;
 };
-
-const std::set<std::string> kUnaryFloatBuiltins = {
-    "exp", "log", "log1p", "sqrt",          "tanh",     "sigmoid",    "erf",
-    "abs", "sin", "cos",   "stop_gradient", "softplus", "log_sigmoid"};
-const std::set<std::string> kCastBuiltins = {"f32", "f64", "i32", "i64"};
 
 mlir::Type scalarType(mlir::OpBuilder &b, DType d) {
   switch (d) {
@@ -260,8 +256,12 @@ public:
       pending.pop_front();
       FunctionGen(*this, *fn, rank, floatType, func).generate();
     }
-    if (!errors)
-      checkNoRecursion();
+    if (!errors) {
+      std::vector<const Function *> roots;
+      for (const ExportRequest &r : exports)
+        roots.push_back(r.function);
+      Sema(ctx, functions).checkNoRecursion(roots);
+    }
     if (errors)
       return nullptr;
     return std::move(module);
@@ -311,49 +311,6 @@ public:
     return func;
   }
 
-  /// Functions may not call themselves, directly or not: the language has
-  /// no conditional control flow, so such a call could never return.
-  void checkNoRecursion() {
-    std::map<std::string, std::vector<std::pair<std::string, mlir::Location>>>
-        calls;
-    module->walk([&](mlir::Operation *op) {
-      auto caller = op->getParentOfType<mlir::func::FuncOp>();
-      if (!caller)
-        return;
-      if (auto call = mlir::dyn_cast<mlir::func::CallOp>(op))
-        calls[caller.getName().str()].push_back(
-            {call.getCallee().str(), op->getLoc()});
-      else if (auto map = mlir::dyn_cast<mlir::mlx::MapCallOp>(op))
-        calls[caller.getName().str()].push_back(
-            {map.getCallee().str(), op->getLoc()});
-    });
-    std::map<std::string, int> state; // 0 new, 1 on the stack, 2 done
-    std::vector<std::string> stack;
-    std::function<bool(const std::string &)> visit = [&](const std::string &f) {
-      state[f] = 1;
-      stack.push_back(f);
-      for (auto &[callee, loc] : calls[f]) {
-        if (state[callee] == 1) {
-          std::string cycle;
-          auto start = llvm::find(stack, callee);
-          for (auto it = start; it != stack.end(); ++it)
-            cycle += *it + " → ";
-          mlir::emitError(loc) << "recursive call: " << cycle << callee
-                               << " (recursion is not supported)";
-          return false;
-        }
-        if (state[callee] == 0 && !visit(callee))
-          return false;
-      }
-      stack.pop_back();
-      state[f] = 2;
-      return true;
-    };
-    for (auto &[f, _] : calls)
-      if (state[f] == 0 && !visit(f))
-        return;
-  }
-
   const Function *lookup(const std::string &name) const {
     auto it = functions.find(name);
     return it == functions.end() ? nullptr : it->second;
@@ -370,9 +327,9 @@ public:
     std::vector<std::string> names = {"max", "min", "grad", "value_and_grad"};
     for (auto &[n, fn] : functions)
       names.push_back(n);
-    names.insert(names.end(), kUnaryFloatBuiltins.begin(),
-                 kUnaryFloatBuiltins.end());
-    names.insert(names.end(), kCastBuiltins.begin(), kCastBuiltins.end());
+    names.insert(names.end(), unaryFloatBuiltins().begin(),
+                 unaryFloatBuiltins().end());
+    names.insert(names.end(), castBuiltins().begin(), castBuiltins().end());
     return "unknown function '" + name + "'" + didYouMean(name, names);
   }
 
@@ -933,7 +890,7 @@ ExprInfo FunctionGen::analyzeCall(const Expr &e, Scope &scope) {
                      std::to_string(args.size()) + " were given");
     return false;
   };
-  if (kUnaryFloatBuiltins.count(e.name)) {
+  if (unaryFloatBuiltins().count(e.name)) {
     if (!expectArgs(1))
       return fail();
     EType t = args[0]->type;
@@ -945,7 +902,7 @@ ExprInfo FunctionGen::analyzeCall(const Expr &e, Scope &scope) {
     info.shape = args[0]->shape;
     return info;
   }
-  if (kCastBuiltins.count(e.name)) {
+  if (castBuiltins().count(e.name)) {
     if (!expectArgs(1))
       return fail();
     info.type = EType::of(declared(*rt::parseDType(e.name)));
@@ -1561,7 +1518,7 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
     const std::string &name = e.name;
     if (info.call)
       return convert(bb, l, materializeLeaf(e, f), info.type, want);
-    if (kCastBuiltins.count(name)) {
+    if (castBuiltins().count(name)) {
       const ExprInfo &arg = infos.at(e.operands[0].get());
       Value x = emitElem(*e.operands[0], f, resolve(arg.type));
       return convert(bb, l, x, arg.type, want);

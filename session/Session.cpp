@@ -130,60 +130,17 @@ llvm::Error Session::errorAt(const ast::Loc &loc, const llvm::Twine &message) {
 llvm::Expected<std::vector<int64_t>>
 Session::gradientParameters(const ast::Function &fn,
                             llvm::ArrayRef<std::string> names) {
-  std::vector<int64_t> wrt;
-  for (const std::string &name : names) {
-    auto it = llvm::find_if(
-        fn.params, [&](const ast::Param &p) { return p.name == name; });
-    if (it == fn.params.end()) {
-      std::vector<std::string> params;
-      for (const ast::Param &p : fn.params)
-        params.push_back(p.name);
-      return errorAt(fn.loc, "--grad " + name + ": '" + fn.name +
-                                 "' has no parameter '" + name + "'" +
-                                 didYouMean(name, params));
-    }
-    if (!rt::isFloat(it->type.dtype))
-      return errorAt(it->loc, "--grad " + name +
-                                  ": cannot differentiate with respect to '" +
-                                  name + "', it is " +
-                                  rt::dtypeName(it->type.dtype));
-    if (llvm::is_contained(wrt, it - fn.params.begin()))
-      return errorAt(it->loc,
-                     "--grad " + name + ": '" + name + "' is given twice");
-    wrt.push_back(it - fn.params.begin());
-  }
-  if (!wrt.empty() && llvm::none_of(fn.results, [](const ast::TypeSpec &t) {
-        return rt::isFloat(t.dtype);
-      }))
-    return errorAt(fn.loc, "--grad: '" + fn.name +
-                               "' has no float result to differentiate (the "
-                               "gradient is of the sum of its float results)");
-  return wrt;
+  if (auto wrt = impl->compiler.sema().gradientParameters(fn, names))
+    return *wrt;
+  return impl->takeError();
 }
 
 llvm::Expected<rt::DType>
 Session::floatType(const ast::Function &fn,
                    llvm::ArrayRef<std::optional<rt::DType>> argumentDTypes) {
-  auto passedAs = [&](size_t k, rt::DType dtype) {
-    return k < argumentDTypes.size() && argumentDTypes[k] == dtype &&
-           fn.params[k].type.dtype == rt::DType::f32;
-  };
-  const ast::Param *f64Param = nullptr;
-  for (auto [k, p] : llvm::enumerate(fn.params))
-    if (passedAs(k, rt::DType::f64) && !f64Param)
-      f64Param = &p;
-  if (!f64Param)
-    return rt::DType::f32;
-  for (auto [k, p] : llvm::enumerate(fn.params))
-    if (passedAs(k, rt::DType::f32))
-      return errorAt(
-          p.loc, "argument '" + p.name + "' is an f32 .npy but '" +
-                     f64Param->name + "' is f64: a parameter declared f32 " +
-                     "runs in the float type of the arguments (f64 .npy " +
-                     "files run the function in f64), so all of them must " +
-                     "agree; save '" + p.name + "' as f64 or '" +
-                     f64Param->name + "' as f32");
-  return rt::DType::f64;
+  if (auto dtype = impl->compiler.sema().floatType(fn, argumentDTypes))
+    return *dtype;
+  return impl->takeError();
 }
 
 rt::Signature Session::signature(const ExportRequest &request) const {
