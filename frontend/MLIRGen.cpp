@@ -1,8 +1,8 @@
 //===- MLIRGen.cpp - checked AST → mlx dialect ------------------*- C++ -*-===//
 //
-// One FunctionGen per function instance. Each statement is first analyzed
-// (names resolved, index ranges inferred, dtypes and shapes computed, errors
-// reported) and then emitted:
+// One FunctionGen per function instance, generating from what Sema checked
+// (names resolved, index ranges inferred, dtypes and shapes computed; no
+// errors are left to find here):
 //   - an index-notation definition becomes one mlx.generic whose iteration
 //     space is the left-hand side's indices, then the element shape of the
 //     right side (the implicit `:` dims), then the root reduction's indices;
@@ -15,7 +15,6 @@
 //===----------------------------------------------------------------------===//
 #include "frontend/MLIRGen.h"
 #include "dialects/mlx/MlxDialect.h"
-#include "frontend/DiagnosticPrinter.h"
 #include "frontend/Sema.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -25,12 +24,9 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Diagnostics.h"
 
-#include <cfloat>
 #include <cmath>
-#include <cstdio>
 #include <deque>
 #include <functional>
-#include <set>
 
 using namespace mlx;
 using namespace mlx::ast;
@@ -59,14 +55,6 @@ std::string mlx::exportName(const ExportRequest &request) {
 
 namespace {
 
-/// An index bound by a left-hand side or a reduction.
-struct IndexVar {
-  std::string name;
-  Loc loc;
-  std::optional<SDim> range;
-  Loc rangeLoc; ///< Where the range was inferred.
-};
-
 /// A value of the function being generated.
 struct TVal {
   Value value;
@@ -75,40 +63,6 @@ struct TVal {
   /// A value computed from literals and indices only is weakly typed (as in
   /// JAX): it converts to the dtype its use asks for.
   EType::Kind weak = EType::Concrete;
-};
-
-/// The element type of a value: its dtype, or literal-like when weak.
-EType typeOf(const TVal &v) {
-  return v.weak == EType::Concrete ? EType::of(v.dtype) : EType::lit(v.weak);
-}
-
-/// What analysis found out about a call of a user function.
-struct CallInfo {
-  const Function *callee = nullptr;
-  std::map<std::string, SDim> binding;
-  std::optional<Shape> anyShape; ///< The shape `[...]` stands for.
-  std::vector<Shape> resultShapes;
-  std::vector<DType> resultTypes;
-  /// What `f32` means in the callee: f64 when called with f64 arguments.
-  DType floatType = DType::f32;
-  /// `grad(f, ...)(args)` / `value_and_grad`: the differentiated parameters.
-  bool isGrad = false, withValue = false;
-  std::vector<int64_t> wrt;
-};
-
-/// The argument expressions of a call; `grad(f, x)(args)` keeps its callee
-/// expression first.
-llvm::ArrayRef<std::unique_ptr<Expr>> callArgs(const Expr &e) {
-  llvm::ArrayRef<std::unique_ptr<Expr>> all = e.operands;
-  return e.name.empty() ? all.drop_front() : all;
-}
-
-/// What analysis found out about an expression.
-struct ExprInfo {
-  EType type;
-  Shape shape;
-  bool ok = true;
-  std::shared_ptr<CallInfo> call;
 };
 
 mlir::Type scalarType(mlir::OpBuilder &b, DType d) {
@@ -133,49 +87,18 @@ mlir::Type scalarType(mlir::OpBuilder &b, DType d) {
 
 class ModuleGen;
 
-/// Generates one function instance.
+/// Generates one checked function instance; reports nothing (every user
+/// error was found by Sema).
 class FunctionGen {
 public:
-  FunctionGen(ModuleGen &mod, const Function &fn, int64_t anyShapeRank,
-              DType floatType, mlir::func::FuncOp func);
+  FunctionGen(ModuleGen &mod, const CheckedFunction &checked,
+              mlir::func::FuncOp func);
   void generate();
 
 private:
-  // --- diagnostics
   mlir::Location loc(const Loc &l);
-  mlir::InFlightDiagnostic error(const Loc &l, const llvm::Twine &msg);
-
-  // --- shapes of types
-  Shape shapeOfType(const TypeSpec &type, const Loc &at);
   Value dimValue(const SDim &dim);
 
-  // --- analysis
-  using Scope = std::vector<IndexVar *>;
-  const ExprInfo &analyze(const Expr &e, Scope &scope);
-  ExprInfo analyzeUncached(const Expr &e, Scope &scope);
-  ExprInfo analyzeCall(const Expr &e, Scope &scope);
-  ExprInfo analyzeSubscript(const Expr &e, Scope &scope);
-  IndexVar *lookupIndex(const std::string &name, Scope &scope);
-  /// The names of the tensors and dims in scope (for "did you mean").
-  std::vector<std::string> knownNames() const {
-    std::vector<std::string> names;
-    for (auto &entry : locals)
-      names.push_back(entry.first);
-    for (auto &entry : dims)
-      names.push_back(entry.first);
-    return names;
-  }
-  EType unify(EType a, EType b, const Loc &at, const char *what);
-  bool unifyShape(Shape &into, const Shape &other, const Loc &at);
-  void bindRange(IndexVar *var, const SDim &dim, const Loc &at);
-  void freeVars(const Expr &e, std::vector<IndexVar *> &out);
-
-  // --- emission
-  /// One result slot of a generic: an index variable or an implicit dim.
-  struct Slot {
-    IndexVar *var = nullptr;
-    unsigned implicit = 0;
-  };
   struct Frame;
   TVal emitGeneric(const std::vector<Slot> &slots, const Expr &e,
                    std::optional<DType> preferred, const Shape &implicitShape);
@@ -195,36 +118,31 @@ private:
                    std::optional<Shape> implicitShape = std::nullopt);
   TVal castTo(const TVal &v, mlir::Type type);
 
-  // --- statements
   void emitStmt(const Stmt &s);
   void emitIndexedDef(const Stmt &s);
   void emitReturn(const Stmt &s);
+  /// Sema's type for a named value is what generation made.
+  void define(const std::string &name, TVal value);
 
-  /// The dtype a declared `f32` stands for in this instance.
-  DType declared(DType d) const { return rt::instanceDType(d, floatType); }
-  /// An element type's dtype, literals defaulting to this instance's float.
   DType resolve(EType t, std::optional<DType> preferred = std::nullopt) const {
-    return t.resolve(preferred, floatType);
+    return checked.resolve(t, preferred);
+  }
+  void freeVars(const Expr &e, std::vector<IndexVar *> &out) const {
+    checked.freeVars(e, out);
   }
 
   ModuleGen &mod;
+  const CheckedFunction &checked;
   const Function &fn;
-  int64_t anyShapeRank;
-  DType floatType;
   mlir::func::FuncOp func;
   mlir::OpBuilder b;
   std::map<std::string, TVal> locals;
-  std::map<std::string, SDim> dims;
+  const std::map<std::string, SDim> &dims;
   /// The run-time sizes of the dimension symbols (tensor.dim at entry).
   std::map<std::string, Value> dimValues;
-  std::map<const Expr *, ExprInfo> infos;
-  std::map<const Expr *, IndexVar *> indexUses;
-  std::map<const Expr *, std::vector<IndexVar *>> reduceVars;
-  std::deque<IndexVar> indexVars;
-  /// Names whose definition failed: their uses fail silently (no cascade).
-  std::set<std::string> poisoned;
-  bool returned = false;
-  bool failedStmt = false;
+  const std::map<const Expr *, ExprInfo> &infos;
+  const std::map<const Expr *, IndexVar *> &indexUses;
+  const std::map<const Expr *, std::vector<IndexVar *>> &reduceVars;
 };
 
 class ModuleGen {
@@ -254,7 +172,15 @@ public:
     while (!pending.empty()) {
       auto [fn, rank, floatType, func] = pending.front();
       pending.pop_front();
-      FunctionGen(*this, *fn, rank, floatType, func).generate();
+      std::unique_ptr<CheckedFunction> checked =
+          Sema(ctx, functions).check(*fn, rank, floatType);
+      // The instances it calls are checked too, also after its errors.
+      for (const CalleeInstance &c : checked->callees)
+        getOrDeclare(*c.function, c.anyShapeRank, c.floatType);
+      if (checked->ok)
+        FunctionGen(*this, *checked, func).generate();
+      else
+        func.setPrivate(); // a declaration; the module is dropped
     }
     if (!errors) {
       std::vector<const Function *> roots;
@@ -311,28 +237,6 @@ public:
     return func;
   }
 
-  const Function *lookup(const std::string &name) const {
-    auto it = functions.find(name);
-    return it == functions.end() ? nullptr : it->second;
-  }
-
-  /// "unknown function 'NAME'" with a hint: the closest function or
-  /// builtin, or what the language does not have yet.
-  std::string unknownFunction(const std::string &name) const {
-    static const std::set<std::string> randomNames = {
-        "rand", "randn", "random", "uniform", "normal", "randint"};
-    if (randomNames.count(name))
-      return "unknown function '" + name +
-             "': random numbers are not supported yet";
-    std::vector<std::string> names = {"max", "min", "grad", "value_and_grad"};
-    for (auto &[n, fn] : functions)
-      names.push_back(n);
-    names.insert(names.end(), unaryFloatBuiltins().begin(),
-                 unaryFloatBuiltins().end());
-    names.insert(names.end(), castBuiltins().begin(), castBuiltins().end());
-    return "unknown function '" + name + "'" + didYouMean(name, names);
-  }
-
   /// The func.func of an instance, declared now and generated later.
   mlir::func::FuncOp getOrDeclare(const Function &fn, int64_t rank,
                                   DType floatType) {
@@ -381,52 +285,13 @@ public:
 // FunctionGen: set-up and diagnostics
 //===----------------------------------------------------------------------===//
 
-FunctionGen::FunctionGen(ModuleGen &mod, const Function &fn,
-                         int64_t anyShapeRank, DType floatType,
+FunctionGen::FunctionGen(ModuleGen &mod, const CheckedFunction &checked,
                          mlir::func::FuncOp func)
-    : mod(mod), fn(fn), anyShapeRank(anyShapeRank), floatType(floatType),
-      func(func), b(&mod.ctx) {}
+    : mod(mod), checked(checked), fn(*checked.fn), func(func), b(&mod.ctx),
+      dims(checked.dims), infos(checked.infos), indexUses(checked.indexUses),
+      reduceVars(checked.reduceVars) {}
 
 mlir::Location FunctionGen::loc(const Loc &l) { return toLocation(mod.ctx, l); }
-
-mlir::InFlightDiagnostic FunctionGen::error(const Loc &l,
-                                            const llvm::Twine &msg) {
-  failedStmt = true;
-  return mlir::emitError(loc(l), msg);
-}
-
-/// The shape of a parameter or result type, in this function's dims.
-Shape FunctionGen::shapeOfType(const TypeSpec &type, const Loc &at) {
-  Shape shape;
-  if (type.isAnyShape()) {
-    for (int64_t d = 0; d < anyShapeRank; ++d) {
-      std::string sym = "..." + std::to_string(d);
-      shape.push_back(dims.count(sym) ? dims[sym] : SDim::named(sym));
-    }
-    return shape;
-  }
-  for (auto &d : type.dims) {
-    switch (d->kind) {
-    case DimExpr::Kind::Int:
-      shape.push_back(SDim::of(d->value));
-      break;
-    case DimExpr::Kind::Sym:
-      shape.push_back(dims.count(d->name) ? dims[d->name]
-                                          : SDim::named(d->name));
-      break;
-    case DimExpr::Kind::Ellipsis:
-      error(d->loc, "'...' must be the only dimension of a type");
-      shape.push_back(SDim::of(1));
-      break;
-    default:
-      error(d->loc, "dimension arithmetic in types is not supported yet");
-      shape.push_back(SDim::of(1));
-      break;
-    }
-  }
-  (void)at;
-  return shape;
-}
 
 Value FunctionGen::dimValue(const SDim &dim) {
   if (dim.constant)
@@ -438,641 +303,26 @@ Value FunctionGen::dimValue(const SDim &dim) {
 void FunctionGen::generate() {
   mlir::Block *entry = func.addEntryBlock();
   b.setInsertionPointToStart(entry);
-  std::set<std::string> names;
-  // Bind every dimension symbol at its first use among the parameters.
+  // Each dimension symbol's size: tensor.dim of its first parameter.
   for (auto [k, p] : llvm::enumerate(fn.params)) {
-    if (!names.insert(p.name).second)
-      error(p.loc, "duplicate parameter '" + p.name + "'");
     Value arg = entry->getArgument(k);
-    Shape shape;
-    if (p.type.isAnyShape()) {
-      for (int64_t d = 0; d < anyShapeRank; ++d) {
-        std::string sym = "..." + std::to_string(d);
-        if (!dims.count(sym)) {
-          dims[sym] = SDim::named(sym);
-          dimValues[sym] = b.create<mlir::tensor::DimOp>(loc(p.loc), arg, d);
-        }
-        shape.push_back(dims[sym]);
-      }
-    } else {
-      for (auto [d, dim] : llvm::enumerate(p.type.dims)) {
-        if (dim->kind == DimExpr::Kind::Sym && !dims.count(dim->name)) {
-          if (names.count(dim->name))
-            error(dim->loc,
-                  "'" + dim->name + "' is both a parameter and a dimension");
-          dims[dim->name] = SDim::named(dim->name);
-          dimValues[dim->name] =
-              b.create<mlir::tensor::DimOp>(loc(p.loc), arg, d);
-        }
-      }
-      shape = shapeOfType(p.type, p.loc);
-    }
-    locals[p.name] = TVal{arg, declared(p.type.dtype), shape};
+    const Shape &shape = checked.paramShapes[k];
+    for (auto [d, dim] : llvm::enumerate(shape))
+      if (!dim.constant && !dimValues.count(dim.symbol))
+        dimValues[dim.symbol] =
+            b.create<mlir::tensor::DimOp>(loc(p.loc), arg, d);
+    locals[p.name] = TVal{arg, checked.declared(p.type.dtype), shape};
   }
-  for (const TypeSpec &t : fn.results)
-    for (auto &d : t.dims)
-      if (d->kind == DimExpr::Kind::Sym && !dims.count(d->name))
-        error(d->loc, "result dimension '" + d->name +
-                          "' is not the dimension of any parameter");
-  bool anyError = failedStmt;
-  for (const Stmt &s : fn.body) {
-    if (returned) {
-      error(s.loc, "statement after 'return'");
-      anyError = true;
-      break;
-    }
-    failedStmt = false;
+  for (const Stmt &s : fn.body)
     emitStmt(s);
-    if (failedStmt)
-      for (const std::string &name : s.targets) {
-        poisoned.insert(name);
-        locals.erase(name);
-      }
-    anyError |= failedStmt;
-  }
-  if (!returned && !anyError)
-    error(fn.loc, "function '" + fn.name + "' does not return a value");
-  if (!returned || anyError || failedStmt) {
-    // The module is dropped because of the errors; leave a declaration.
-    func.getBody().getBlocks().clear();
-    func.setPrivate();
-  }
 }
 
-//===----------------------------------------------------------------------===//
-// Analysis: names, index ranges, dtypes, shapes
-//===----------------------------------------------------------------------===//
-
-IndexVar *FunctionGen::lookupIndex(const std::string &name, Scope &scope) {
-  for (auto it = scope.rbegin(); it != scope.rend(); ++it)
-    if ((*it)->name == name)
-      return *it;
-  return nullptr;
-}
-
-void FunctionGen::bindRange(IndexVar *var, const SDim &dim, const Loc &at) {
-  if (!var->range) {
-    var->range = dim;
-    var->rangeLoc = at;
-    return;
-  }
-  if (!var->range->sameAs(dim)) {
-    error(at, "index '" + var->name + "' ranges over " + dim.str() +
-                  " here but over " + var->range->str() + " elsewhere")
-            .attachNote(loc(var->rangeLoc))
-        << "'" << var->name << "' ranges over " << var->range->str() << " here";
-  }
-}
-
-EType FunctionGen::unify(EType a, EType b, const Loc &at, const char *what) {
-  std::string mismatch;
-  EType t = unifyTypes(a, b, what, mismatch);
-  if (!mismatch.empty())
-    error(at, mismatch);
-  return t;
-}
-
-bool FunctionGen::unifyShape(Shape &into, const Shape &other, const Loc &at) {
-  if (other.empty())
-    return true;
-  if (into.empty()) {
-    into = other;
-    return true;
-  }
-  if (!sameShape(into, other)) {
-    error(at, "shape mismatch: " + shapeStr(into) + " and " + shapeStr(other));
-    return false;
-  }
-  return true;
-}
-
-const ExprInfo &FunctionGen::analyze(const Expr &e, Scope &scope) {
-  auto it = infos.find(&e);
-  if (it != infos.end())
-    return it->second;
-  ExprInfo info = analyzeUncached(e, scope);
-  // A call with several results can only be named (a, b = f(..)) or returned.
-  for (auto &op : e.operands) {
-    auto it = infos.find(op.get());
-    if (info.ok && it != infos.end() && it->second.call &&
-        it->second.call->resultShapes.size() > 1) {
-      error(op->loc, "'" + it->second.call->callee->name + "' returns " +
-                         std::to_string(it->second.call->resultShapes.size()) +
-                         " values; name them first: a, b = " +
-                         it->second.call->callee->name + "(...)");
-      info.ok = false;
-      info.type = EType::lit(EType::Error);
-    }
-  }
-  return infos[&e] = std::move(info);
-}
-
-ExprInfo FunctionGen::analyzeUncached(const Expr &e, Scope &scope) {
-  using K = EType::Kind;
-  ExprInfo info;
-  auto fail = [&]() {
-    info.ok = false;
-    info.type = EType::lit(K::Error);
-    return info;
-  };
-  switch (e.kind) {
-  case Expr::Kind::Float:
-  case Expr::Kind::Inf:
-    info.type = EType::lit(K::LitFloat);
-    return info;
-  case Expr::Kind::Int:
-    info.type = EType::lit(K::LitInt);
-    return info;
-  case Expr::Kind::Bool:
-    info.type = EType::of(DType::boolean);
-    return info;
-  case Expr::Kind::Name: {
-    if (IndexVar *var = lookupIndex(e.name, scope)) {
-      indexUses[&e] = var;
-      info.type = EType::lit(K::Index);
-      return info;
-    }
-    if (auto it = locals.find(e.name); it != locals.end()) {
-      info.type = typeOf(it->second);
-      info.shape = it->second.shape;
-      return info;
-    }
-    if (dims.count(e.name)) {
-      info.type = EType::lit(K::Index);
-      return info;
-    }
-    if (poisoned.count(e.name))
-      return fail();
-    if (mod.lookup(e.name)) {
-      error(e.loc, "'" + e.name + "' is a function; call it with (...)");
-      return fail();
-    }
-    error(e.loc,
-          "unknown name '" + e.name + "'" + didYouMean(e.name, knownNames()));
-    return fail();
-  }
-  case Expr::Kind::Unary: {
-    const ExprInfo &x = analyze(*e.operands[0], scope);
-    if (!x.ok)
-      return fail();
-    info = x;
-    info.call = nullptr;
-    if (e.op == "!" && !x.type.isBool()) {
-      error(e.loc, "'!' needs a bool operand, got " + x.type.str());
-      return fail();
-    }
-    if (e.op == "-" && x.type.isBool()) {
-      error(e.loc, "cannot negate a bool");
-      return fail();
-    }
-    return info;
-  }
-  case Expr::Kind::Binary: {
-    const ExprInfo &l = analyze(*e.operands[0], scope);
-    const ExprInfo &r = analyze(*e.operands[1], scope);
-    if (!l.ok || !r.ok)
-      return fail();
-    info.shape = l.shape;
-    if (!unifyShape(info.shape, r.shape, e.loc))
-      return fail();
-    const std::string &op = e.op;
-    if (op == "&&" || op == "||") {
-      if (!l.type.isBool() || !r.type.isBool()) {
-        error(e.loc, "'" + op + "' needs bool operands, got " + l.type.str() +
-                         " and " + r.type.str());
-        return fail();
-      }
-      info.type = EType::of(DType::boolean);
-      return info;
-    }
-    bool compare = op == "<" || op == "<=" || op == ">" || op == ">=" ||
-                   op == "==" || op == "!=";
-    if (op == "^") {
-      // x^n with an integer literal n is repeated multiplication; otherwise
-      // a float power.
-      info.type = l.type;
-      if (e.operands[1]->kind != Expr::Kind::Int) {
-        info.type = unify(l.type, r.type, e.loc, "'^'");
-        if (info.type.kind == K::LitInt || info.type.kind == K::Index)
-          info.type = EType::lit(K::LitFloat);
-        if (info.type.kind == K::Concrete && !rt::isFloat(info.type.dtype)) {
-          error(e.loc, "'^' with a non-literal exponent needs float operands");
-          return fail();
-        }
-      }
-      if (info.type.isBool()) {
-        error(e.loc, "'^' needs numbers, got bool");
-        return fail();
-      }
-      return info.type.kind == K::Error ? fail() : info;
-    }
-    EType t = unify(l.type, r.type, e.loc, ("'" + op + "'").c_str());
-    if (t.kind == K::Error)
-      return fail();
-    if (!compare && t.isBool()) {
-      error(e.loc, "'" + op + "' needs numbers, got bool");
-      return fail();
-    }
-    info.type = compare ? EType::of(DType::boolean) : t;
-    return info;
-  }
-  case Expr::Kind::Select: {
-    const ExprInfo &c = analyze(*e.operands[0], scope);
-    const ExprInfo &x = analyze(*e.operands[1], scope);
-    const ExprInfo &y = analyze(*e.operands[2], scope);
-    if (!c.ok || !x.ok || !y.ok)
-      return fail();
-    if (!c.type.isBool()) {
-      error(e.operands[0]->loc,
-            "the condition of '?:' must be bool, got " + c.type.str());
-      return fail();
-    }
-    info.type = unify(x.type, y.type, e.loc, "'?:'");
-    info.shape = c.shape;
-    if (info.type.kind == K::Error || !unifyShape(info.shape, x.shape, e.loc) ||
-        !unifyShape(info.shape, y.shape, e.loc))
-      return fail();
-    return info;
-  }
-  case Expr::Kind::Reduce: {
-    bool isArg = e.op == "argmax" || e.op == "argmin";
-    if (isArg && e.indices.size() != 1) {
-      error(e.loc, "'" + e.op + "' takes exactly one index");
-      return fail();
-    }
-    size_t depth = scope.size();
-    for (auto [name, at] : llvm::zip(e.indices, e.indexLocs)) {
-      if (lookupIndex(name, scope)) {
-        error(at, "index '" + name + "' is already bound");
-        scope.resize(depth);
-        return fail();
-      }
-      indexVars.push_back(IndexVar{name, at, std::nullopt, {}});
-      scope.push_back(&indexVars.back());
-    }
-    std::vector<IndexVar *> reduced(scope.begin() + depth, scope.end());
-    reduceVars[&e] = reduced;
-    const ExprInfo &body = analyze(*e.operands[0], scope);
-    scope.resize(depth);
-    if (!body.ok)
-      return fail();
-    for (IndexVar *var : reduced)
-      if (!var->range) {
-        error(var->loc, "reduction index '" + var->name +
-                            "' is not used to subscript anything, so its "
-                            "range is unknown");
-        return fail();
-      }
-    if (body.type.isBool()) {
-      error(e.loc, "cannot '" + e.op + "' bool values");
-      return fail();
-    }
-    // argmax/argmin give the (first) index of the extreme value, as i32.
-    info.type = isArg ? EType::of(DType::i32) : body.type;
-    info.shape = body.shape;
-    return info;
-  }
-  case Expr::Kind::Subscript:
-    return analyzeSubscript(e, scope);
-  case Expr::Kind::Call:
-    return analyzeCall(e, scope);
-  }
-  return fail();
-}
-
-ExprInfo FunctionGen::analyzeSubscript(const Expr &e, Scope &scope) {
-  ExprInfo info;
-  info.ok = false;
-  info.type = EType::lit(EType::Error);
-  const Expr &base = *e.operands[0];
-  if (base.kind != Expr::Kind::Name) {
-    error(e.loc, "only named tensors can be subscripted");
-    return info;
-  }
-  auto it = locals.find(base.name);
-  if (it == locals.end()) {
-    if (poisoned.count(base.name))
-      return info;
-    if (lookupIndex(base.name, scope) || dims.count(base.name))
-      error(base.loc, "'" + base.name + "' is an index, not a tensor");
-    else
-      error(base.loc, "unknown name '" + base.name + "'" +
-                          didYouMean(base.name, knownNames()));
-    return info;
-  }
-  const TVal &tensor = it->second;
-  if (e.subscripts.size() != tensor.shape.size()) {
-    error(e.loc, "'" + base.name + "' has rank " +
-                     std::to_string(tensor.shape.size()) + " (shape " +
-                     shapeStr(tensor.shape) + ") but is subscripted with " +
-                     std::to_string(e.subscripts.size()) + " indices");
-    return info;
-  }
-  for (auto [d, sub] : llvm::enumerate(e.subscripts)) {
-    if (!sub) {
-      info.shape.push_back(tensor.shape[d]);
-      continue;
-    }
-    if (sub->kind == Expr::Kind::Int) {
-      const SDim &dim = tensor.shape[d];
-      if (sub->intValue < 0 ||
-          (dim.constant && sub->intValue >= *dim.constant)) {
-        error(sub->loc, "index " + std::to_string(sub->intValue) +
-                            " is out of range for dimension " +
-                            std::to_string(d) + " of '" + base.name +
-                            "' (size " + dim.str() + ")");
-        return info;
-      }
-      continue;
-    }
-    if (sub->kind == Expr::Kind::Name) {
-      if (IndexVar *var = lookupIndex(sub->name, scope)) {
-        indexUses[sub.get()] = var;
-        bindRange(var, tensor.shape[d], sub->loc);
-        continue;
-      }
-      if (locals.count(sub->name) || dims.count(sub->name)) {
-        error(sub->loc, "subscripting by the value of '" + sub->name +
-                            "' is not supported yet; use an index name");
-        return info;
-      }
-      error(sub->loc, "index '" + sub->name +
-                          "' is not bound: put it on the left-hand side or "
-                          "reduce over it (e.g. sum[" +
-                          sub->name + "] ...)");
-      return info;
-    }
-    error(sub->loc, "a subscript must be an index name, an integer or ':'");
-    return info;
-  }
-  if (failedStmt)
-    return info;
-  info.ok = true;
-  info.type = typeOf(tensor);
-  return info;
-}
-
-ExprInfo FunctionGen::analyzeCall(const Expr &e, Scope &scope) {
-  using K = EType::Kind;
-  ExprInfo info;
-  auto fail = [&]() {
-    info.ok = false;
-    info.type = EType::lit(K::Error);
-    return info;
-  };
-  // grad(f, x, ...)(args) and value_and_grad(f, x, ...)(args).
-  const Function *gradOf = nullptr;
-  std::vector<int64_t> wrt;
-  bool withValue = false;
-  if (e.name.empty()) {
-    const Expr &callee = *e.operands[0];
-    if (callee.kind != Expr::Kind::Call ||
-        (callee.name != "grad" && callee.name != "value_and_grad")) {
-      error(e.loc, "only named functions, grad(...) and value_and_grad(...) "
-                   "can be called");
-      return fail();
-    }
-    withValue = callee.name == "value_and_grad";
-    if (callee.operands.size() < 2 ||
-        callee.operands[0]->kind != Expr::Kind::Name) {
-      error(callee.loc, "'" + callee.name +
-                            "' takes a function and the names of the "
-                            "parameters to differentiate: " +
-                            callee.name + "(f, x, ...)");
-      return fail();
-    }
-    gradOf = mod.lookup(callee.operands[0]->name);
-    if (!gradOf) {
-      error(callee.operands[0]->loc,
-            mod.unknownFunction(callee.operands[0]->name));
-      return fail();
-    }
-    for (auto &name : llvm::drop_begin(callee.operands)) {
-      auto it = name->kind != Expr::Kind::Name
-                    ? gradOf->params.end()
-                    : llvm::find_if(gradOf->params, [&](const Param &p) {
-                        return p.name == name->name;
-                      });
-      if (it == gradOf->params.end()) {
-        error(name->loc,
-              "'" +
-                  (name->kind == Expr::Kind::Name ? name->name
-                                                  : std::string("?")) +
-                  "' is not a parameter of '" + gradOf->name + "'");
-        return fail();
-      }
-      if (!rt::isFloat(declared(it->type.dtype))) {
-        error(name->loc, "cannot differentiate with respect to '" + it->name +
-                             "': it is " + rt::dtypeName(it->type.dtype) +
-                             ", not a float");
-        return fail();
-      }
-      wrt.push_back(it - gradOf->params.begin());
-    }
-  } else if (e.name == "grad" || e.name == "value_and_grad") {
-    error(e.loc, "'" + e.name +
-                     "(f, ...)' is a function: call it with f's "
-                     "arguments, " +
-                     e.name + "(f, x)(args)");
-    return fail();
-  }
-  std::vector<const ExprInfo *> args;
-  for (auto &arg : callArgs(e)) {
-    args.push_back(&analyze(*arg, scope));
-    if (!args.back()->ok)
-      return fail();
-  }
-  auto expectArgs = [&](size_t n) {
-    if (args.size() == n)
-      return true;
-    error(e.loc, "'" + e.name + "' takes " + std::to_string(n) + " argument" +
-                     (n == 1 ? "" : "s") + " but " +
-                     std::to_string(args.size()) + " were given");
-    return false;
-  };
-  if (unaryFloatBuiltins().count(e.name)) {
-    if (!expectArgs(1))
-      return fail();
-    EType t = args[0]->type;
-    if (t.kind == K::Concrete && !rt::isFloat(t.dtype)) {
-      error(e.loc, "'" + e.name + "' needs a float argument, got " + t.str());
-      return fail();
-    }
-    info.type = t.kind == K::Concrete ? t : EType::lit(K::LitFloat);
-    info.shape = args[0]->shape;
-    return info;
-  }
-  if (castBuiltins().count(e.name)) {
-    if (!expectArgs(1))
-      return fail();
-    info.type = EType::of(declared(*rt::parseDType(e.name)));
-    info.shape = args[0]->shape;
-    return info;
-  }
-  if (e.name == "max" || e.name == "min") {
-    if (args.size() == 1) {
-      error(e.loc, "'" + e.name + "(a, b)' is the element-wise " +
-                       (e.name == "max" ? "larger" : "smaller") +
-                       " of two values; for the " +
-                       (e.name == "max" ? "largest" : "smallest") +
-                       " element write " + e.name + "[k] x[k]");
-      return fail();
-    }
-    if (!expectArgs(2))
-      return fail();
-    info.type = unify(args[0]->type, args[1]->type, e.loc, e.name.c_str());
-    info.shape = args[0]->shape;
-    if (info.type.kind == K::Error || info.type.isBool() ||
-        !unifyShape(info.shape, args[1]->shape, e.loc))
-      return fail();
-    return info;
-  }
-  const Function *callee = gradOf ? gradOf : mod.lookup(e.name);
-  if (!callee) {
-    error(e.loc, mod.unknownFunction(e.name));
-    return fail();
-  }
-  if (!expectArgs(callee->params.size()))
-    return fail();
-  auto call = std::make_shared<CallInfo>();
-  call->callee = callee;
-  // `f32` in the callee's signature means f64 when f64 values are passed.
-  for (auto [k, p] : llvm::enumerate(callee->params))
-    if (p.type.dtype == DType::f32 && args[k]->type.kind == K::Concrete &&
-        args[k]->type.dtype == DType::f64)
-      call->floatType = DType::f64;
-  auto paramType = [&](DType d) {
-    return rt::instanceDType(d, call->floatType);
-  };
-  std::map<std::string, std::pair<SDim, std::string>> bound;
-  for (auto [k, p] : llvm::enumerate(callee->params)) {
-    const ExprInfo &arg = *args[k];
-    const Loc &at = callArgs(e)[k]->loc;
-    // dtype: literals convert to the parameter's dtype.
-    DType want = paramType(p.type.dtype);
-    if (arg.type.kind == K::Concrete
-            ? arg.type.dtype != want
-            : (arg.type.kind == K::LitFloat && !rt::isFloat(want))) {
-      error(at, "argument '" + p.name + "' of '" + callee->name + "' must be " +
-                    rt::dtypeName(want) + ", got " + arg.type.str())
-              .attachNote(loc(p.loc))
-          << "'" << p.name << "' is declared here";
-      return fail();
-    }
-    if (p.type.isAnyShape()) {
-      if (!call->anyShape) {
-        call->anyShape = arg.shape;
-      } else if (!sameShape(*call->anyShape, arg.shape) && !arg.shape.empty()) {
-        if (call->anyShape->empty()) {
-          call->anyShape = arg.shape;
-        } else {
-          error(at, "argument '" + p.name + "' of '" + callee->name +
-                        "' has shape " + shapeStr(arg.shape) +
-                        " but an earlier '[...]' argument has shape " +
-                        shapeStr(*call->anyShape));
-          return fail();
-        }
-      }
-      continue;
-    }
-    if (arg.shape.size() != p.type.dims.size()) {
-      error(at, "argument '" + p.name + "' of '" + callee->name +
-                    "' must have rank " + std::to_string(p.type.dims.size()) +
-                    " but has shape " + shapeStr(arg.shape))
-              .attachNote(loc(p.loc))
-          << "'" << p.name << "' is declared here";
-      return fail();
-    }
-    for (auto [d, dim] : llvm::enumerate(p.type.dims)) {
-      const SDim &actual = arg.shape[d];
-      if (dim->kind == DimExpr::Kind::Int) {
-        if (actual.constant && *actual.constant != dim->value) {
-          error(at, "argument '" + p.name + "' of '" + callee->name +
-                        "' must have size " + std::to_string(dim->value) +
-                        " in dimension " + std::to_string(d) + ", got " +
-                        actual.str());
-          return fail();
-        }
-        continue;
-      }
-      if (dim->kind != DimExpr::Kind::Sym) {
-        error(dim->loc, "dimension arithmetic in types is not supported yet");
-        return fail();
-      }
-      auto [it, inserted] = bound.try_emplace(dim->name, actual, p.name);
-      if (!inserted && !it->second.first.sameAs(actual)) {
-        error(at, "conflicting sizes for dimension '" + dim->name + "' of '" +
-                      callee->name + "': argument '" + p.name + "' has " +
-                      actual.str() + " but argument '" + it->second.second +
-                      "' has " + it->second.first.str())
-                .attachNote(loc(dim->loc))
-            << "'" << dim->name << "' is used here";
-        return fail();
-      }
-    }
-  }
-  for (auto &[name, value] : bound)
-    call->binding[name] = value.first;
-  // Results in the caller's dims.
-  for (const TypeSpec &t : callee->results) {
-    Shape shape;
-    if (t.isAnyShape()) {
-      shape = call->anyShape ? *call->anyShape : Shape{};
-    } else {
-      for (auto &dim : t.dims) {
-        if (dim->kind == DimExpr::Kind::Int)
-          shape.push_back(SDim::of(dim->value));
-        else if (dim->kind == DimExpr::Kind::Sym &&
-                 call->binding.count(dim->name))
-          shape.push_back(call->binding[dim->name]);
-        else {
-          error(dim->loc, "result dimension of '" + callee->name +
-                              "' is not bound by its parameters");
-          return fail();
-        }
-      }
-    }
-    call->resultShapes.push_back(shape);
-    call->resultTypes.push_back(paramType(t.dtype));
-  }
-  if (gradOf) {
-    call->isGrad = true;
-    call->withValue = withValue;
-    call->wrt = wrt;
-    if (!withValue) {
-      call->resultShapes.clear();
-      call->resultTypes.clear();
-    }
-    for (int64_t k : wrt) {
-      call->resultShapes.push_back(args[k]->shape);
-      call->resultTypes.push_back(paramType(callee->params[k].type.dtype));
-    }
-  }
-  info.call = call;
-  if (call->resultShapes.size() == 1) {
-    info.type = EType::of(call->resultTypes[0]);
-    info.shape = call->resultShapes[0];
-  } else {
-    info.type = EType::of(call->resultTypes[0]);
-  }
-  return info;
-}
-
-void FunctionGen::freeVars(const Expr &e, std::vector<IndexVar *> &out) {
-  std::vector<IndexVar *> inner;
-  if (auto it = indexUses.find(&e); it != indexUses.end())
-    inner.push_back(it->second);
-  for (auto &op : e.operands)
-    freeVars(*op, inner);
-  for (auto &sub : e.subscripts)
-    if (sub)
-      freeVars(*sub, inner);
-  auto own = reduceVars.find(&e);
-  for (IndexVar *v : inner) {
-    bool bound = own != reduceVars.end() && llvm::is_contained(own->second, v);
-    if (!bound && !llvm::is_contained(out, v))
-      out.push_back(v);
-  }
+void FunctionGen::define(const std::string &name, TVal value) {
+  assert(checked.locals.count(name) == 0 ||
+         (checked.locals.at(name).dtype == value.dtype &&
+          sameShape(checked.locals.at(name).shape, value.shape)) ||
+         !"Sema's type of a value differs from the generated one");
+  locals[name] = std::move(value);
 }
 
 //===----------------------------------------------------------------------===//
@@ -1166,7 +416,7 @@ TVal FunctionGen::emitGeneric(const std::vector<Slot> &slots, const Expr &e,
          (reduceOp.empty() || reduceOp == body->op) && reduceOp != "argmax" &&
          reduceOp != "argmin") {
     reduceOp = body->op;
-    for (IndexVar *v : reduceVars[body])
+    for (IndexVar *v : reduceVars.at(body))
       reduced.push_back(v);
     body = body->operands[0].get();
   }
@@ -1335,14 +585,7 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
   bool isFloat = rt::isFloat(want);
   switch (e.kind) {
   case Expr::Kind::Float:
-    // One rule with the CLI's literals: a finite number beyond the type's
-    // range is an error, not an infinity.
-    if (want == DType::f32 && std::fabs(e.number) > (double)FLT_MAX) {
-      char shown[32];
-      std::snprintf(shown, sizeof shown, "%g", e.number);
-      error(e.loc, std::string("number ") + shown +
-                       " is out of range for f32 (write inf for infinity)");
-    }
+    // (Sema rejected finite literals beyond the range of `want`.)
     return constant(bb, l, e.number, want);
   case Expr::Kind::Inf:
     return constant(bb, l, INFINITY, want);
@@ -1363,7 +606,7 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
       Value v = addOperand(f, it->second, exprs, e.loc);
       return convert(bb, l, v, info.type, want);
     }
-    return convert(bb, l, dimValue(dims[e.name]), info.type, want);
+    return convert(bb, l, dimValue(dims.at(e.name)), info.type, want);
   }
   case Expr::Kind::Subscript: {
     const std::string &name = e.operands[0]->name;
@@ -1430,10 +673,7 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
         }
         return result;
       }
-      if (!isFloat) {
-        error(e.loc, "integer powers need a literal exponent");
-        return x;
-      }
+      assert(isFloat && "Sema allows integer powers of literals only");
       Value y = emitElem(exponent, f, want);
       return bb.create<math::PowFOp>(l, x, y);
     }
@@ -1647,11 +887,8 @@ std::vector<TVal> FunctionGen::emitCall(const Expr &e,
     return results;
   };
 
-  if (ci.isGrad && !vars.empty() && callee.isShapePolymorphic()) {
-    error(e.loc, "a gradient of a function of '[...]' parameters cannot be "
-                 "mapped over indices yet");
-    return std::vector<TVal>(ci.resultShapes.size(), TVal{});
-  }
+  assert(!(ci.isGrad && !vars.empty() && callee.isShapePolymorphic()) &&
+         "Sema rejects mapped gradients of [...] functions");
   if (callee.isShapePolymorphic()) {
     // Element-wise over `[...]`: call the instance whose rank covers both the
     // mapped indices and the element shape.
@@ -1691,11 +928,8 @@ std::vector<TVal> FunctionGen::emitCall(const Expr &e,
 
   // Mapped over `vars`: mlx.map_call on slices of the arguments (of a
   // function computing the gradient, for grad(f, x)(...)).
-  if (ci.resultShapes.size() != 1) {
-    error(e.loc, "a function with several results cannot be mapped over "
-                 "indices yet");
-    return std::vector<TVal>(ci.resultShapes.size(), TVal{});
-  }
+  assert(ci.resultShapes.size() == 1 &&
+         "Sema rejects mapped calls with several results");
   if (ci.isGrad)
     target = mod.getOrCreateGradFunction(target, ci.wrt);
   llvm::SmallVector<Value> args, sizes;
@@ -1763,153 +997,51 @@ TVal FunctionGen::emitWhole(const Expr &e, std::optional<DType> preferred) {
 //===----------------------------------------------------------------------===//
 
 void FunctionGen::emitStmt(const Stmt &s) {
-  Scope scope;
   switch (s.kind) {
   case Stmt::Kind::Return:
     emitReturn(s);
     return;
   case Stmt::Kind::TupleDef: {
-    const Expr &value = *s.values[0];
-    const ExprInfo &info = analyze(value, scope);
-    if (!info.ok)
-      return;
-    if (!info.call || info.call->resultShapes.size() != s.targets.size()) {
-      error(s.loc,
-            "the right-hand side gives " +
-                std::to_string(info.call ? info.call->resultShapes.size() : 1) +
-                " values for " + std::to_string(s.targets.size()) + " names");
-      return;
-    }
-    std::vector<TVal> results = emitCall(value, {});
+    std::vector<TVal> results = emitCall(*s.values[0], {});
     for (auto [name, v] : llvm::zip(s.targets, results))
-      locals[name] = v;
+      define(name, v);
     return;
   }
   case Stmt::Kind::Def:
-    if (s.hasIndices) {
+    if (s.hasIndices)
       emitIndexedDef(s);
-      return;
-    }
-    const ExprInfo &info = analyze(*s.values[0], scope);
-    if (!info.ok)
-      return;
-    if (info.call && info.call->resultShapes.size() != 1) {
-      error(s.loc, "'" + info.call->callee->name + "' returns " +
-                       std::to_string(info.call->resultShapes.size()) +
-                       " values; name each: a, b = ...");
-      return;
-    }
-    locals[s.targets[0]] = emitWhole(*s.values[0], std::nullopt);
+    else
+      define(s.targets[0], emitWhole(*s.values[0], std::nullopt));
     return;
   }
 }
 
 void FunctionGen::emitIndexedDef(const Stmt &s) {
-  Scope scope;
-  std::vector<Slot> slots;
-  unsigned colons = 0;
-  for (auto [index, at] : llvm::zip(s.lhsIndices, s.lhsIndexLocs)) {
-    if (!index) {
-      slots.push_back(Slot{nullptr, colons++});
-      continue;
-    }
-    if (lookupIndex(*index, scope)) {
-      error(at, "index '" + *index + "' appears twice on the left-hand side");
-      return;
-    }
-    indexVars.push_back(IndexVar{*index, at, std::nullopt, {}});
-    scope.push_back(&indexVars.back());
-    slots.push_back(Slot{&indexVars.back(), 0});
-  }
+  const StmtInfo &stmt = checked.stmts.at(&s);
   const Expr &value = *s.values[0];
-  const ExprInfo &info = analyze(value, scope);
-  if (!info.ok)
-    return;
-  for (IndexVar *var : scope)
-    if (!var->range) {
-      error(var->loc, "index '" + var->name +
-                          "' on the left-hand side is never used to subscript "
-                          "a tensor on the right, so its range is unknown");
-      return;
-    }
-  if (info.call && info.call->resultShapes.size() != 1) {
-    error(s.values[0]->loc,
-          "'" + info.call->callee->name + "' returns several values");
+  if (stmt.mappedCall) {
+    define(s.targets[0], emitCall(value, stmt.lhsVars)[0]);
     return;
   }
-  if (colons != info.shape.size()) {
-    error(s.loc, "the left-hand side has " + std::to_string(colons) +
-                     " ':' but the right-hand side has shape " +
-                     shapeStr(info.shape));
-    return;
-  }
-  // A mapped call whose result already has the left-hand side's layout
-  // (indices first, then ':') needs no copy.
-  std::vector<IndexVar *> used;
-  freeVars(value, used);
-  bool indicesFirst = true;
-  for (size_t k = 0; k < slots.size(); ++k)
-    indicesFirst &= (k < scope.size()) == (slots[k].var != nullptr);
-  if (info.call && indicesFirst && used.size() == scope.size()) {
-    locals[s.targets[0]] =
-        emitCall(value, std::vector<IndexVar *>(scope.begin(), scope.end()))[0];
-    return;
-  }
-  locals[s.targets[0]] = emitGeneric(slots, value, std::nullopt, info.shape);
+  define(s.targets[0],
+         emitGeneric(stmt.slots, value, std::nullopt, infos.at(&value).shape));
 }
 
 void FunctionGen::emitReturn(const Stmt &s) {
-  Scope scope;
   std::vector<TVal> values;
-  if (s.values.size() == 1 && fn.results.size() > 1) {
-    const ExprInfo &info = analyze(*s.values[0], scope);
-    if (!info.ok)
-      return;
-    if (!info.call || info.call->resultShapes.size() != fn.results.size()) {
-      error(s.loc, "'" + fn.name + "' returns " +
-                       std::to_string(fn.results.size()) +
-                       " values but this returns 1");
-      return;
-    }
+  if (s.values.size() == 1 && fn.results.size() > 1)
     values = emitCall(*s.values[0], {});
-  } else {
-    if (s.values.size() != fn.results.size()) {
-      error(s.loc,
-            "'" + fn.name + "' returns " + std::to_string(fn.results.size()) +
-                " values but this returns " + std::to_string(s.values.size()));
-      return;
-    }
-    for (auto [k, v] : llvm::enumerate(s.values)) {
-      const ExprInfo &info = analyze(*v, scope);
-      if (!info.ok)
-        return;
-      values.push_back(emitWhole(*v, declared(fn.results[k].dtype)));
-    }
-  }
+  else
+    for (auto [k, v] : llvm::enumerate(s.values))
+      values.push_back(emitWhole(*v, checked.declared(fn.results[k].dtype)));
   llvm::SmallVector<Value> results;
   for (auto [k, v] : llvm::enumerate(values)) {
-    const TypeSpec &resultType = fn.results[k];
-    const Loc &at = s.values[std::min(k, s.values.size() - 1)]->loc;
-    if (v.dtype != declared(resultType.dtype)) {
-      error(at, std::string("returns ") + rt::dtypeName(v.dtype) +
-                    " but the declared result is " +
-                    rt::dtypeName(declared(resultType.dtype)))
-              .attachNote(loc(resultType.loc))
-          << "declared here";
-      return;
-    }
-    Shape expected = shapeOfType(resultType, resultType.loc);
-    if (!sameShape(v.shape, expected)) {
-      error(at, "returns shape " + shapeStr(v.shape) +
-                    " but the declared result has shape " + shapeStr(expected))
-              .attachNote(loc(resultType.loc))
-          << "declared here";
-      return;
-    }
+    assert(v.dtype == checked.declared(fn.results[k].dtype) &&
+           sameShape(v.shape, checked.resultShapes[k]) &&
+           "Sema checked the returned types");
     results.push_back(castTo(v, func.getFunctionType().getResult(k)).value);
   }
   b.create<mlir::func::ReturnOp>(loc(s.loc), results);
-  returned = true;
 }
 
 } // namespace

@@ -1,10 +1,11 @@
 //===- MLIRGen.h - checked AST → mlx dialect --------------------*- C++ -*-===//
 //
-// Semantic analysis (names, dtypes, symbolic shapes, index ranges) and MLIR
-// generation, one function instance at a time: a function whose parameters
-// are `[...]` is instantiated per rank at its call sites. Errors are emitted
-// as MLIR diagnostics at the user's source locations; all of them are
-// reported, and no module is returned if there was one.
+// MLIR generation, one function instance at a time (a function whose
+// parameters are `[...]` is instantiated per rank at its call sites): each
+// instance is checked by Sema (frontend/Sema.h) and, if it passed, generated
+// from its CheckedFunction; generation itself reports nothing. Sema's
+// errors are MLIR diagnostics at the user's source locations; all of them
+// are reported, and no module is returned if there was one.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MLX_FRONTEND_MLIRGEN_H

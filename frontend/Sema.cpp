@@ -5,9 +5,14 @@
 
 #include "mlir/IR/Diagnostics.h"
 
+#include <cfloat>
+#include <cmath>
+#include <cstdio>
 #include <functional>
 
 using namespace mlx;
+using namespace mlx::ast;
+using rt::DType;
 
 const std::set<std::string> &mlx::unaryFloatBuiltins() {
   static const std::set<std::string> names = {
@@ -151,4 +156,1175 @@ bool Sema::checkNoRecursion(llvm::ArrayRef<const ast::Function *> roots) {
     if (state[f] == 0 && !visit(f))
       return false;
   return true;
+}
+
+//===----------------------------------------------------------------------===//
+// Checking one function instance
+//===----------------------------------------------------------------------===//
+
+llvm::ArrayRef<std::unique_ptr<Expr>> mlx::callArgs(const Expr &e) {
+  llvm::ArrayRef<std::unique_ptr<Expr>> all = e.operands;
+  return e.name.empty() ? all.drop_front() : all;
+}
+
+void CheckedFunction::freeVars(const Expr &e,
+                               std::vector<IndexVar *> &out) const {
+  std::vector<IndexVar *> inner;
+  if (auto it = indexUses.find(&e); it != indexUses.end())
+    inner.push_back(it->second);
+  for (auto &op : e.operands)
+    freeVars(*op, inner);
+  for (auto &sub : e.subscripts)
+    if (sub)
+      freeVars(*sub, inner);
+  auto own = reduceVars.find(&e);
+  for (IndexVar *v : inner) {
+    bool bound = own != reduceVars.end() && llvm::is_contained(own->second, v);
+    if (!bound && !llvm::is_contained(out, v))
+      out.push_back(v);
+  }
+}
+
+namespace {
+
+/// The element type of a named value: its dtype, or literal-like when weak.
+EType typeOf(const LocalType &v) {
+  return v.weak == EType::Concrete ? EType::of(v.dtype) : EType::lit(v.weak);
+}
+
+/// Checks one function instance into a CheckedFunction: names, index
+/// ranges, dtypes and shapes of each statement in order (a failed
+/// definition poisons its names, so their uses fail silently), then what
+/// generating the statement would meet (the dtype each literal is made in,
+/// the instances called), so that generation cannot fail.
+class FunctionSema {
+public:
+  FunctionSema(mlir::MLIRContext &ctx,
+               const std::map<std::string, const Function *> &functions,
+               CheckedFunction &out)
+      : ctx(ctx), functions(functions), out(out), fn(*out.fn),
+        anyShapeRank(out.anyShapeRank), dims(out.dims), infos(out.infos),
+        indexUses(out.indexUses), reduceVars(out.reduceVars),
+        indexVars(out.indexVars), locals(out.locals) {}
+
+  void run();
+
+private:
+  using Scope = std::vector<IndexVar *>;
+  mlir::Location loc(const Loc &l) { return toLocation(ctx, l); }
+  mlir::InFlightDiagnostic error(const Loc &l, const llvm::Twine &msg) {
+    failedStmt = true;
+    return mlir::emitError(loc(l), msg);
+  }
+  const Function *lookup(const std::string &name) const {
+    auto it = functions.find(name);
+    return it == functions.end() ? nullptr : it->second;
+  }
+  std::string unknownFunction(const std::string &name) const;
+  DType declared(DType d) const { return out.declared(d); }
+  DType resolve(EType t, std::optional<DType> preferred = std::nullopt) const {
+    return out.resolve(t, preferred);
+  }
+  void freeVars(const Expr &e, std::vector<IndexVar *> &vars) const {
+    out.freeVars(e, vars);
+  }
+
+  // --- types and expressions
+  Shape shapeOfType(const TypeSpec &type, const Loc &at);
+  const ExprInfo &analyze(const Expr &e, Scope &scope);
+  ExprInfo analyzeUncached(const Expr &e, Scope &scope);
+  ExprInfo analyzeCall(const Expr &e, Scope &scope);
+  ExprInfo analyzeSubscript(const Expr &e, Scope &scope);
+  IndexVar *lookupIndex(const std::string &name, Scope &scope);
+  /// The names of the tensors and dims in scope (for "did you mean").
+  std::vector<std::string> knownNames() const {
+    std::vector<std::string> names;
+    for (auto &entry : locals)
+      names.push_back(entry.first);
+    for (auto &entry : dims)
+      names.push_back(entry.first);
+    return names;
+  }
+  EType unify(EType a, EType b, const Loc &at, const char *what);
+  bool unifyShape(Shape &into, const Shape &other, const Loc &at);
+  void bindRange(IndexVar *var, const SDim &dim, const Loc &at);
+
+  // --- statements
+  void checkStmt(const Stmt &s);
+  void checkIndexedDef(const Stmt &s);
+  void checkReturn(const Stmt &s);
+
+  // --- what generation meets: these follow MLIRGen's emitWhole,
+  // materialize, emitGeneric, emitElem and emitCall, and give the type of
+  // what each of them makes.
+  LocalType whole(const Expr &e, std::optional<DType> preferred);
+  LocalType materialized(const Expr &e, const std::vector<IndexVar *> &vars,
+                         std::optional<DType> preferred,
+                         std::optional<Shape> implicitShape = std::nullopt);
+  LocalType generic(const std::vector<Slot> &slots, const Expr &e,
+                    std::optional<DType> preferred, const Shape &implicitShape);
+  void element(const Expr &e, DType want);
+  std::vector<LocalType> call(const Expr &e,
+                              const std::vector<IndexVar *> &vars);
+
+  mlir::MLIRContext &ctx;
+  const std::map<std::string, const Function *> &functions;
+  CheckedFunction &out;
+  const Function &fn;
+  int64_t anyShapeRank;
+  std::map<std::string, SDim> &dims;
+  std::map<const Expr *, ExprInfo> &infos;
+  std::map<const Expr *, IndexVar *> &indexUses;
+  std::map<const Expr *, std::vector<IndexVar *>> &reduceVars;
+  std::deque<IndexVar> &indexVars;
+  std::map<std::string, LocalType> &locals;
+  /// Names whose definition failed: their uses fail silently (no cascade).
+  std::set<std::string> poisoned;
+  bool returned = false;
+  bool failedStmt = false;
+};
+
+} // namespace
+
+/// "unknown function 'NAME'" with a hint: the closest function or
+/// builtin, or what the language does not have yet.
+std::string FunctionSema::unknownFunction(const std::string &name) const {
+  static const std::set<std::string> randomNames = {
+      "rand", "randn", "random", "uniform", "normal", "randint"};
+  if (randomNames.count(name))
+    return "unknown function '" + name +
+           "': random numbers are not supported yet";
+  std::vector<std::string> names = {"max", "min", "grad", "value_and_grad"};
+  for (auto &[n, fn] : functions)
+    names.push_back(n);
+  names.insert(names.end(), unaryFloatBuiltins().begin(),
+               unaryFloatBuiltins().end());
+  names.insert(names.end(), castBuiltins().begin(), castBuiltins().end());
+  return "unknown function '" + name + "'" + didYouMean(name, names);
+}
+
+void FunctionSema::run() {
+  std::set<std::string> names;
+  // Every dimension symbol is bound at its first use among the parameters.
+  for (const Param &p : fn.params) {
+    if (!names.insert(p.name).second)
+      error(p.loc, "duplicate parameter '" + p.name + "'");
+    Shape shape;
+    if (p.type.isAnyShape()) {
+      for (int64_t d = 0; d < anyShapeRank; ++d) {
+        std::string sym = "..." + std::to_string(d);
+        if (!dims.count(sym))
+          dims[sym] = SDim::named(sym);
+        shape.push_back(dims[sym]);
+      }
+    } else {
+      for (auto &dim : p.type.dims)
+        if (dim->kind == DimExpr::Kind::Sym && !dims.count(dim->name)) {
+          if (names.count(dim->name))
+            error(dim->loc,
+                  "'" + dim->name + "' is both a parameter and a dimension");
+          dims[dim->name] = SDim::named(dim->name);
+        }
+      shape = shapeOfType(p.type, p.loc);
+    }
+    out.paramShapes.push_back(shape);
+    locals[p.name] = LocalType{declared(p.type.dtype), shape};
+  }
+  for (const TypeSpec &t : fn.results)
+    for (auto &d : t.dims)
+      if (d->kind == DimExpr::Kind::Sym && !dims.count(d->name))
+        error(d->loc, "result dimension '" + d->name +
+                          "' is not the dimension of any parameter");
+  bool anyError = failedStmt;
+  for (const Stmt &s : fn.body) {
+    if (returned) {
+      error(s.loc, "statement after 'return'");
+      anyError = true;
+      break;
+    }
+    failedStmt = false;
+    checkStmt(s);
+    if (failedStmt)
+      for (const std::string &name : s.targets) {
+        poisoned.insert(name);
+        locals.erase(name);
+      }
+    anyError |= failedStmt;
+  }
+  if (!returned && !anyError)
+    error(fn.loc, "function '" + fn.name + "' does not return a value");
+  out.ok = returned && !anyError && !failedStmt;
+}
+
+/// The shape of a parameter or result type, in this function's dims.
+Shape FunctionSema::shapeOfType(const TypeSpec &type, const Loc &at) {
+  Shape shape;
+  if (type.isAnyShape()) {
+    for (int64_t d = 0; d < anyShapeRank; ++d) {
+      std::string sym = "..." + std::to_string(d);
+      shape.push_back(dims.count(sym) ? dims[sym] : SDim::named(sym));
+    }
+    return shape;
+  }
+  for (auto &d : type.dims) {
+    switch (d->kind) {
+    case DimExpr::Kind::Int:
+      shape.push_back(SDim::of(d->value));
+      break;
+    case DimExpr::Kind::Sym:
+      shape.push_back(dims.count(d->name) ? dims[d->name]
+                                          : SDim::named(d->name));
+      break;
+    case DimExpr::Kind::Ellipsis:
+      error(d->loc, "'...' must be the only dimension of a type");
+      shape.push_back(SDim::of(1));
+      break;
+    default:
+      error(d->loc, "dimension arithmetic in types is not supported yet");
+      shape.push_back(SDim::of(1));
+      break;
+    }
+  }
+  (void)at;
+  return shape;
+}
+
+IndexVar *FunctionSema::lookupIndex(const std::string &name, Scope &scope) {
+  for (auto it = scope.rbegin(); it != scope.rend(); ++it)
+    if ((*it)->name == name)
+      return *it;
+  return nullptr;
+}
+
+void FunctionSema::bindRange(IndexVar *var, const SDim &dim, const Loc &at) {
+  if (!var->range) {
+    var->range = dim;
+    var->rangeLoc = at;
+    return;
+  }
+  if (!var->range->sameAs(dim)) {
+    error(at, "index '" + var->name + "' ranges over " + dim.str() +
+                  " here but over " + var->range->str() + " elsewhere")
+            .attachNote(loc(var->rangeLoc))
+        << "'" << var->name << "' ranges over " << var->range->str() << " here";
+  }
+}
+
+EType FunctionSema::unify(EType a, EType b, const Loc &at, const char *what) {
+  std::string mismatch;
+  EType t = unifyTypes(a, b, what, mismatch);
+  if (!mismatch.empty())
+    error(at, mismatch);
+  return t;
+}
+
+bool FunctionSema::unifyShape(Shape &into, const Shape &other, const Loc &at) {
+  if (other.empty())
+    return true;
+  if (into.empty()) {
+    into = other;
+    return true;
+  }
+  if (!sameShape(into, other)) {
+    error(at, "shape mismatch: " + shapeStr(into) + " and " + shapeStr(other));
+    return false;
+  }
+  return true;
+}
+
+const ExprInfo &FunctionSema::analyze(const Expr &e, Scope &scope) {
+  auto it = infos.find(&e);
+  if (it != infos.end())
+    return it->second;
+  ExprInfo info = analyzeUncached(e, scope);
+  // A call with several results can only be named (a, b = f(..)) or returned.
+  for (auto &op : e.operands) {
+    auto it = infos.find(op.get());
+    if (info.ok && it != infos.end() && it->second.call &&
+        it->second.call->resultShapes.size() > 1) {
+      error(op->loc, "'" + it->second.call->callee->name + "' returns " +
+                         std::to_string(it->second.call->resultShapes.size()) +
+                         " values; name them first: a, b = " +
+                         it->second.call->callee->name + "(...)");
+      info.ok = false;
+      info.type = EType::lit(EType::Error);
+    }
+  }
+  return infos[&e] = std::move(info);
+}
+
+ExprInfo FunctionSema::analyzeUncached(const Expr &e, Scope &scope) {
+  using K = EType::Kind;
+  ExprInfo info;
+  auto fail = [&]() {
+    info.ok = false;
+    info.type = EType::lit(K::Error);
+    return info;
+  };
+  switch (e.kind) {
+  case Expr::Kind::Float:
+  case Expr::Kind::Inf:
+    info.type = EType::lit(K::LitFloat);
+    return info;
+  case Expr::Kind::Int:
+    info.type = EType::lit(K::LitInt);
+    return info;
+  case Expr::Kind::Bool:
+    info.type = EType::of(DType::boolean);
+    return info;
+  case Expr::Kind::Name: {
+    if (IndexVar *var = lookupIndex(e.name, scope)) {
+      indexUses[&e] = var;
+      info.type = EType::lit(K::Index);
+      return info;
+    }
+    if (auto it = locals.find(e.name); it != locals.end()) {
+      info.type = typeOf(it->second);
+      info.shape = it->second.shape;
+      return info;
+    }
+    if (dims.count(e.name)) {
+      info.type = EType::lit(K::Index);
+      return info;
+    }
+    if (poisoned.count(e.name))
+      return fail();
+    if (lookup(e.name)) {
+      error(e.loc, "'" + e.name + "' is a function; call it with (...)");
+      return fail();
+    }
+    error(e.loc,
+          "unknown name '" + e.name + "'" + didYouMean(e.name, knownNames()));
+    return fail();
+  }
+  case Expr::Kind::Unary: {
+    const ExprInfo &x = analyze(*e.operands[0], scope);
+    if (!x.ok)
+      return fail();
+    info = x;
+    info.call = nullptr;
+    if (e.op == "!" && !x.type.isBool()) {
+      error(e.loc, "'!' needs a bool operand, got " + x.type.str());
+      return fail();
+    }
+    if (e.op == "-" && x.type.isBool()) {
+      error(e.loc, "cannot negate a bool");
+      return fail();
+    }
+    return info;
+  }
+  case Expr::Kind::Binary: {
+    const ExprInfo &l = analyze(*e.operands[0], scope);
+    const ExprInfo &r = analyze(*e.operands[1], scope);
+    if (!l.ok || !r.ok)
+      return fail();
+    info.shape = l.shape;
+    if (!unifyShape(info.shape, r.shape, e.loc))
+      return fail();
+    const std::string &op = e.op;
+    if (op == "&&" || op == "||") {
+      if (!l.type.isBool() || !r.type.isBool()) {
+        error(e.loc, "'" + op + "' needs bool operands, got " + l.type.str() +
+                         " and " + r.type.str());
+        return fail();
+      }
+      info.type = EType::of(DType::boolean);
+      return info;
+    }
+    bool compare = op == "<" || op == "<=" || op == ">" || op == ">=" ||
+                   op == "==" || op == "!=";
+    if (op == "^") {
+      // x^n with an integer literal n is repeated multiplication; otherwise
+      // a float power.
+      info.type = l.type;
+      if (e.operands[1]->kind != Expr::Kind::Int) {
+        info.type = unify(l.type, r.type, e.loc, "'^'");
+        if (info.type.kind == K::LitInt || info.type.kind == K::Index)
+          info.type = EType::lit(K::LitFloat);
+        if (info.type.kind == K::Concrete && !rt::isFloat(info.type.dtype)) {
+          error(e.loc, "'^' with a non-literal exponent needs float operands");
+          return fail();
+        }
+      }
+      if (info.type.isBool()) {
+        error(e.loc, "'^' needs numbers, got bool");
+        return fail();
+      }
+      return info.type.kind == K::Error ? fail() : info;
+    }
+    EType t = unify(l.type, r.type, e.loc, ("'" + op + "'").c_str());
+    if (t.kind == K::Error)
+      return fail();
+    if (!compare && t.isBool()) {
+      error(e.loc, "'" + op + "' needs numbers, got bool");
+      return fail();
+    }
+    info.type = compare ? EType::of(DType::boolean) : t;
+    return info;
+  }
+  case Expr::Kind::Select: {
+    const ExprInfo &c = analyze(*e.operands[0], scope);
+    const ExprInfo &x = analyze(*e.operands[1], scope);
+    const ExprInfo &y = analyze(*e.operands[2], scope);
+    if (!c.ok || !x.ok || !y.ok)
+      return fail();
+    if (!c.type.isBool()) {
+      error(e.operands[0]->loc,
+            "the condition of '?:' must be bool, got " + c.type.str());
+      return fail();
+    }
+    info.type = unify(x.type, y.type, e.loc, "'?:'");
+    info.shape = c.shape;
+    if (info.type.kind == K::Error || !unifyShape(info.shape, x.shape, e.loc) ||
+        !unifyShape(info.shape, y.shape, e.loc))
+      return fail();
+    return info;
+  }
+  case Expr::Kind::Reduce: {
+    bool isArg = e.op == "argmax" || e.op == "argmin";
+    if (isArg && e.indices.size() != 1) {
+      error(e.loc, "'" + e.op + "' takes exactly one index");
+      return fail();
+    }
+    size_t depth = scope.size();
+    for (auto [name, at] : llvm::zip(e.indices, e.indexLocs)) {
+      if (lookupIndex(name, scope)) {
+        error(at, "index '" + name + "' is already bound");
+        scope.resize(depth);
+        return fail();
+      }
+      indexVars.push_back(IndexVar{name, at, std::nullopt, {}});
+      scope.push_back(&indexVars.back());
+    }
+    std::vector<IndexVar *> reduced(scope.begin() + depth, scope.end());
+    reduceVars[&e] = reduced;
+    const ExprInfo &body = analyze(*e.operands[0], scope);
+    scope.resize(depth);
+    if (!body.ok)
+      return fail();
+    for (IndexVar *var : reduced)
+      if (!var->range) {
+        error(var->loc, "reduction index '" + var->name +
+                            "' is not used to subscript anything, so its "
+                            "range is unknown");
+        return fail();
+      }
+    if (body.type.isBool()) {
+      error(e.loc, "cannot '" + e.op + "' bool values");
+      return fail();
+    }
+    // argmax/argmin give the (first) index of the extreme value, as i32.
+    info.type = isArg ? EType::of(DType::i32) : body.type;
+    info.shape = body.shape;
+    return info;
+  }
+  case Expr::Kind::Subscript:
+    return analyzeSubscript(e, scope);
+  case Expr::Kind::Call:
+    return analyzeCall(e, scope);
+  }
+  return fail();
+}
+
+ExprInfo FunctionSema::analyzeSubscript(const Expr &e, Scope &scope) {
+  ExprInfo info;
+  info.ok = false;
+  info.type = EType::lit(EType::Error);
+  const Expr &base = *e.operands[0];
+  if (base.kind != Expr::Kind::Name) {
+    error(e.loc, "only named tensors can be subscripted");
+    return info;
+  }
+  auto it = locals.find(base.name);
+  if (it == locals.end()) {
+    if (poisoned.count(base.name))
+      return info;
+    if (lookupIndex(base.name, scope) || dims.count(base.name))
+      error(base.loc, "'" + base.name + "' is an index, not a tensor");
+    else
+      error(base.loc, "unknown name '" + base.name + "'" +
+                          didYouMean(base.name, knownNames()));
+    return info;
+  }
+  const LocalType &tensor = it->second;
+  if (e.subscripts.size() != tensor.shape.size()) {
+    error(e.loc, "'" + base.name + "' has rank " +
+                     std::to_string(tensor.shape.size()) + " (shape " +
+                     shapeStr(tensor.shape) + ") but is subscripted with " +
+                     std::to_string(e.subscripts.size()) + " indices");
+    return info;
+  }
+  for (auto [d, sub] : llvm::enumerate(e.subscripts)) {
+    if (!sub) {
+      info.shape.push_back(tensor.shape[d]);
+      continue;
+    }
+    if (sub->kind == Expr::Kind::Int) {
+      const SDim &dim = tensor.shape[d];
+      if (sub->intValue < 0 ||
+          (dim.constant && sub->intValue >= *dim.constant)) {
+        error(sub->loc, "index " + std::to_string(sub->intValue) +
+                            " is out of range for dimension " +
+                            std::to_string(d) + " of '" + base.name +
+                            "' (size " + dim.str() + ")");
+        return info;
+      }
+      continue;
+    }
+    if (sub->kind == Expr::Kind::Name) {
+      if (IndexVar *var = lookupIndex(sub->name, scope)) {
+        indexUses[sub.get()] = var;
+        bindRange(var, tensor.shape[d], sub->loc);
+        continue;
+      }
+      if (locals.count(sub->name) || dims.count(sub->name)) {
+        error(sub->loc, "subscripting by the value of '" + sub->name +
+                            "' is not supported yet; use an index name");
+        return info;
+      }
+      error(sub->loc, "index '" + sub->name +
+                          "' is not bound: put it on the left-hand side or "
+                          "reduce over it (e.g. sum[" +
+                          sub->name + "] ...)");
+      return info;
+    }
+    error(sub->loc, "a subscript must be an index name, an integer or ':'");
+    return info;
+  }
+  if (failedStmt)
+    return info;
+  info.ok = true;
+  info.type = typeOf(tensor);
+  return info;
+}
+
+ExprInfo FunctionSema::analyzeCall(const Expr &e, Scope &scope) {
+  using K = EType::Kind;
+  ExprInfo info;
+  auto fail = [&]() {
+    info.ok = false;
+    info.type = EType::lit(K::Error);
+    return info;
+  };
+  // grad(f, x, ...)(args) and value_and_grad(f, x, ...)(args).
+  const Function *gradOf = nullptr;
+  std::vector<int64_t> wrt;
+  bool withValue = false;
+  if (e.name.empty()) {
+    const Expr &callee = *e.operands[0];
+    if (callee.kind != Expr::Kind::Call ||
+        (callee.name != "grad" && callee.name != "value_and_grad")) {
+      error(e.loc, "only named functions, grad(...) and value_and_grad(...) "
+                   "can be called");
+      return fail();
+    }
+    withValue = callee.name == "value_and_grad";
+    if (callee.operands.size() < 2 ||
+        callee.operands[0]->kind != Expr::Kind::Name) {
+      error(callee.loc, "'" + callee.name +
+                            "' takes a function and the names of the "
+                            "parameters to differentiate: " +
+                            callee.name + "(f, x, ...)");
+      return fail();
+    }
+    gradOf = lookup(callee.operands[0]->name);
+    if (!gradOf) {
+      error(callee.operands[0]->loc, unknownFunction(callee.operands[0]->name));
+      return fail();
+    }
+    for (auto &name : llvm::drop_begin(callee.operands)) {
+      auto it = name->kind != Expr::Kind::Name
+                    ? gradOf->params.end()
+                    : llvm::find_if(gradOf->params, [&](const Param &p) {
+                        return p.name == name->name;
+                      });
+      if (it == gradOf->params.end()) {
+        error(name->loc,
+              "'" +
+                  (name->kind == Expr::Kind::Name ? name->name
+                                                  : std::string("?")) +
+                  "' is not a parameter of '" + gradOf->name + "'");
+        return fail();
+      }
+      if (!rt::isFloat(declared(it->type.dtype))) {
+        error(name->loc, "cannot differentiate with respect to '" + it->name +
+                             "': it is " + rt::dtypeName(it->type.dtype) +
+                             ", not a float");
+        return fail();
+      }
+      wrt.push_back(it - gradOf->params.begin());
+    }
+  } else if (e.name == "grad" || e.name == "value_and_grad") {
+    error(e.loc, "'" + e.name +
+                     "(f, ...)' is a function: call it with f's "
+                     "arguments, " +
+                     e.name + "(f, x)(args)");
+    return fail();
+  }
+  std::vector<const ExprInfo *> args;
+  for (auto &arg : callArgs(e)) {
+    args.push_back(&analyze(*arg, scope));
+    if (!args.back()->ok)
+      return fail();
+  }
+  auto expectArgs = [&](size_t n) {
+    if (args.size() == n)
+      return true;
+    error(e.loc, "'" + e.name + "' takes " + std::to_string(n) + " argument" +
+                     (n == 1 ? "" : "s") + " but " +
+                     std::to_string(args.size()) + " were given");
+    return false;
+  };
+  if (unaryFloatBuiltins().count(e.name)) {
+    if (!expectArgs(1))
+      return fail();
+    EType t = args[0]->type;
+    if (t.kind == K::Concrete && !rt::isFloat(t.dtype)) {
+      error(e.loc, "'" + e.name + "' needs a float argument, got " + t.str());
+      return fail();
+    }
+    info.type = t.kind == K::Concrete ? t : EType::lit(K::LitFloat);
+    info.shape = args[0]->shape;
+    return info;
+  }
+  if (castBuiltins().count(e.name)) {
+    if (!expectArgs(1))
+      return fail();
+    info.type = EType::of(declared(*rt::parseDType(e.name)));
+    info.shape = args[0]->shape;
+    return info;
+  }
+  if (e.name == "max" || e.name == "min") {
+    if (args.size() == 1) {
+      error(e.loc, "'" + e.name + "(a, b)' is the element-wise " +
+                       (e.name == "max" ? "larger" : "smaller") +
+                       " of two values; for the " +
+                       (e.name == "max" ? "largest" : "smallest") +
+                       " element write " + e.name + "[k] x[k]");
+      return fail();
+    }
+    if (!expectArgs(2))
+      return fail();
+    info.type = unify(args[0]->type, args[1]->type, e.loc, e.name.c_str());
+    info.shape = args[0]->shape;
+    if (info.type.kind == K::Error || info.type.isBool() ||
+        !unifyShape(info.shape, args[1]->shape, e.loc))
+      return fail();
+    return info;
+  }
+  const Function *callee = gradOf ? gradOf : lookup(e.name);
+  if (!callee) {
+    error(e.loc, unknownFunction(e.name));
+    return fail();
+  }
+  if (!expectArgs(callee->params.size()))
+    return fail();
+  auto call = std::make_shared<CallInfo>();
+  call->callee = callee;
+  // `f32` in the callee's signature means f64 when f64 values are passed.
+  for (auto [k, p] : llvm::enumerate(callee->params))
+    if (p.type.dtype == DType::f32 && args[k]->type.kind == K::Concrete &&
+        args[k]->type.dtype == DType::f64)
+      call->floatType = DType::f64;
+  auto paramType = [&](DType d) {
+    return rt::instanceDType(d, call->floatType);
+  };
+  std::map<std::string, std::pair<SDim, std::string>> bound;
+  for (auto [k, p] : llvm::enumerate(callee->params)) {
+    const ExprInfo &arg = *args[k];
+    const Loc &at = callArgs(e)[k]->loc;
+    // dtype: literals convert to the parameter's dtype.
+    DType want = paramType(p.type.dtype);
+    if (arg.type.kind == K::Concrete
+            ? arg.type.dtype != want
+            : (arg.type.kind == K::LitFloat && !rt::isFloat(want))) {
+      error(at, "argument '" + p.name + "' of '" + callee->name + "' must be " +
+                    rt::dtypeName(want) + ", got " + arg.type.str())
+              .attachNote(loc(p.loc))
+          << "'" << p.name << "' is declared here";
+      return fail();
+    }
+    if (p.type.isAnyShape()) {
+      if (!call->anyShape) {
+        call->anyShape = arg.shape;
+      } else if (!sameShape(*call->anyShape, arg.shape) && !arg.shape.empty()) {
+        if (call->anyShape->empty()) {
+          call->anyShape = arg.shape;
+        } else {
+          error(at, "argument '" + p.name + "' of '" + callee->name +
+                        "' has shape " + shapeStr(arg.shape) +
+                        " but an earlier '[...]' argument has shape " +
+                        shapeStr(*call->anyShape));
+          return fail();
+        }
+      }
+      continue;
+    }
+    if (arg.shape.size() != p.type.dims.size()) {
+      error(at, "argument '" + p.name + "' of '" + callee->name +
+                    "' must have rank " + std::to_string(p.type.dims.size()) +
+                    " but has shape " + shapeStr(arg.shape))
+              .attachNote(loc(p.loc))
+          << "'" << p.name << "' is declared here";
+      return fail();
+    }
+    for (auto [d, dim] : llvm::enumerate(p.type.dims)) {
+      const SDim &actual = arg.shape[d];
+      if (dim->kind == DimExpr::Kind::Int) {
+        if (actual.constant && *actual.constant != dim->value) {
+          error(at, "argument '" + p.name + "' of '" + callee->name +
+                        "' must have size " + std::to_string(dim->value) +
+                        " in dimension " + std::to_string(d) + ", got " +
+                        actual.str());
+          return fail();
+        }
+        continue;
+      }
+      if (dim->kind != DimExpr::Kind::Sym) {
+        error(dim->loc, "dimension arithmetic in types is not supported yet");
+        return fail();
+      }
+      auto [it, inserted] = bound.try_emplace(dim->name, actual, p.name);
+      if (!inserted && !it->second.first.sameAs(actual)) {
+        error(at, "conflicting sizes for dimension '" + dim->name + "' of '" +
+                      callee->name + "': argument '" + p.name + "' has " +
+                      actual.str() + " but argument '" + it->second.second +
+                      "' has " + it->second.first.str())
+                .attachNote(loc(dim->loc))
+            << "'" << dim->name << "' is used here";
+        return fail();
+      }
+    }
+  }
+  for (auto &[name, value] : bound)
+    call->binding[name] = value.first;
+  // Results in the caller's dims.
+  for (const TypeSpec &t : callee->results) {
+    Shape shape;
+    if (t.isAnyShape()) {
+      shape = call->anyShape ? *call->anyShape : Shape{};
+    } else {
+      for (auto &dim : t.dims) {
+        if (dim->kind == DimExpr::Kind::Int)
+          shape.push_back(SDim::of(dim->value));
+        else if (dim->kind == DimExpr::Kind::Sym &&
+                 call->binding.count(dim->name))
+          shape.push_back(call->binding[dim->name]);
+        else {
+          error(dim->loc, "result dimension of '" + callee->name +
+                              "' is not bound by its parameters");
+          return fail();
+        }
+      }
+    }
+    call->resultShapes.push_back(shape);
+    call->resultTypes.push_back(paramType(t.dtype));
+  }
+  if (gradOf) {
+    call->isGrad = true;
+    call->withValue = withValue;
+    call->wrt = wrt;
+    if (!withValue) {
+      call->resultShapes.clear();
+      call->resultTypes.clear();
+    }
+    for (int64_t k : wrt) {
+      call->resultShapes.push_back(args[k]->shape);
+      call->resultTypes.push_back(paramType(callee->params[k].type.dtype));
+    }
+  }
+  info.call = call;
+  if (call->resultShapes.size() == 1) {
+    info.type = EType::of(call->resultTypes[0]);
+    info.shape = call->resultShapes[0];
+  } else {
+    info.type = EType::of(call->resultTypes[0]);
+  }
+  return info;
+}
+
+//===----------------------------------------------------------------------===//
+// Statements
+//===----------------------------------------------------------------------===//
+
+void FunctionSema::checkStmt(const Stmt &s) {
+  Scope scope;
+  switch (s.kind) {
+  case Stmt::Kind::Return:
+    checkReturn(s);
+    return;
+  case Stmt::Kind::TupleDef: {
+    const Expr &value = *s.values[0];
+    const ExprInfo &info = analyze(value, scope);
+    if (!info.ok)
+      return;
+    if (!info.call || info.call->resultShapes.size() != s.targets.size()) {
+      error(s.loc,
+            "the right-hand side gives " +
+                std::to_string(info.call ? info.call->resultShapes.size() : 1) +
+                " values for " + std::to_string(s.targets.size()) + " names");
+      return;
+    }
+    std::vector<LocalType> results = call(value, {});
+    for (auto [name, t] : llvm::zip(s.targets, results))
+      locals[name] = t;
+    return;
+  }
+  case Stmt::Kind::Def:
+    if (s.hasIndices) {
+      checkIndexedDef(s);
+      return;
+    }
+    const ExprInfo &info = analyze(*s.values[0], scope);
+    if (!info.ok)
+      return;
+    if (info.call && info.call->resultShapes.size() != 1) {
+      error(s.loc, "'" + info.call->callee->name + "' returns " +
+                       std::to_string(info.call->resultShapes.size()) +
+                       " values; name each: a, b = ...");
+      return;
+    }
+    LocalType t = whole(*s.values[0], std::nullopt);
+    if (!failedStmt)
+      locals[s.targets[0]] = t;
+    return;
+  }
+}
+
+void FunctionSema::checkIndexedDef(const Stmt &s) {
+  Scope scope;
+  StmtInfo stmt;
+  unsigned colons = 0;
+  for (auto [index, at] : llvm::zip(s.lhsIndices, s.lhsIndexLocs)) {
+    if (!index) {
+      stmt.slots.push_back(Slot{nullptr, colons++});
+      continue;
+    }
+    if (lookupIndex(*index, scope)) {
+      error(at, "index '" + *index + "' appears twice on the left-hand side");
+      return;
+    }
+    indexVars.push_back(IndexVar{*index, at, std::nullopt, {}});
+    scope.push_back(&indexVars.back());
+    stmt.slots.push_back(Slot{&indexVars.back(), 0});
+  }
+  stmt.lhsVars = scope;
+  const Expr &value = *s.values[0];
+  const ExprInfo &info = analyze(value, scope);
+  if (!info.ok)
+    return;
+  for (IndexVar *var : scope)
+    if (!var->range) {
+      error(var->loc, "index '" + var->name +
+                          "' on the left-hand side is never used to subscript "
+                          "a tensor on the right, so its range is unknown");
+      return;
+    }
+  if (info.call && info.call->resultShapes.size() != 1) {
+    error(s.values[0]->loc,
+          "'" + info.call->callee->name + "' returns several values");
+    return;
+  }
+  if (colons != info.shape.size()) {
+    error(s.loc, "the left-hand side has " + std::to_string(colons) +
+                     " ':' but the right-hand side has shape " +
+                     shapeStr(info.shape));
+    return;
+  }
+  // A mapped call whose result already has the left-hand side's layout
+  // (indices first, then ':') needs no copy.
+  std::vector<IndexVar *> used;
+  freeVars(value, used);
+  bool indicesFirst = true;
+  for (size_t k = 0; k < stmt.slots.size(); ++k)
+    indicesFirst &= (k < scope.size()) == (stmt.slots[k].var != nullptr);
+  stmt.mappedCall = info.call && indicesFirst && used.size() == scope.size();
+  LocalType t = stmt.mappedCall
+                    ? call(value, scope)[0]
+                    : generic(stmt.slots, value, std::nullopt, info.shape);
+  out.stmts[&s] = std::move(stmt);
+  if (!failedStmt)
+    locals[s.targets[0]] = t;
+}
+
+void FunctionSema::checkReturn(const Stmt &s) {
+  Scope scope;
+  std::vector<LocalType> values;
+  if (s.values.size() == 1 && fn.results.size() > 1) {
+    const ExprInfo &info = analyze(*s.values[0], scope);
+    if (!info.ok)
+      return;
+    if (!info.call || info.call->resultShapes.size() != fn.results.size()) {
+      error(s.loc, "'" + fn.name + "' returns " +
+                       std::to_string(fn.results.size()) +
+                       " values but this returns 1");
+      return;
+    }
+    values = call(*s.values[0], {});
+  } else {
+    if (s.values.size() != fn.results.size()) {
+      error(s.loc,
+            "'" + fn.name + "' returns " + std::to_string(fn.results.size()) +
+                " values but this returns " + std::to_string(s.values.size()));
+      return;
+    }
+    for (auto [k, v] : llvm::enumerate(s.values)) {
+      const ExprInfo &info = analyze(*v, scope);
+      if (!info.ok)
+        return;
+      values.push_back(whole(*v, declared(fn.results[k].dtype)));
+    }
+  }
+  if (failedStmt)
+    return;
+  out.resultShapes.clear();
+  for (auto [k, v] : llvm::enumerate(values)) {
+    const TypeSpec &resultType = fn.results[k];
+    const Loc &at = s.values[std::min(k, s.values.size() - 1)]->loc;
+    if (v.dtype != declared(resultType.dtype)) {
+      error(at, std::string("returns ") + rt::dtypeName(v.dtype) +
+                    " but the declared result is " +
+                    rt::dtypeName(declared(resultType.dtype)))
+              .attachNote(loc(resultType.loc))
+          << "declared here";
+      return;
+    }
+    Shape expected = shapeOfType(resultType, resultType.loc);
+    if (!sameShape(v.shape, expected)) {
+      error(at, "returns shape " + shapeStr(v.shape) +
+                    " but the declared result has shape " + shapeStr(expected))
+              .attachNote(loc(resultType.loc))
+          << "declared here";
+      return;
+    }
+    out.resultShapes.push_back(expected);
+  }
+  returned = true;
+}
+
+//===----------------------------------------------------------------------===//
+// What generation meets
+//===----------------------------------------------------------------------===//
+
+LocalType FunctionSema::whole(const Expr &e, std::optional<DType> preferred) {
+  const ExprInfo &info = infos.at(&e);
+  if (e.kind == Expr::Kind::Name && locals.count(e.name) &&
+      !indexUses.count(&e)) {
+    const LocalType &v = locals[e.name];
+    if (v.weak == EType::Concrete || !preferred || v.dtype == *preferred)
+      return v;
+  }
+  if (e.kind == Expr::Kind::Call && info.call)
+    return call(e, {})[0];
+  return materialized(e, {}, preferred);
+}
+
+LocalType FunctionSema::materialized(const Expr &e,
+                                     const std::vector<IndexVar *> &vars,
+                                     std::optional<DType> preferred,
+                                     std::optional<Shape> implicitShape) {
+  const ExprInfo &info = infos.at(&e);
+  if (e.kind == Expr::Kind::Call && info.call && !implicitShape)
+    return call(e, vars)[0];
+  Shape shape = implicitShape ? *implicitShape : info.shape;
+  std::vector<Slot> slots;
+  for (IndexVar *v : vars)
+    slots.push_back(Slot{v, 0});
+  for (unsigned k = 0; k < shape.size(); ++k)
+    slots.push_back(Slot{nullptr, k});
+  return generic(slots, e, preferred, shape);
+}
+
+LocalType FunctionSema::generic(const std::vector<Slot> &slots, const Expr &e,
+                                std::optional<DType> preferred,
+                                const Shape &implicitShape) {
+  // The root reductions that share one combiner are one op.
+  const Expr *body = &e;
+  std::string reduceOp;
+  while (body->kind == Expr::Kind::Reduce &&
+         (reduceOp.empty() || reduceOp == body->op) && reduceOp != "argmax" &&
+         reduceOp != "argmin") {
+    reduceOp = body->op;
+    body = body->operands[0].get();
+  }
+  LocalType result;
+  for (const Slot &slot : slots)
+    result.shape.push_back(slot.var ? *slot.var->range
+                                    : implicitShape[slot.implicit]);
+  if (reduceOp == "argmax" || reduceOp == "argmin") {
+    element(*body, resolve(infos.at(body).type));
+    result.dtype = DType::i32;
+    return result;
+  }
+  EType type = infos.at(&e).type;
+  result.dtype = resolve(type, preferred);
+  result.weak = type.kind;
+  element(*body, result.dtype);
+  return result;
+}
+
+void FunctionSema::element(const Expr &e, DType want) {
+  const ExprInfo &info = infos.at(&e);
+  switch (e.kind) {
+  case Expr::Kind::Float:
+    // One rule with the CLI's literals: a finite number beyond the type's
+    // range is an error, not an infinity.
+    if (want == DType::f32 && std::fabs(e.number) > (double)FLT_MAX) {
+      char shown[32];
+      std::snprintf(shown, sizeof shown, "%g", e.number);
+      error(e.loc, std::string("number ") + shown +
+                       " is out of range for f32 (write inf for infinity)");
+    }
+    return;
+  case Expr::Kind::Inf:
+  case Expr::Kind::Int:
+  case Expr::Kind::Bool:
+  case Expr::Kind::Name:
+  case Expr::Kind::Subscript:
+    return;
+  case Expr::Kind::Unary:
+    element(*e.operands[0], e.op == "!" ? DType::boolean : want);
+    return;
+  case Expr::Kind::Binary: {
+    const std::string &op = e.op;
+    if (op == "&&" || op == "||") {
+      element(*e.operands[0], DType::boolean);
+      element(*e.operands[1], DType::boolean);
+      return;
+    }
+    if (op == "^") {
+      const Expr &exponent = *e.operands[1];
+      element(*e.operands[0], want);
+      if (exponent.kind == Expr::Kind::Int && exponent.intValue <= 64)
+        return;
+      if (!rt::isFloat(want)) {
+        error(e.loc, "integer powers need a literal exponent");
+        return;
+      }
+      element(exponent, want);
+      return;
+    }
+    if (op == "<" || op == "<=" || op == ">" || op == ">=" || op == "==" ||
+        op == "!=") {
+      // Both sides in the dtype of the concrete one; literals compare as
+      // floats if either is a float literal, else as indices.
+      const ExprInfo &li = infos.at(e.operands[0].get());
+      const ExprInfo &ri = infos.at(e.operands[1].get());
+      EType joined = li.type.kind == EType::Concrete ? li.type : ri.type;
+      if (li.type.kind != EType::Concrete && ri.type.kind != EType::Concrete)
+        joined =
+            (li.type.kind == EType::LitFloat || ri.type.kind == EType::LitFloat)
+                ? EType::lit(EType::LitFloat)
+                : EType::lit(EType::Index);
+      DType ct = resolve(joined);
+      element(*e.operands[0], ct);
+      element(*e.operands[1], ct);
+      return;
+    }
+    element(*e.operands[0], want);
+    element(*e.operands[1], want);
+    return;
+  }
+  case Expr::Kind::Select:
+    element(*e.operands[0], DType::boolean);
+    element(*e.operands[1], want);
+    element(*e.operands[2], want);
+    return;
+  case Expr::Kind::Reduce:
+  case Expr::Kind::Call: {
+    if (e.kind == Expr::Kind::Reduce || info.call) {
+      // Hoisted into an op of its own over the indices it depends on.
+      std::vector<IndexVar *> vars;
+      freeVars(e, vars);
+      materialized(e, vars, std::nullopt);
+      return;
+    }
+    if (castBuiltins().count(e.name)) {
+      element(*e.operands[0], resolve(infos.at(e.operands[0].get()).type));
+      return;
+    }
+    for (auto &operand : e.operands)
+      element(*operand, want);
+    return;
+  }
+  }
+}
+
+std::vector<LocalType> FunctionSema::call(const Expr &e,
+                                          const std::vector<IndexVar *> &vars) {
+  const CallInfo &ci = *infos.at(&e).call;
+  const Function &callee = *ci.callee;
+  auto paramType = [&](DType d) { return rt::instanceDType(d, ci.floatType); };
+  Shape mapped;
+  for (IndexVar *v : vars)
+    mapped.push_back(*v->range);
+  std::vector<LocalType> results;
+  for (auto [t, shape] : llvm::zip(ci.resultTypes, ci.resultShapes))
+    results.push_back(LocalType{t, shape});
+
+  if (ci.isGrad && !vars.empty() && callee.isShapePolymorphic()) {
+    error(e.loc, "a gradient of a function of '[...]' parameters cannot be "
+                 "mapped over indices yet");
+    return results;
+  }
+  if (callee.isShapePolymorphic()) {
+    // Element-wise over `[...]`: the instance whose rank covers both the
+    // mapped indices and the element shape.
+    Shape full = mapped;
+    full.insert(full.end(), ci.anyShape->begin(), ci.anyShape->end());
+    out.callees.push_back({&callee, (int64_t)full.size(), ci.floatType});
+    for (auto [k, p] : llvm::enumerate(callee.params)) {
+      const Expr &arg = *callArgs(e)[k];
+      if (!p.type.isAnyShape())
+        whole(arg, paramType(p.type.dtype));
+      else if (!(vars.empty() && arg.kind == Expr::Kind::Name &&
+                 locals.count(arg.name) &&
+                 sameShape(locals[arg.name].shape, full)))
+        materialized(arg, vars, paramType(p.type.dtype), *ci.anyShape);
+    }
+    if (!ci.isGrad)
+      for (auto [k, t] : llvm::enumerate(callee.results))
+        if (t.isAnyShape())
+          results[k].shape = full;
+    return results;
+  }
+  out.callees.push_back({&callee, 0, ci.floatType});
+  if (vars.empty()) {
+    for (auto [k, p] : llvm::enumerate(callee.params))
+      whole(*callArgs(e)[k], paramType(p.type.dtype));
+    return results;
+  }
+  // Mapped over `vars`: mlx.map_call on slices of the arguments.
+  if (ci.resultShapes.size() != 1) {
+    error(e.loc, "a function with several results cannot be mapped over "
+                 "indices yet");
+    return results;
+  }
+  for (auto [k, p] : llvm::enumerate(callee.params)) {
+    const Expr &arg = *callArgs(e)[k];
+    std::vector<IndexVar *> argVars;
+    freeVars(arg, argVars);
+    bool direct = arg.kind == Expr::Kind::Subscript &&
+                  llvm::all_of(arg.subscripts, [&](auto &sub) {
+                    return !sub || (sub->kind == Expr::Kind::Name &&
+                                    indexUses.count(sub.get()));
+                  });
+    if (argVars.empty())
+      whole(arg, paramType(p.type.dtype));
+    else if (!direct)
+      materialized(arg, argVars, paramType(p.type.dtype));
+  }
+  Shape full = mapped;
+  full.insert(full.end(), ci.resultShapes[0].begin(), ci.resultShapes[0].end());
+  return {LocalType{ci.resultTypes[0], full}};
+}
+
+std::unique_ptr<CheckedFunction>
+Sema::check(const Function &fn, int64_t anyShapeRank, DType floatType) {
+  auto out = std::make_unique<CheckedFunction>();
+  out->fn = &fn;
+  out->anyShapeRank = anyShapeRank;
+  out->floatType = floatType;
+  FunctionSema(ctx, functions, *out).run();
+  return out;
 }

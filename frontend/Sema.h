@@ -1,15 +1,14 @@
 //===- Sema.h - semantic checks on the AST ----------------------*- C++ -*-===//
 //
-// The checks that need only the AST and an instance key, ahead of (and
-// apart from) MLIR generation: what a request may ask of a function
-// (gradient parameters, the float type its arguments make it run in), the
-// call graph (no recursion), and the builtin names. Diagnostics go to the
-// context's handler at the user's source locations.
-//
-// Work in progress (issue "seams"): the expression-level checks (names,
-// index ranges, dtypes, shapes) still run inside MLIRGen, statement by
-// statement; they move here next, producing a checked form that MLIRGen
-// only generates from.
+// Semantic analysis, ahead of and apart from MLIR generation: an AST
+// function plus an instance key (the rank of its `[...]` parameters and
+// the float type `f32` stands for) → a CheckedFunction: the dtype and
+// symbolic shape of every expression, index bindings and ranges, reduction
+// variables, resolved callees and the type of every named value. MLIRGen
+// generates from that and reports nothing. Also what a request may ask of a
+// function (gradient parameters, the float type its arguments make it run
+// in), the call graph (no recursion) and the builtin names. Diagnostics go
+// to the context's handler at the user's source locations.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MLX_FRONTEND_SEMA_H
@@ -21,13 +20,119 @@
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/ADT/ArrayRef.h"
 
+#include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 namespace mlx {
+
+/// An index bound by a left-hand side or a reduction.
+struct IndexVar {
+  std::string name;
+  ast::Loc loc;
+  std::optional<SDim> range;
+  ast::Loc rangeLoc; ///< Where the range was inferred.
+};
+
+/// What checking found out about a call of a user function.
+struct CallInfo {
+  const ast::Function *callee = nullptr;
+  std::map<std::string, SDim> binding;
+  std::optional<Shape> anyShape; ///< The shape `[...]` stands for.
+  std::vector<Shape> resultShapes;
+  std::vector<rt::DType> resultTypes;
+  /// What `f32` means in the callee: f64 when called with f64 arguments.
+  rt::DType floatType = rt::DType::f32;
+  /// `grad(f, ...)(args)` / `value_and_grad`: the differentiated parameters.
+  bool isGrad = false, withValue = false;
+  std::vector<int64_t> wrt;
+};
+
+/// The argument expressions of a call; `grad(f, x)(args)` keeps its callee
+/// expression first.
+llvm::ArrayRef<std::unique_ptr<ast::Expr>> callArgs(const ast::Expr &e);
+
+/// What checking found out about an expression.
+struct ExprInfo {
+  EType type;
+  Shape shape;
+  bool ok = true;
+  std::shared_ptr<CallInfo> call;
+};
+
+/// The type of a named value: a value computed from literals and indices
+/// only is weakly typed (as in JAX) and converts to the dtype its use asks
+/// for.
+struct LocalType {
+  rt::DType dtype = rt::DType::f32;
+  Shape shape;
+  EType::Kind weak = EType::Concrete;
+};
+
+/// One result dimension of an indexed definition: an index of the left-hand
+/// side, or an implicit `:` dimension (the right side's element shape).
+struct Slot {
+  IndexVar *var = nullptr;
+  unsigned implicit = 0;
+};
+
+/// What checking found out about a statement.
+struct StmtInfo {
+  /// Indexed definitions: the result's dimensions and the left-hand side's
+  /// indices.
+  std::vector<Slot> slots;
+  std::vector<IndexVar *> lhsVars;
+  /// An indexed definition that is a call mapped over the left-hand side's
+  /// indices, in their order (no copy needed).
+  bool mappedCall = false;
+};
+
+/// A user function instance a function calls.
+struct CalleeInstance {
+  const ast::Function *function;
+  int64_t anyShapeRank;
+  rt::DType floatType;
+};
+
+/// One function instance, checked: what MLIRGen generates from.
+struct CheckedFunction {
+  const ast::Function *fn = nullptr;
+  int64_t anyShapeRank = 0;
+  rt::DType floatType = rt::DType::f32;
+  /// False after diagnostics: nothing is to be generated.
+  bool ok = false;
+  /// The dimension symbols the parameters bind, and the shapes of the
+  /// parameters and results in them.
+  std::map<std::string, SDim> dims;
+  std::vector<Shape> paramShapes, resultShapes;
+  std::map<const ast::Expr *, ExprInfo> infos;
+  std::map<const ast::Expr *, IndexVar *> indexUses;
+  std::map<const ast::Expr *, std::vector<IndexVar *>> reduceVars;
+  std::map<const ast::Stmt *, StmtInfo> stmts;
+  /// Every named value's type (the last definition of each name).
+  std::map<std::string, LocalType> locals;
+  std::deque<IndexVar> indexVars;
+  /// The instances it calls, in the order of their calls (also when the
+  /// checks failed further on, so that their bodies are checked too).
+  std::vector<CalleeInstance> callees;
+
+  /// The dtype a declared `f32` stands for in this instance.
+  rt::DType declared(rt::DType d) const {
+    return rt::instanceDType(d, floatType);
+  }
+  /// An element type's dtype, literals defaulting to this instance's float.
+  rt::DType resolve(EType t,
+                    std::optional<rt::DType> preferred = std::nullopt) const {
+    return t.resolve(preferred, floatType);
+  }
+  /// Appends the index variables `e` depends on and does not bind itself
+  /// (in order of first use).
+  void freeVars(const ast::Expr &e, std::vector<IndexVar *> &out) const;
+};
 
 /// Builtins that take one float and return one: exp, log, tanh, sigmoid, …
 const std::set<std::string> &unaryFloatBuiltins();
@@ -63,6 +168,10 @@ public:
   /// control flow, so such a call could never return. False after the
   /// diagnostic, at the call that closes the cycle.
   bool checkNoRecursion(llvm::ArrayRef<const ast::Function *> roots);
+
+  /// Checks one instance of `fn`; see CheckedFunction::ok.
+  std::unique_ptr<CheckedFunction>
+  check(const ast::Function &fn, int64_t anyShapeRank, rt::DType floatType);
 
 private:
   void error(const ast::Loc &loc, const llvm::Twine &message);
