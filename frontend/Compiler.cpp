@@ -171,33 +171,6 @@ std::vector<ExportRequest> Compiler::allExports() const {
   return exports;
 }
 
-rt::Signature Compiler::signature(const ast::Function &fn, int64_t anyShapeRank,
-                                  rt::DType floatType) const {
-  rt::Signature sig = signatureOf(fn, anyShapeRank, floatType);
-  const ast::Stmt *ret = nullptr;
-  for (const ast::Stmt &s : fn.body)
-    if (s.kind == ast::Stmt::Kind::Return)
-      ret = &s;
-  for (size_t k = 0; k < sig.results.size(); ++k) {
-    std::string name =
-        sig.results.size() == 1 ? "result" : "result" + std::to_string(k);
-    if (ret && ret->values.size() == sig.results.size() &&
-        ret->values[k]->kind == ast::Expr::Kind::Name)
-      name = ret->values[k]->name;
-    sig.results[k].name = name;
-  }
-  return sig;
-}
-
 rt::Signature Compiler::signature(const ExportRequest &request) const {
-  rt::Signature sig =
-      signature(*request.function, request.anyShapeRank, request.floatType);
-  sig.name = exportName(request);
-  if (request.wrt.empty())
-    return sig;
-  for (int64_t k : request.wrt) {
-    const rt::ParamSpec &p = sig.params[k];
-    sig.results.push_back({"d" + p.name, p.dtype, (int64_t)p.dims.size()});
-  }
-  return sig;
+  return signatureOf(request);
 }

@@ -45,9 +45,6 @@ public:
   /// rank 1), as `check` and `build` use them.
   std::vector<ExportRequest> allExports() const;
 
-  /// The runtime signature, with results named after what is returned.
-  rt::Signature signature(const ast::Function &fn, int64_t anyShapeRank,
-                          rt::DType floatType = rt::DType::f32) const;
   /// The signature of an export request: with `wrt`, the `<name>_grad`
   /// entry whose extra results are named `d<param>`.
   rt::Signature signature(const ExportRequest &request) const;

@@ -38,21 +38,6 @@ mlir::Location mlx::toLocation(mlir::MLIRContext &ctx, const Loc &loc) {
   return mlir::FileLineColLoc::get(&ctx, *loc.file, loc.line, loc.col);
 }
 
-std::string mlx::exportName(const ExportRequest &request) {
-  const Function &fn = *request.function;
-  std::string name = instanceName(fn, request.anyShapeRank, request.floatType);
-  if (request.wrt.empty())
-    return name;
-  name += "_grad";
-  for (int64_t k : request.wrt) {
-    const std::string &param = fn.params[k].name;
-    bool ascii = llvm::all_of(
-        param, [](char c) { return llvm::isAlnum(c) || c == '_'; });
-    name += "_" + (ascii ? param : "p" + std::to_string(k));
-  }
-  return name;
-}
-
 namespace {
 
 /// A value of the function being generated.
@@ -1058,32 +1043,4 @@ mlx::generateModule(mlir::MLIRContext &ctx,
                   mlir::arith::ArithDialect, mlir::math::MathDialect,
                   mlir::tensor::TensorDialect>();
   return ModuleGen(ctx, functions).run(exports);
-}
-
-rt::Signature mlx::signatureOf(const Function &fn, int64_t anyShapeRank,
-                               DType floatType) {
-  auto declared = [&](DType d) { return rt::instanceDType(d, floatType); };
-  rt::Signature sig;
-  sig.name = instanceName(fn, anyShapeRank, floatType);
-  for (const Param &p : fn.params) {
-    rt::ParamSpec spec;
-    spec.name = p.name;
-    spec.dtype = declared(p.type.dtype);
-    if (p.type.isAnyShape())
-      for (int64_t d = 0; d < anyShapeRank; ++d)
-        spec.dims.push_back({-1, "..." + std::to_string(d)});
-    else
-      for (auto &d : p.type.dims)
-        spec.dims.push_back(d->kind == DimExpr::Kind::Int
-                                ? rt::DimSpec{d->value, ""}
-                                : rt::DimSpec{-1, d->name});
-    sig.params.push_back(spec);
-  }
-  for (const TypeSpec &t : fn.results) {
-    rt::ResultSpec r;
-    r.dtype = declared(t.dtype);
-    r.rank = t.isAnyShape() ? anyShapeRank : (int64_t)t.dims.size();
-    sig.results.push_back(r);
-  }
-  return sig;
 }

@@ -23,35 +23,12 @@
 
 namespace mlx {
 
-/// What to generate: the functions to export, each at the ranks of its
-/// `[...]` parameters (empty for ordinary functions).
-struct ExportRequest {
-  const ast::Function *function;
-  int64_t anyShapeRank = 0;
-  /// What a declared `f32` stands for: f32, or f64 to run in double.
-  rt::DType floatType = rt::DType::f32;
-  /// When not empty, export `<instance>_grad_<params>` instead (see
-  /// exportName): the function's results followed by the gradients with
-  /// respect to these parameters.
-  std::vector<int64_t> wrt = {};
-};
-
 /// Generates an MLIR module from parsed modules. `functions` maps every
 /// visible function name (main file and imports) to its definition.
 mlir::OwningOpRef<mlir::ModuleOp>
 generateModule(mlir::MLIRContext &ctx,
                const std::map<std::string, const ast::Function *> &functions,
                const std::vector<ExportRequest> &exports);
-
-/// The runtime signature of an exported function (names, dtypes, dims).
-rt::Signature signatureOf(const ast::Function &fn, int64_t anyShapeRank,
-                          rt::DType floatType = rt::DType::f32);
-
-/// The exported name of a request: its instance name, and for a gradient
-/// `_grad` and the differentiated parameters, `_`-separated in the order
-/// asked (`bce_loss_grad_w_b`); a parameter whose name is not an ASCII
-/// identifier is written `p<index>`.
-std::string exportName(const ExportRequest &request);
 
 /// An mlir location for an AST location.
 mlir::Location toLocation(mlir::MLIRContext &ctx, const ast::Loc &loc);

@@ -78,27 +78,70 @@ Sema::gradientParameters(const ast::Function &fn,
 std::optional<rt::DType>
 Sema::floatType(const ast::Function &fn,
                 llvm::ArrayRef<std::optional<rt::DType>> argumentDTypes) {
-  auto passedAs = [&](size_t k, rt::DType dtype) {
-    return k < argumentDTypes.size() && argumentDTypes[k] == dtype &&
-           fn.params[k].type.dtype == rt::DType::f32;
-  };
-  const ast::Param *f64Param = nullptr;
-  for (auto [k, p] : llvm::enumerate(fn.params))
-    if (passedAs(k, rt::DType::f64) && !f64Param)
-      f64Param = &p;
-  if (!f64Param)
+  size_t first = 0;
+  if (callFloatType(fn, argumentDTypes, &first) == rt::DType::f32)
     return rt::DType::f32;
+  const ast::Param &f64Param = fn.params[first];
   for (auto [k, p] : llvm::enumerate(fn.params))
-    if (passedAs(k, rt::DType::f32)) {
+    if (k < argumentDTypes.size() && argumentDTypes[k] == rt::DType::f32 &&
+        p.type.dtype == rt::DType::f32) {
       error(p.loc, "argument '" + p.name + "' is an f32 .npy but '" +
-                       f64Param->name + "' is f64: a parameter declared f32 " +
+                       f64Param.name + "' is f64: a parameter declared f32 " +
                        "runs in the float type of the arguments (f64 .npy " +
                        "files run the function in f64), so all of them must " +
                        "agree; save '" + p.name + "' as f64 or '" +
-                       f64Param->name + "' as f32");
+                       f64Param.name + "' as f32");
       return std::nullopt;
     }
   return rt::DType::f64;
+}
+
+rt::Signature mlx::signatureOf(const ExportRequest &request) {
+  const Function &fn = *request.function;
+  int64_t anyShapeRank = request.anyShapeRank;
+  DType floatType = request.floatType;
+  auto declared = [&](DType d) { return rt::instanceDType(d, floatType); };
+  rt::Signature sig;
+  sig.name = exportName(request);
+  for (const Param &p : fn.params) {
+    rt::ParamSpec spec;
+    spec.name = p.name;
+    spec.dtype = declared(p.type.dtype);
+    if (p.type.isAnyShape())
+      for (int64_t d = 0; d < anyShapeRank; ++d)
+        spec.dims.push_back({-1, "..." + std::to_string(d)});
+    else
+      for (auto &d : p.type.dims)
+        spec.dims.push_back(d->kind == DimExpr::Kind::Int
+                                ? rt::DimSpec{d->value, ""}
+                                : rt::DimSpec{-1, d->name});
+    sig.params.push_back(spec);
+  }
+  for (const TypeSpec &t : fn.results) {
+    rt::ResultSpec r;
+    r.dtype = declared(t.dtype);
+    r.rank = t.isAnyShape() ? anyShapeRank : (int64_t)t.dims.size();
+    sig.results.push_back(r);
+  }
+  // Results are named after what is returned, where it has a name.
+  const Stmt *ret = nullptr;
+  for (const Stmt &s : fn.body)
+    if (s.kind == Stmt::Kind::Return)
+      ret = &s;
+  for (size_t k = 0; k < sig.results.size(); ++k) {
+    std::string name =
+        sig.results.size() == 1 ? "result" : "result" + std::to_string(k);
+    if (ret && ret->values.size() == sig.results.size() &&
+        ret->values[k]->kind == Expr::Kind::Name)
+      name = ret->values[k]->name;
+    sig.results[k].name = name;
+  }
+  // A gradient entry adds d<param> per differentiated parameter.
+  for (int64_t k : request.wrt) {
+    const rt::ParamSpec &p = sig.params[k];
+    sig.results.push_back({"d" + p.name, p.dtype, (int64_t)p.dims.size()});
+  }
+  return sig;
 }
 
 /// Adds the user functions `e` calls (or differentiates) to `out`, with
@@ -822,10 +865,12 @@ ExprInfo FunctionSema::analyzeCall(const Expr &e, Scope &scope) {
   auto call = std::make_shared<CallInfo>();
   call->callee = callee;
   // `f32` in the callee's signature means f64 when f64 values are passed.
-  for (auto [k, p] : llvm::enumerate(callee->params))
-    if (p.type.dtype == DType::f32 && args[k]->type.kind == K::Concrete &&
-        args[k]->type.dtype == DType::f64)
-      call->floatType = DType::f64;
+  std::vector<std::optional<DType>> argTypes;
+  for (const ExprInfo *arg : args)
+    argTypes.push_back(arg->type.kind == K::Concrete
+                           ? std::optional<DType>(arg->type.dtype)
+                           : std::nullopt);
+  call->floatType = callFloatType(*callee, argTypes);
   auto paramType = [&](DType d) {
     return rt::instanceDType(d, call->floatType);
   };

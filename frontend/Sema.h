@@ -16,6 +16,7 @@
 
 #include "frontend/AST.h"
 #include "frontend/Types.h"
+#include "runtime/Call.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/ADT/ArrayRef.h"
@@ -140,6 +141,11 @@ const std::set<std::string> &unaryFloatBuiltins();
 const std::set<std::string> &castBuiltins();
 /// Whether a call of `name` is a builtin (these shadow user functions).
 bool isBuiltin(llvm::StringRef name);
+
+/// The runtime signature of a request's entry point: parameter names,
+/// dtypes and dims; results named after what the function returns
+/// (`result`, `result<k>` where unnamed), then `d<param>` per gradient.
+rt::Signature signatureOf(const ExportRequest &request);
 
 class Sema {
 public:

@@ -1,6 +1,8 @@
 //===- Types.cpp - dtypes, symbolic shapes and instance names ---------===//
 #include "frontend/Types.h"
 
+#include "llvm/ADT/StringExtras.h"
+
 using namespace mlx;
 
 std::string mlx::shapeStr(const Shape &shape) {
@@ -74,6 +76,20 @@ EType mlx::unifyTypes(EType a, EType b, llvm::StringRef what,
   return EType::lit(K::LitInt);
 }
 
+rt::DType
+mlx::callFloatType(const ast::Function &fn,
+                   llvm::ArrayRef<std::optional<rt::DType>> argumentDTypes,
+                   size_t *firstF64) {
+  for (size_t k = 0; k < fn.params.size() && k < argumentDTypes.size(); ++k)
+    if (fn.params[k].type.dtype == rt::DType::f32 &&
+        argumentDTypes[k] == rt::DType::f64) {
+      if (firstF64)
+        *firstF64 = k;
+      return rt::DType::f64;
+    }
+  return rt::DType::f32;
+}
+
 std::string mlx::instanceName(const ast::Function &fn, int64_t anyShapeRank,
                               rt::DType floatType) {
   std::string name = fn.name;
@@ -81,5 +97,20 @@ std::string mlx::instanceName(const ast::Function &fn, int64_t anyShapeRank,
     name += "_r" + std::to_string(anyShapeRank);
   if (floatType != rt::DType::f32)
     name += std::string("_") + rt::dtypeName(floatType);
+  return name;
+}
+
+std::string mlx::exportName(const ExportRequest &request) {
+  const ast::Function &fn = *request.function;
+  std::string name = instanceName(fn, request.anyShapeRank, request.floatType);
+  if (request.wrt.empty())
+    return name;
+  name += "_grad";
+  for (int64_t k : request.wrt) {
+    const std::string &param = fn.params[k].name;
+    bool ascii = llvm::all_of(
+        param, [](char c) { return llvm::isAlnum(c) || c == '_'; });
+    name += "_" + (ascii ? param : "p" + std::to_string(k));
+  }
   return name;
 }

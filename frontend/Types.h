@@ -15,6 +15,7 @@
 #include "frontend/AST.h"
 #include "runtime/Tensor.h"
 
+#include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
 
 #include <optional>
@@ -76,10 +77,38 @@ struct EType {
 /// type and sets `mismatch` to "dtype mismatch in WHAT: A and B".
 EType unifyTypes(EType a, EType b, llvm::StringRef what, std::string &mismatch);
 
+/// The float-type rule of a call (with rt::instanceDType, what a declared
+/// `f32` then stands for): a function runs in f64 as soon as an f64 value
+/// is passed for a parameter declared f32, else in f32. `argumentDTypes`
+/// holds each argument's dtype where known (nullopt: a literal, which
+/// converts). Sets `firstF64` to that parameter's index when f64.
+rt::DType callFloatType(const ast::Function &fn,
+                        llvm::ArrayRef<std::optional<rt::DType>> argumentDTypes,
+                        size_t *firstF64 = nullptr);
+
 /// The exported name of a function instance: NAME, plus `_r<rank>` for a
 /// `[...]` function and `_f64` when `f32` stands for f64.
 std::string instanceName(const ast::Function &fn, int64_t anyShapeRank,
                          rt::DType floatType = rt::DType::f32);
+
+/// What to generate: the functions to export, each at the ranks of its
+/// `[...]` parameters (empty for ordinary functions).
+struct ExportRequest {
+  const ast::Function *function;
+  int64_t anyShapeRank = 0;
+  /// What a declared `f32` stands for: f32, or f64 to run in double.
+  rt::DType floatType = rt::DType::f32;
+  /// When not empty, export `<instance>_grad_<params>` instead (see
+  /// exportName): the function's results followed by the gradients with
+  /// respect to these parameters.
+  std::vector<int64_t> wrt = {};
+};
+
+/// The exported name of a request: its instance name, and for a gradient
+/// `_grad` and the differentiated parameters, `_`-separated in the order
+/// asked (`bce_loss_grad_w_b`); a parameter whose name is not an ASCII
+/// identifier is written `p<index>`.
+std::string exportName(const ExportRequest &request);
 
 } // namespace mlx
 
