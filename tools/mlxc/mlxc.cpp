@@ -144,6 +144,38 @@ int fail(const std::string &msg) {
   return 1;
 }
 
+/// llvm::cl's complaint, said as mlxc says errors: "Unknown command line
+/// argument '--x'.  Try: …" and "Did you mean '--y'?" become "unknown
+/// option '--x'; did you mean '--y'?" and a pointer to the command's help.
+std::string parseError(llvm::StringRef errors) {
+  llvm::SmallVector<llvm::StringRef> lines;
+  errors.trim().split(lines, '\n');
+  std::string message;
+  for (llvm::StringRef line : lines) {
+    line = line.trim();
+    line.consume_front("mlxc");
+    line = line.ltrim(" :").ltrim();
+    auto sub = line.split(": ");
+    if (!sub.second.empty() && !sub.first.contains(' '))
+      line = sub.second; // "mlxc run: …"
+    llvm::StringRef unknown = "Unknown command line argument '";
+    if (line.consume_front(unknown)) {
+      message = "unknown option '" + line.split('\'').first.str() + "'";
+    } else if (line.consume_front("Did you mean '")) {
+      message += "; did you mean '" + line.split('\'').first.str() + "'?";
+    } else {
+      message += (message.empty() ? "" : "; ") + line.str();
+    }
+  }
+  std::string command;
+  for (cl::SubCommand *sub : commands)
+    if (*sub)
+      command = " " + sub->getName().str();
+  if (message.empty()) // llvm::cl has printed it already
+    message = "bad arguments";
+  return message + " (`mlxc" + command + " --help` lists the options)";
+}
+
 /// Parses argv; returns an exit code when parsing ends the run.
 std::optional<int> parseOptions(int argc, char **argv, Options &opts) {
   // Only mlxc's options: LLVM's own stay hidden (and unparsed).
@@ -158,10 +190,7 @@ std::optional<int> parseOptions(int argc, char **argv, Options &opts) {
   llvm::raw_string_ostream errorStream(errors);
   if (!cl::ParseCommandLineOptions((int)args.size(), args.data(), kOverview,
                                    &errorStream)) {
-    // llvm::cl's "mlxc: Unknown command line argument …" as an error.
-    llvm::StringRef text(errors);
-    text.consume_front("mlxc: ");
-    llvm::errs() << "mlxc: error: " << text;
+    llvm::errs() << "mlxc: error: " << parseError(errors) << "\n";
     return 1;
   }
   auto active =
