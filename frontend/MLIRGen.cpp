@@ -553,12 +553,7 @@ TVal FunctionGen::materialize(const Expr &e,
   if (e.kind == Expr::Kind::Call && info.call && !implicitShape)
     return emitCall(e, vars)[0];
   Shape shape = implicitShape ? *implicitShape : info.shape;
-  std::vector<Slot> slots;
-  for (IndexVar *v : vars)
-    slots.push_back(Slot{v, 0});
-  for (unsigned k = 0; k < shape.size(); ++k)
-    slots.push_back(Slot{nullptr, k});
-  return emitGeneric(slots, e, preferred, shape);
+  return emitGeneric(slotsOver(vars, shape.size()), e, preferred, shape);
 }
 
 Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {

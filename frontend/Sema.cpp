@@ -228,6 +228,16 @@ void CheckedFunction::freeVars(const Expr &e,
   }
 }
 
+std::vector<Slot> mlx::slotsOver(const std::vector<IndexVar *> &vars,
+                                 size_t implicitRank) {
+  std::vector<Slot> slots;
+  for (IndexVar *v : vars)
+    slots.push_back(Slot{v, 0});
+  for (unsigned k = 0; k < implicitRank; ++k)
+    slots.push_back(Slot{nullptr, k});
+  return slots;
+}
+
 namespace {
 
 /// The element type of a named value: its dtype, or literal-like when weak.
@@ -1172,12 +1182,7 @@ LocalType FunctionSema::materialized(const Expr &e,
   if (e.kind == Expr::Kind::Call && info.call && !implicitShape)
     return call(e, vars)[0];
   Shape shape = implicitShape ? *implicitShape : info.shape;
-  std::vector<Slot> slots;
-  for (IndexVar *v : vars)
-    slots.push_back(Slot{v, 0});
-  for (unsigned k = 0; k < shape.size(); ++k)
-    slots.push_back(Slot{nullptr, k});
-  return generic(slots, e, preferred, shape);
+  return generic(slotsOver(vars, shape.size()), e, preferred, shape);
 }
 
 LocalType FunctionSema::generic(const std::vector<Slot> &slots, const Expr &e,

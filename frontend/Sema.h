@@ -81,6 +81,11 @@ struct Slot {
   unsigned implicit = 0;
 };
 
+/// The result dimensions of an op over `vars`, then `implicitRank`
+/// implicit dimensions.
+std::vector<Slot> slotsOver(const std::vector<IndexVar *> &vars,
+                            size_t implicitRank);
+
 /// What checking found out about a statement.
 struct StmtInfo {
   /// Indexed definitions: the result's dimensions and the left-hand side's
