@@ -200,17 +200,55 @@ static void initializeNativeTarget() {
   (void)initialized;
 }
 
+/// A target machine for the host CPU (its name and features detected at run
+/// time), for optimizing and emitting code.
+static llvm::Expected<std::unique_ptr<llvm::TargetMachine>>
+hostTargetMachine(std::optional<llvm::Reloc::Model> relocation) {
+  initializeNativeTarget();
+  auto builder = llvm::orc::JITTargetMachineBuilder::detectHost();
+  if (!builder)
+    return builder.takeError();
+  builder->setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
+  builder->setRelocationModel(relocation);
+  return builder->createTargetMachine();
+}
+
+/// Tells LLVM the module is for `machine`: its triple and data layout, and
+/// on every function the CPU and its features, so that the JIT's code
+/// generator uses the host's vector units whatever target machine the
+/// ExecutionEngine sets up for itself.
+static void targetModule(llvm::Module &module, llvm::TargetMachine &machine) {
+  module.setDataLayout(machine.createDataLayout());
+  module.setTargetTriple(machine.getTargetTriple().getTriple());
+  for (llvm::Function &fn : module) {
+    if (fn.isDeclaration())
+      continue;
+    fn.addFnAttr("target-cpu", machine.getTargetCPU());
+    fn.addFnAttr("target-features", machine.getTargetFeatureString());
+  }
+}
+
 std::unique_ptr<ExecutionEngine> mlx::createJitEngine(ModuleOp module,
                                                       std::string &error) {
-  initializeNativeTarget();
-  auto transformer = makeOptimizingTransformer(3, 0, nullptr);
+  auto machine = hostTargetMachine(std::nullopt);
+  if (!machine) {
+    error = llvm::toString(machine.takeError());
+    return nullptr;
+  }
+  // -O3 with the host's cost model (without a target machine the
+  // vectorizers see no vector registers and emit scalar code).
+  auto transformer = makeOptimizingTransformer(3, 0, machine->get());
   ExecutionEngineOptions options;
   options.transformer = transformer;
+  options.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;
   std::string buildError;
   // llvmModuleBuilder is a function_ref: the lambda must outlive create().
   auto builder = [&](Operation *op,
                      llvm::LLVMContext &ctx) -> std::unique_ptr<llvm::Module> {
-    return translateToLLVMIR(cast<ModuleOp>(op), ctx, buildError);
+    auto llvmModule = translateToLLVMIR(cast<ModuleOp>(op), ctx, buildError);
+    if (llvmModule)
+      targetModule(*llvmModule, **machine);
+    return llvmModule;
   };
   options.llvmModuleBuilder = builder;
   auto engine = ExecutionEngine::create(module, options);
@@ -233,20 +271,12 @@ bool mlx::emitObjectFile(ModuleOp module, llvm::StringRef path,
   if (!llvmModule)
     return false;
   addDefaultBoundsReport(*llvmModule);
-  auto builder = llvm::orc::JITTargetMachineBuilder::detectHost();
-  if (!builder) {
-    error = llvm::toString(builder.takeError());
-    return false;
-  }
-  builder->setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
-  builder->setRelocationModel(llvm::Reloc::PIC_);
-  auto machine = builder->createTargetMachine();
+  auto machine = hostTargetMachine(llvm::Reloc::PIC_);
   if (!machine) {
     error = llvm::toString(machine.takeError());
     return false;
   }
-  llvmModule->setDataLayout((*machine)->createDataLayout());
-  llvmModule->setTargetTriple((*machine)->getTargetTriple().getTriple());
+  targetModule(*llvmModule, **machine);
   if (llvm::Error err =
           makeOptimizingTransformer(3, 0, machine->get())(llvmModule.get())) {
     error = llvm::toString(std::move(err));
