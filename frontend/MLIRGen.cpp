@@ -15,6 +15,7 @@
 //===----------------------------------------------------------------------===//
 #include "frontend/MLIRGen.h"
 #include "dialects/mlx/MlxDialect.h"
+#include "frontend/Random.h"
 #include "frontend/Sema.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -738,6 +739,24 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
     const std::string &name = e.name;
     if (info.call)
       return convert(bb, l, materializeLeaf(e, f), info.type, want);
+    if (isRandomBuiltin(name)) {
+      // Element (i₀, …) of the call's shape, which is the enclosing op's
+      // implicit dims: its row-major linear index is Philox's counter.
+      Value seed = emitElem(*e.operands[0], f, DType::i64);
+      Value linear = bb.create<mlir::arith::ConstantIndexOp>(l, 0);
+      for (auto [k, dim] : llvm::enumerate(info.shape)) {
+        Value at = bb.create<mlir::mlx::IndexOp>(
+            l, bb.getIndexType(), (uint64_t)f.implicitDims.at(k));
+        linear = bb.create<arith::AddIOp>(
+            l, bb.create<arith::MulIOp>(l, linear, dimValue(dim)), at);
+      }
+      Value index = bb.create<arith::IndexCastOp>(l, bb.getI64Type(), linear);
+      DType dtype = info.type.dtype;
+      Value value =
+          buildRandom(bb, l, name == "normal", seed, index,
+                      mlir::cast<mlir::FloatType>(scalarType(bb, dtype)));
+      return convert(bb, l, value, info.type, want);
+    }
     if (castBuiltins().count(name)) {
       const ExprInfo &arg = infos.at(e.operands[0].get());
       Value x = emitElem(*e.operands[0], f, resolve(arg.type));

@@ -26,10 +26,14 @@ const std::set<std::string> &mlx::castBuiltins() {
   return names;
 }
 
+bool mlx::isRandomBuiltin(llvm::StringRef name) {
+  return name == "uniform" || name == "normal";
+}
+
 bool mlx::isBuiltin(llvm::StringRef name) {
   return unaryFloatBuiltins().count(name.str()) ||
          castBuiltins().count(name.str()) || name == "max" || name == "min" ||
-         name == "grad" || name == "value_and_grad";
+         name == "grad" || name == "value_and_grad" || isRandomBuiltin(name);
 }
 
 void Sema::error(const ast::Loc &loc, const llvm::Twine &message) {
@@ -342,12 +346,14 @@ private:
 /// "unknown function 'NAME'" with a hint: the closest function or
 /// builtin, or what the language does not have yet.
 std::string FunctionSema::unknownFunction(const std::string &name) const {
-  static const std::set<std::string> randomNames = {
-      "rand", "randn", "random", "uniform", "normal", "randint"};
+  static const std::set<std::string> randomNames = {"rand", "randn", "random",
+                                                    "randint"};
   if (randomNames.count(name))
     return "unknown function '" + name +
-           "': random numbers are not supported yet";
-  std::vector<std::string> names = {"max", "min", "grad", "value_and_grad"};
+           "': random numbers are uniform(seed, dims...) and normal(seed, "
+           "dims...), e.g. eps = normal(seed, N, D)";
+  std::vector<std::string> names = {"max",     "min",    "grad",
+                                    "uniform", "normal", "value_and_grad"};
   for (auto &[n, fn] : functions)
     names.push_back(n);
   names.insert(names.end(), unaryFloatBuiltins().begin(),
@@ -865,6 +871,54 @@ ExprInfo FunctionSema::analyzeCall(const Expr &e, Scope &scope) {
       return fail();
     return info;
   }
+  if (isRandomBuiltin(e.name)) {
+    // uniform(seed, dims...), normal(seed, dims...): a tensor of those
+    // dims in the instance's float type, a pure function of the seed.
+    std::string usage = "'" + e.name + "(seed, dims...)'";
+    if (args.empty()) {
+      error(e.loc, usage +
+                       " takes an integer seed and the result's "
+                       "dimensions, e.g. " +
+                       e.name + "(seed, N, D)");
+      return fail();
+    }
+    const Expr &seed = *callArgs(e)[0];
+    EType seedType = args[0]->type;
+    if (!args[0]->shape.empty() || seedType.isFloatLike() ||
+        seedType.isBool()) {
+      error(seed.loc, "the seed of " + usage +
+                          " must be an integer scalar, got " + seedType.str() +
+                          (args[0]->shape.empty()
+                               ? std::string()
+                               : " of shape " + shapeStr(args[0]->shape)));
+      return fail();
+    }
+    std::vector<IndexVar *> seedVars;
+    freeVars(seed, seedVars);
+    if (!seedVars.empty()) {
+      error(seed.loc, "the seed of " + usage + " cannot depend on the index '" +
+                          seedVars.front()->name +
+                          "': each element's numbers already differ");
+      return fail();
+    }
+    for (const auto &dim : llvm::drop_begin(callArgs(e))) {
+      if (dim->kind == Expr::Kind::Int && dim->intValue >= 0) {
+        info.shape.push_back(SDim::of(dim->intValue));
+        continue;
+      }
+      if (dim->kind == Expr::Kind::Name && dims.count(dim->name) &&
+          !indexUses.count(dim.get())) {
+        info.shape.push_back(dims[dim->name]);
+        continue;
+      }
+      error(dim->loc, "a dimension of " + usage +
+                          " must be a dimension name (such as N) or a "
+                          "non-negative integer");
+      return fail();
+    }
+    info.type = EType::of(declared(DType::f32));
+    return info;
+  }
   const Function *callee = gradOf ? gradOf : lookup(e.name);
   if (!callee) {
     error(e.loc, unknownFunction(e.name));
@@ -1291,6 +1345,10 @@ void FunctionSema::element(const Expr &e, DType want) {
     }
     if (castBuiltins().count(e.name)) {
       element(*e.operands[0], resolve(infos.at(e.operands[0].get()).type));
+      return;
+    }
+    if (isRandomBuiltin(e.name)) {
+      element(*e.operands[0], DType::i64);
       return;
     }
     for (auto &operand : e.operands)

@@ -144,6 +144,8 @@ struct CheckedFunction {
 const std::set<std::string> &unaryFloatBuiltins();
 /// The dtype casts f32(x), f64(x), i32(x), i64(x).
 const std::set<std::string> &castBuiltins();
+/// uniform(seed, dims...) and normal(seed, dims...) (frontend/Random.h).
+bool isRandomBuiltin(llvm::StringRef name);
 /// Whether a call of `name` is a builtin (these shadow user functions).
 bool isBuiltin(llvm::StringRef name);
 
