@@ -557,6 +557,31 @@ TVal FunctionGen::materialize(const Expr &e,
   return emitGeneric(slotsOver(vars, shape.size()), e, preferred, shape);
 }
 
+/// Integer division truncating toward zero, defined everywhere (the same on
+/// every backend, never a trap): a / 0 = 0, and MIN / −1 = MIN (wraps).
+static Value truncatingDivide(mlir::OpBuilder &bb, mlir::Location l, Value x,
+                              Value y) {
+  namespace arith = mlir::arith;
+  mlir::Type t = x.getType();
+  unsigned width = t.getIntOrFloatBitWidth();
+  auto intConst = [&](const llvm::APInt &v) -> Value {
+    return bb.create<arith::ConstantOp>(l, bb.getIntegerAttr(t, v));
+  };
+  Value zero = intConst(llvm::APInt(width, 0));
+  Value one = intConst(llvm::APInt(width, 1));
+  auto eq = [&](Value a, Value c) {
+    return bb.create<arith::CmpIOp>(l, arith::CmpIPredicate::eq, a, c);
+  };
+  Value byZero = eq(y, zero);
+  Value overflows = bb.create<arith::AndIOp>(
+      l, eq(x, intConst(llvm::APInt::getSignedMinValue(width))),
+      eq(y, intConst(llvm::APInt::getAllOnes(width))));
+  Value safe = bb.create<arith::SelectOp>(
+      l, bb.create<arith::OrIOp>(l, byZero, overflows), one, y);
+  return bb.create<arith::SelectOp>(l, byZero, zero,
+                                    bb.create<arith::DivSIOp>(l, x, safe));
+}
+
 Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
   namespace arith = mlir::arith;
   namespace math = mlir::math;
@@ -689,6 +714,17 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
                                : arith::CmpIPredicate::ne;
       return bb.create<arith::CmpIOp>(l, pred, x, y);
     }
+    if (op == "%") {
+      // The integer remainder, in integers also where a float is wanted:
+      // a % b = a − (a / b)·b, the sign of a (as C), a % 0 = a.
+      DType it = isFloat ? DType::i64 : want;
+      Value x = emitElem(*e.operands[0], f, it);
+      Value y = emitElem(*e.operands[1], f, it);
+      Value q = truncatingDivide(bb, l, x, y);
+      Value r =
+          bb.create<arith::SubIOp>(l, x, bb.create<arith::MulIOp>(l, q, y));
+      return convert(bb, l, r, EType::of(it), want);
+    }
     Value x = emitElem(*e.operands[0], f, want);
     Value y = emitElem(*e.operands[1], f, want);
     if (isFloat) {
@@ -706,26 +742,7 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
       return bb.create<arith::SubIOp>(l, x, y);
     if (op == "*")
       return bb.create<arith::MulIOp>(l, x, y);
-    // Integer division truncates toward zero; defined everywhere (the same
-    // on every backend, never a trap): a / 0 = 0, and MIN / −1 = MIN (wraps).
-    mlir::Type t = x.getType();
-    unsigned width = t.getIntOrFloatBitWidth();
-    auto intConst = [&](const llvm::APInt &v) -> Value {
-      return bb.create<arith::ConstantOp>(l, bb.getIntegerAttr(t, v));
-    };
-    Value zero = intConst(llvm::APInt(width, 0));
-    Value one = intConst(llvm::APInt(width, 1));
-    auto eq = [&](Value a, Value c) {
-      return bb.create<arith::CmpIOp>(l, arith::CmpIPredicate::eq, a, c);
-    };
-    Value byZero = eq(y, zero);
-    Value overflows = bb.create<arith::AndIOp>(
-        l, eq(x, intConst(llvm::APInt::getSignedMinValue(width))),
-        eq(y, intConst(llvm::APInt::getAllOnes(width))));
-    Value safe = bb.create<arith::SelectOp>(
-        l, bb.create<arith::OrIOp>(l, byZero, overflows), one, y);
-    return bb.create<arith::SelectOp>(l, byZero, zero,
-                                      bb.create<arith::DivSIOp>(l, x, safe));
+    return truncatingDivide(bb, l, x, y);
   }
   case Expr::Kind::Select: {
     Value c = emitElem(*e.operands[0], f, DType::boolean);

@@ -618,6 +618,12 @@ ExprInfo FunctionSema::analyzeUncached(const Expr &e, Scope &scope) {
       error(e.loc, "'" + op + "' needs numbers, got bool");
       return fail();
     }
+    if (op == "%" && t.isFloatLike()) {
+      error(e.loc, "'%' is the integer remainder: it needs integer operands, "
+                   "got " +
+                       l.type.str() + " and " + r.type.str());
+      return fail();
+    }
     info.type = compare ? EType::of(DType::boolean) : t;
     return info;
   }
@@ -1325,8 +1331,10 @@ void FunctionSema::element(const Expr &e, DType want) {
       element(*e.operands[1], ct);
       return;
     }
-    element(*e.operands[0], want);
-    element(*e.operands[1], want);
+    // The remainder is computed in integers (i64 where a float is wanted).
+    DType operandType = op == "%" && rt::isFloat(want) ? DType::i64 : want;
+    element(*e.operands[0], operandType);
+    element(*e.operands[1], operandType);
     return;
   }
   case Expr::Kind::Select:

@@ -45,7 +45,7 @@ orExpr : andExpr ('||' andExpr)* ;
 andExpr : cmpExpr ('&&' cmpExpr)* ;
 cmpExpr : addExpr (op=('<' | '<=' | '>' | '>=' | '==' | '!=') addExpr)? ;
 addExpr : mulExpr (ops+=('+' | '-') mulExpr)* ;
-mulExpr : unaryExpr (ops+=('*' | '/') unaryExpr)* ;
+mulExpr : unaryExpr (ops+=('*' | '/' | '%') unaryExpr)* ;
 unaryExpr
   : op=('-' | '!') unaryExpr                          # negate
   | red=(SUM | PROD | MAX | MIN | ARGMAX | ARGMIN)
