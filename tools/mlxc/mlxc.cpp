@@ -30,6 +30,7 @@
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
+#include "llvm/TargetParser/Host.h"
 
 #include <algorithm>
 #include <chrono>
@@ -458,9 +459,9 @@ private:
     }
     llvm::outs() << llvm::format(
         "%s: compile %.1f ms; per call min %.4f ms, median %.4f ms over %d "
-        "calls (%d thread)\n",
+        "calls (%d thread) on the host CPU (%s)\n",
         sig.name.c_str(), compileMs, times.front(), median, opts.repeat,
-        threads);
+        threads, llvm::sys::getHostCPUName().str().c_str());
     return 0;
   }
 
