@@ -27,6 +27,7 @@ namespace mlir {
 class DialectRegistry;
 class ExecutionEngine;
 class OpPassManager;
+class Pass;
 namespace mlx {
 
 /// Registers what the CPU target lowers through, from linalg on tensors
@@ -37,6 +38,10 @@ void registerCpuTargetDialects(DialectRegistry &registry);
 
 /// linalg on tensors → LLVM dialect: bufferize, free buffers, loops, LLVM.
 void buildLinalgToLLVMPipeline(OpPassManager &pm);
+
+/// `mlx-approximate-math`: f32 exp, log, log1p, tanh and erf as polynomial
+/// approximations (vectorizable; bounds in CpuCodegen.cpp).
+std::unique_ptr<Pass> createApproximateMathPass();
 
 /// The CPU target's pipeline from linalg on tensors: mlx-loop-order, then
 /// buildLinalgToLLVMPipeline.
