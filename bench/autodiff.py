@@ -9,7 +9,11 @@ respect to every float parameter, `mlxc bench --grad`), per call after a
 warm-up, compile time apart; then PyTorch's forward and forward+backward on
 the same inputs in the same run. Reports milliseconds and the ratios
 backward/forward = (gradient call − forward) / forward, and mlxc/PyTorch.
-Both sides run on one thread (mlxc's code is single-threaded today).
+Both sides run on one thread (mlxc's code is single-threaded today; the
+BLAS pool is capped with threadpoolctl). scripts/bench.sh installs the
+peers (PyTorch, NumPy, threadpoolctl, OpenBLAS): without
+libopenblas0-pthread Debian's torch runs on the reference BLAS, which
+flatters mlxc several times over.
 """
 import argparse
 import json
@@ -21,6 +25,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from threadpoolctl import threadpool_limits
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -107,4 +112,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    # One thread on both sides: torch's own pool and the BLAS pool (which
+    # torch.set_num_threads does not cap).
+    with threadpool_limits(1):
+        main()
