@@ -756,6 +756,21 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
     const std::string &name = e.name;
     if (info.call)
       return convert(bb, l, materializeLeaf(e, f), info.type, want);
+    if (name == "one_hot") {
+      // Element (…, k): the class at (…) equals k. The classes' dims are the
+      // enclosing op's first implicit dims, k the next one.
+      Value c = emitElem(*e.operands[0], f, DType::i64);
+      Value k = bb.create<mlir::mlx::IndexOp>(
+          l, bb.getIndexType(),
+          (uint64_t)f.implicitDims.at(info.shape.size() - 1));
+      Value hit = bb.create<arith::CmpIOp>(
+          l, arith::CmpIPredicate::eq, c,
+          bb.create<arith::IndexCastOp>(l, bb.getI64Type(), k));
+      DType dtype = info.type.dtype;
+      Value value = bb.create<arith::SelectOp>(
+          l, hit, constant(bb, l, 1, dtype), constant(bb, l, 0, dtype));
+      return convert(bb, l, value, info.type, want);
+    }
     if (isRandomBuiltin(name)) {
       // Element (i₀, …) of the call's shape, which is the enclosing op's
       // implicit dims: its row-major linear index is Philox's counter.

@@ -33,7 +33,8 @@ bool mlx::isRandomBuiltin(llvm::StringRef name) {
 bool mlx::isBuiltin(llvm::StringRef name) {
   return unaryFloatBuiltins().count(name.str()) ||
          castBuiltins().count(name.str()) || name == "max" || name == "min" ||
-         name == "grad" || name == "value_and_grad" || isRandomBuiltin(name);
+         name == "grad" || name == "value_and_grad" || name == "one_hot" ||
+         isRandomBuiltin(name);
 }
 
 void Sema::error(const ast::Loc &loc, const llvm::Twine &message) {
@@ -352,8 +353,8 @@ std::string FunctionSema::unknownFunction(const std::string &name) const {
     return "unknown function '" + name +
            "': random numbers are uniform(seed, dims...) and normal(seed, "
            "dims...), e.g. eps = normal(seed, N, D)";
-  std::vector<std::string> names = {"max",     "min",    "grad",
-                                    "uniform", "normal", "value_and_grad"};
+  std::vector<std::string> names = {
+      "max", "min", "grad", "uniform", "normal", "one_hot", "value_and_grad"};
   for (auto &[n, fn] : functions)
     names.push_back(n);
   names.insert(names.end(), unaryFloatBuiltins().begin(),
@@ -877,6 +878,35 @@ ExprInfo FunctionSema::analyzeCall(const Expr &e, Scope &scope) {
       return fail();
     return info;
   }
+  if (e.name == "one_hot") {
+    // one_hot(c, K): [c's shape..., K], 1 where k == c, else 0.
+    if (args.size() != 2) {
+      error(e.loc, "'one_hot(c, K)' takes the class indices and the number "
+                   "of classes");
+      return fail();
+    }
+    EType classType = args[0]->type;
+    if (classType.isFloatLike() || classType.isBool()) {
+      error(callArgs(e)[0]->loc,
+            "the classes of 'one_hot(c, K)' must be integers, got " +
+                classType.str());
+      return fail();
+    }
+    const Expr &count = *callArgs(e)[1];
+    info.shape = args[0]->shape;
+    if (count.kind == Expr::Kind::Int && count.intValue >= 0)
+      info.shape.push_back(SDim::of(count.intValue));
+    else if (count.kind == Expr::Kind::Name && dims.count(count.name) &&
+             !indexUses.count(&count))
+      info.shape.push_back(dims[count.name]);
+    else {
+      error(count.loc, "the number of classes of 'one_hot(c, K)' must be a "
+                       "dimension name (such as K) or a non-negative integer");
+      return fail();
+    }
+    info.type = EType::of(declared(DType::f32));
+    return info;
+  }
   if (isRandomBuiltin(e.name)) {
     // uniform(seed, dims...), normal(seed, dims...): a tensor of those
     // dims in the instance's float type, a pure function of the seed.
@@ -1355,7 +1385,7 @@ void FunctionSema::element(const Expr &e, DType want) {
       element(*e.operands[0], resolve(infos.at(e.operands[0].get()).type));
       return;
     }
-    if (isRandomBuiltin(e.name)) {
+    if (isRandomBuiltin(e.name) || e.name == "one_hot") {
       element(*e.operands[0], DType::i64);
       return;
     }
