@@ -56,13 +56,21 @@ static Value buildIdentity(OpBuilder &b, Location loc, Combiner combiner,
 static Value buildCombine(OpBuilder &b, Location loc, Combiner combiner,
                           Value acc, Value value) {
   bool isFloat = isa<FloatType>(acc.getType());
+  // A sum or product may be reassociated (only the combining op, not the
+  // summands' arithmetic): LLVM then vectorizes it with several partial
+  // accumulators. The order is fixed at compile time, so results do not
+  // depend on the run or the thread count.
+  auto reassoc = arith::FastMathFlagsAttr::get(b.getContext(),
+                                               arith::FastMathFlags::reassoc);
   switch (combiner) {
   case Combiner::add:
-    return isFloat ? b.create<arith::AddFOp>(loc, acc, value).getResult()
-                   : b.create<arith::AddIOp>(loc, acc, value).getResult();
+    return isFloat
+               ? b.create<arith::AddFOp>(loc, acc, value, reassoc).getResult()
+               : b.create<arith::AddIOp>(loc, acc, value).getResult();
   case Combiner::mul:
-    return isFloat ? b.create<arith::MulFOp>(loc, acc, value).getResult()
-                   : b.create<arith::MulIOp>(loc, acc, value).getResult();
+    return isFloat
+               ? b.create<arith::MulFOp>(loc, acc, value, reassoc).getResult()
+               : b.create<arith::MulIOp>(loc, acc, value).getResult();
   case Combiner::max:
     return isFloat ? b.create<arith::MaximumFOp>(loc, acc, value).getResult()
                    : b.create<arith::MaxSIOp>(loc, acc, value).getResult();
