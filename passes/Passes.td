@@ -44,6 +44,21 @@ def LoopOrderPass : Pass<"mlx-loop-order"> {
   let dependentDialects = ["linalg::LinalgDialect"];
 }
 
+def FuseElementwisePass : Pass<"mlx-fuse-elementwise"> {
+  let summary = "fuse element-wise producers into consumers, never by recomputing";
+  let description = [{
+    Upstream's element-wise fusion (linalg `populateElementwiseOpsFusionPatterns`)
+    merges a single-use element-wise producer into its consumer, but only
+    where the consumer reads each of the producer's elements once: the
+    consumer's indexing map of the fused operand is a permutation of its
+    loops. A consumer that broadcasts the operand over a further loop (a
+    contraction over `P[i, j]` with `o[i, e] = Σ_j P[i, j] V[j, e]` reads
+    each `P[i, j]` E times) keeps the producer as a tensor: fusing would
+    recompute its body (an `exp`, say) once per element of that loop.
+  }];
+  let dependentDialects = ["linalg::LinalgDialect"];
+}
+
 def CheckNumericsPass : Pass<"mlx-check-numerics", "ModuleOp"> {
   let summary = "report the first op whose result holds a NaN or an infinity";
   let description = [{

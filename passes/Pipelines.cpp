@@ -55,7 +55,7 @@ void mlx::buildMlxToLinalgPipeline(OpPassManager &pm, bool checkNumerics) {
   pm.addPass(createInlinerPass());
   pm.addPass(createSymbolDCEPass());
   // Merge producer/consumer elementwise generics into one loop nest.
-  pm.addNestedPass<func::FuncOp>(createLinalgElementwiseOpFusionPass());
+  pm.addNestedPass<func::FuncOp>(createFuseElementwisePass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
 }
