@@ -13,6 +13,7 @@
 #include "mlir/IR/OpImplementation.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Interfaces/FunctionInterfaces.h"
+#include "llvm/ADT/SmallBitVector.h"
 
 using namespace mlir;
 using namespace mlir::mlx;
@@ -145,12 +146,87 @@ struct FoldCopyGeneric : public OpRewritePattern<GenericOp> {
     return success();
   }
 };
+/// A reduction whose result repeats along a parallel dim (no input reads
+/// the dim and the body does not ask for its index) is computed once over
+/// the other dims and then broadcast: y[i, j] = Σ_k x[j, k] is Σ_k x[j, k]
+/// for every i. (The gradient of a sum seeds ones, which leaves such ops.)
+struct HoistRepeatedDims : public OpRewritePattern<GenericOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(GenericOp op,
+                                PatternRewriter &rewriter) const override {
+    if (op.getCombiner() == Combiner::none)
+      return failure();
+    unsigned numLoops = op.getNumLoops(),
+             numParallel = op.getNumParallelLoops();
+    llvm::SmallBitVector used(numLoops);
+    for (Attribute attr : op.getIndexingMaps())
+      for (AffineExpr e : cast<AffineMapAttr>(attr).getValue().getResults())
+        e.walk([&](AffineExpr sub) {
+          if (auto d = dyn_cast<AffineDimExpr>(sub))
+            used.set(d.getPosition());
+        });
+    op.getBody().walk([&](IndexOp index) { used.set(index.getDim()); });
+    SmallVector<int64_t> newPosition(numLoops, -1);
+    SmallVector<unsigned> keptParallel;
+    SmallVector<Value> sizes;
+    SmallVector<Attribute> kinds;
+    SmallVector<int64_t> shape;
+    auto resultType = op.getResult().getType();
+    unsigned next = 0;
+    for (unsigned d = 0; d < numLoops; ++d) {
+      if (d < numParallel && !used.test(d))
+        continue;
+      newPosition[d] = next++;
+      sizes.push_back(op.getSizes()[d]);
+      kinds.push_back(op.getIteratorKinds()[d]);
+      if (d < numParallel) {
+        keptParallel.push_back(d);
+        shape.push_back(resultType.getDimSize(d));
+      }
+    }
+    if (keptParallel.size() == numParallel)
+      return failure();
+    MLIRContext *ctx = rewriter.getContext();
+    SmallVector<AffineExpr> replacement;
+    for (unsigned d = 0; d < numLoops; ++d)
+      replacement.push_back(newPosition[d] < 0
+                                ? getAffineConstantExpr(0, ctx)
+                                : getAffineDimExpr(newPosition[d], ctx));
+    SmallVector<Attribute> maps;
+    for (Attribute attr : op.getIndexingMaps())
+      maps.push_back(AffineMapAttr::get(
+          cast<AffineMapAttr>(attr).getValue().replaceDimsAndSymbols(
+              replacement, {}, next, 0)));
+    auto once = rewriter.create<GenericOp>(
+        op.getLoc(), RankedTensorType::get(shape, resultType.getElementType()),
+        op.getInputs(), sizes, rewriter.getArrayAttr(maps),
+        rewriter.getArrayAttr(kinds), op.getCombinerAttr());
+    rewriter.inlineRegionBefore(op.getBody(), once.getBody(),
+                                once.getBody().end());
+    once.getBody().walk([&](IndexOp index) {
+      index.setDim((uint64_t)newPosition[index.getDim()]);
+    });
+    SmallVector<AffineExpr> kept;
+    for (unsigned d : keptParallel)
+      kept.push_back(getAffineDimExpr(d, ctx));
+    auto broadcast = rewriter.create<GenericOp>(
+        op.getLoc(), resultType, ValueRange{once.getResult()},
+        op.getSizes().take_front(numParallel),
+        ArrayRef<AffineMap>{AffineMap::get(numParallel, 0, kept, ctx)},
+        numParallel, Combiner::none,
+        [](OpBuilder &, Location, ValueRange args) -> Value {
+          return args[0];
+        });
+    rewriter.replaceOp(op, broadcast.getResult());
+    return success();
+  }
+};
 } // namespace
 
 void GenericOp::getCanonicalizationPatterns(RewritePatternSet &patterns,
                                             MLIRContext *context) {
-  patterns.add<FoldDimOfGeneric, SimplifyGenericInputs, FoldCopyGeneric>(
-      context);
+  patterns.add<FoldDimOfGeneric, SimplifyGenericInputs, FoldCopyGeneric,
+               HoistRepeatedDims>(context);
 }
 
 YieldOp GenericOp::getYield() {
