@@ -4,8 +4,9 @@
 // and index notation puts the reduction indices last: y[n,o] = Σ_i x W
 // would run i innermost and stride through W's columns. This pass moves
 // innermost the index that is the fastest-varying (last) subscript of the
-// most operands, so the inner loop walks memory contiguously and LLVM can
-// vectorize it (y[n,o] += x[n,i]·W[i,o] with o innermost).
+// most operands (weighted by rank), so the inner loop walks memory
+// contiguously and LLVM can vectorize it (y[n,o] += x[n,i]·W[i,o] with o
+// innermost).
 //
 //===----------------------------------------------------------------------===//
 #include "passes/Passes.h"
@@ -21,8 +22,11 @@ namespace mlir::mlx {
 
 using namespace mlir;
 
-/// The loop order putting innermost the dim that most operands have as
-/// their last subscript; empty when the current order is already that.
+/// The loop order putting innermost the dim that is the last subscript of
+/// the most operands, each weighted by its rank squared (a large operand
+/// walked with a stride costs more than small ones: the variance of rows
+/// of x[N, D] reads x[n, d] and writes v[n], and must walk d, not n);
+/// empty when the current order is already that.
 static SmallVector<unsigned> chooseOrder(linalg::GenericOp op) {
   unsigned numLoops = op.getNumLoops();
   if (numLoops < 2)
@@ -32,7 +36,7 @@ static SmallVector<unsigned> chooseOrder(linalg::GenericOp op) {
     if (map.getNumResults() == 0)
       continue;
     if (auto d = dyn_cast<AffineDimExpr>(map.getResults().back()))
-      ++score[d.getPosition()];
+      score[d.getPosition()] += map.getNumResults() * map.getNumResults();
   }
   unsigned best = numLoops - 1;
   for (unsigned d = 0; d < numLoops; ++d)
