@@ -29,6 +29,7 @@
 
 #include <cstdlib>
 #include <map>
+#include <mutex>
 #include <unistd.h>
 
 using namespace mlx;
@@ -94,16 +95,24 @@ public:
   }
 
 private:
+  /// The packed entry point of `name` (looked up in the JIT once, then
+  /// remembered: calls are the hot path).
   void *entry(const std::string &name) const {
-    auto address = engine->lookup("mlx_call_" + name);
-    if (!address) {
-      llvm::consumeError(address.takeError());
-      return nullptr;
+    std::lock_guard<std::mutex> lock(entriesMutex);
+    auto [it, inserted] = entries.try_emplace(name, nullptr);
+    if (inserted) {
+      auto address = engine->lookup("mlx_call_" + name);
+      if (address)
+        it->second = *address;
+      else
+        llvm::consumeError(address.takeError());
     }
-    return *address;
+    return it->second;
   }
 
   std::unique_ptr<mlir::ExecutionEngine> engine;
+  mutable std::mutex entriesMutex;
+  mutable std::map<std::string, void *> entries;
 };
 
 llvm::Error fail(const llvm::Twine &message) {
