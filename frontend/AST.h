@@ -82,9 +82,10 @@ struct Expr {
   Expr(Kind kind, Loc loc) : kind(kind), loc(std::move(loc)) {}
 };
 
-/// `x = e`, `x[i, :] = e`, `a, b = f(..)`, `return e, ...`.
+/// `x = e`, `x[i, :] = e`, `a, b = f(..)`, `return e, ...`,
+/// `for t in lo..hi { ... }`.
 struct Stmt {
-  enum class Kind { Def, TupleDef, Return };
+  enum class Kind { Def, TupleDef, Return, For };
   Kind kind;
   Loc loc;
   std::vector<std::string> targets;
@@ -93,8 +94,21 @@ struct Stmt {
   /// Left-hand-side indices; std::nullopt is `:`.
   std::vector<std::optional<std::string>> lhsIndices;
   std::vector<Loc> lhsIndexLocs;
+  /// The right-hand side(s); For: the bounds lo, hi (targets[0] is the
+  /// loop variable).
   std::vector<std::unique_ptr<Expr>> values;
+  /// For: the loop body.
+  std::vector<Stmt> body;
 };
+
+/// Calls `f` on each statement of `stmts`, loop bodies included (a loop
+/// before its body).
+template <typename F> void forEachStmt(const std::vector<Stmt> &stmts, F &&f) {
+  for (const Stmt &s : stmts) {
+    f(s);
+    forEachStmt(s.body, f);
+  }
+}
 
 struct Function {
   Loc loc;

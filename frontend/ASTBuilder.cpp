@@ -93,9 +93,10 @@ public:
     if (parser && offending) {
       if (antlr4::Token *start = statementStart(*parser, offending)) {
         std::string word = start->getText();
-        if (word == "for" || word == "while")
+        if (word == "while")
           return onError(locs.at(start),
-                         "loops ('" + word + "') are not supported yet");
+                         "'while' loops are not supported: loops are "
+                         "'for t in lo..hi { ... }'");
         if (word == "if")
           return onError(locs.at(start), "'if' statements are not supported: "
                                          "write c ? a : b");
@@ -266,6 +267,21 @@ private:
       s.kind = Stmt::Kind::Return;
       for (auto *e : r->expr())
         s.values.push_back(expr(e));
+    } else if (auto *f = dynamic_cast<MLXParser::ForStmtContext *>(ctx)) {
+      s.kind = Stmt::Kind::For;
+      s.targets.push_back(f->ID()->getText());
+      s.targetLocs.push_back(locs.at(f->ID()));
+      MLXParser::LoopRangeContext *range = f->loopRange();
+      if (auto *start = range->INT_DOTDOT()) {
+        std::string digits = start->getText();
+        digits.resize(digits.size() - 2); // without the '..'
+        s.values.push_back(intLiteral(digits, locs.at(start)));
+      } else {
+        s.values.push_back(addExpr(range->lo));
+      }
+      s.values.push_back(addExpr(range->hi));
+      for (auto *inner : f->block()->stmt())
+        s.body.push_back(stmt(inner));
     } else if (auto *d = dynamic_cast<MLXParser::IndexedDefContext *>(ctx)) {
       s.kind = Stmt::Kind::Def;
       s.targets.push_back(d->ID()->getText());
@@ -296,6 +312,18 @@ private:
   }
 
   using ExprPtr = std::unique_ptr<Expr>;
+
+  /// An integer literal; one too big for i64 stays a float literal.
+  ExprPtr intLiteral(const std::string &digits, const Loc &loc) {
+    auto e = make(Expr::Kind::Int, loc);
+    errno = 0;
+    e->intValue = std::strtoll(digits.c_str(), nullptr, 10);
+    if (errno == ERANGE) {
+      e->kind = Expr::Kind::Float;
+      e->number = std::strtod(digits.c_str(), nullptr);
+    }
+    return e;
+  }
 
   ExprPtr make(Expr::Kind kind, const Loc &loc) {
     return std::make_unique<Expr>(kind, loc);
@@ -432,18 +460,8 @@ private:
                        " is out of range (write inf for infinity)");
       return e;
     }
-    if (auto *i = dynamic_cast<MLXParser::IntLitContext *>(ctx)) {
-      auto e = make(Expr::Kind::Int, loc);
-      std::string text = i->INT()->getText();
-      errno = 0;
-      e->intValue = std::strtoll(text.c_str(), nullptr, 10);
-      if (errno == ERANGE) {
-        // Too big for i64: keep it as a float literal.
-        e->kind = Expr::Kind::Float;
-        e->number = std::strtod(text.c_str(), nullptr);
-      }
-      return e;
-    }
+    if (auto *i = dynamic_cast<MLXParser::IntLitContext *>(ctx))
+      return intLiteral(i->INT()->getText(), loc);
     if (dynamic_cast<MLXParser::InfLitContext *>(ctx))
       return make(Expr::Kind::Inf, loc);
     if (auto *b = dynamic_cast<MLXParser::BoolLitContext *>(ctx)) {
@@ -544,7 +562,7 @@ static std::unique_ptr<Module> parseOnThisThread(const std::string &path,
   // Later stages recurse over expressions: bound their depth here.
   bool ok = builder.errors == 0;
   for (const auto &fn : module->functions)
-    for (const Stmt &s : fn->body)
+    forEachStmt(fn->body, [&](const Stmt &s) {
       for (const auto &v : s.values) {
         const Expr *deepest = nullptr;
         if (exprDepth(*v, kMaxExprDepth, deepest) > kMaxExprDepth) {
@@ -554,6 +572,7 @@ static std::unique_ptr<Module> parseOnThisThread(const std::string &path,
           ok = false;
         }
       }
+    });
   return ok ? std::move(module) : nullptr;
 }
 

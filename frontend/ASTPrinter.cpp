@@ -113,6 +113,37 @@ static void printExpr(const Expr &e, llvm::raw_ostream &os) {
   }
 }
 
+/// One statement per line, indented by `depth`; a loop's body below it.
+static void printStmts(const std::vector<Stmt> &stmts, unsigned depth,
+                       llvm::raw_ostream &os) {
+  for (const Stmt &s : stmts) {
+    os.indent(2 * depth);
+    if (s.kind == Stmt::Kind::Return) {
+      os << "return";
+    } else if (s.kind == Stmt::Kind::For) {
+      os << "for " << s.targets[0] << " in";
+    } else {
+      for (size_t i = 0; i < s.targets.size(); ++i)
+        os << (i ? ", " : "") << s.targets[i];
+      if (s.hasIndices) {
+        os << "[";
+        for (size_t i = 0; i < s.lhsIndices.size(); ++i)
+          os << (i ? ", " : "") << (s.lhsIndices[i] ? *s.lhsIndices[i] : ":");
+        os << "]";
+      }
+      os << " =";
+    }
+    for (auto &v : s.values) {
+      os << " ";
+      printExpr(*v, os);
+    }
+    os << " ";
+    printLoc(s.loc, os);
+    os << "\n";
+    printStmts(s.body, depth + 1, os);
+  }
+}
+
 void mlx::ast::printModule(const Module &module, llvm::raw_ostream &os) {
   for (const Import &imp : module.imports) {
     os << "import " << imp.name << " ";
@@ -135,28 +166,6 @@ void mlx::ast::printModule(const Module &module, llvm::raw_ostream &os) {
       printType(t, os);
       os << "\n";
     }
-    for (const Stmt &s : fn->body) {
-      os << "  ";
-      if (s.kind == Stmt::Kind::Return) {
-        os << "return";
-      } else {
-        for (size_t i = 0; i < s.targets.size(); ++i)
-          os << (i ? ", " : "") << s.targets[i];
-        if (s.hasIndices) {
-          os << "[";
-          for (size_t i = 0; i < s.lhsIndices.size(); ++i)
-            os << (i ? ", " : "") << (s.lhsIndices[i] ? *s.lhsIndices[i] : ":");
-          os << "]";
-        }
-        os << " =";
-      }
-      for (auto &v : s.values) {
-        os << " ";
-        printExpr(*v, os);
-      }
-      os << " ";
-      printLoc(s.loc, os);
-      os << "\n";
-    }
+    printStmts(fn->body, 1, os);
   }
 }

@@ -14,6 +14,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "frontend/MLIRGen.h"
+#include "dialects/mlx/Adjoints.h"
 #include "dialects/mlx/MlxDialect.h"
 #include "frontend/Random.h"
 #include "frontend/Sema.h"
@@ -67,6 +68,14 @@ mlir::Type scalarType(mlir::OpBuilder &b, DType d) {
   return b.getF32Type();
 }
 
+/// The type of `tensor` without dimension `dim`.
+static mlir::RankedTensorType withoutDim(Value tensor, int64_t dim) {
+  auto type = mlir::cast<mlir::RankedTensorType>(tensor.getType());
+  llvm::SmallVector<int64_t> shape(type.getShape());
+  shape.erase(shape.begin() + dim);
+  return mlir::RankedTensorType::get(shape, type.getElementType());
+}
+
 //===----------------------------------------------------------------------===//
 // Module-level state
 //===----------------------------------------------------------------------===//
@@ -106,6 +115,10 @@ private:
 
   void emitStmt(const Stmt &s);
   void emitIndexedDef(const Stmt &s);
+  void emitUpdate(const Stmt &s, const StmtInfo &stmt);
+  void emitFor(const Stmt &s);
+  /// An integer scalar expression (a position, a loop bound) as an index.
+  Value emitIndex(const Expr &e);
   void emitReturn(const Stmt &s);
   /// Sema's type for a named value is what generation made.
   void define(const std::string &name, TVal value);
@@ -624,9 +637,23 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
         t.value = b.create<mlir::mlx::CheckIndexOp>(loc(sub->loc), t.value,
                                                     (int64_t)d, sub->intValue,
                                                     name, t.shape[d].str());
+    // A position computed from values selects a slice first (last dim
+    // first, so the others keep their numbers).
+    auto byValue = [&](const std::unique_ptr<Expr> &sub) {
+      return sub && sub->kind != Expr::Kind::Int && !indexUses.count(sub.get());
+    };
+    for (int64_t d = (int64_t)e.subscripts.size() - 1; d >= 0; --d)
+      if (byValue(e.subscripts[d])) {
+        const Expr &sub = *e.subscripts[d];
+        t.value = b.create<mlir::mlx::TakeOp>(
+            loc(sub.loc), withoutDim(t.value, d), t.value, emitIndex(sub), d,
+            name, t.shape[d].str());
+      }
     llvm::SmallVector<mlir::AffineExpr> exprs;
     unsigned implicit = 0;
     for (auto &sub : e.subscripts) {
+      if (byValue(sub))
+        continue;
       if (!sub)
         exprs.push_back(bb.getAffineDimExpr(f.implicitDims.at(implicit++)));
       else if (sub->kind == Expr::Kind::Int)
@@ -1044,12 +1071,111 @@ void FunctionGen::emitStmt(const Stmt &s) {
     else
       define(s.targets[0], emitWhole(*s.values[0], std::nullopt));
     return;
+  case Stmt::Kind::For:
+    emitFor(s);
+    return;
   }
+}
+
+Value FunctionGen::emitIndex(const Expr &e) {
+  mlir::Location l = loc(e.loc);
+  TVal v = emitWhole(e, DType::i64);
+  Value scalar = b.create<mlir::tensor::ExtractOp>(l, v.value);
+  return b.create<mlir::arith::IndexCastOp>(l, b.getIndexType(), scalar);
+}
+
+void FunctionGen::emitUpdate(const Stmt &s, const StmtInfo &stmt) {
+  const std::string &name = s.targets[0];
+  const Expr &value = *s.values[0];
+  TVal target = locals.at(name);
+  TVal v = emitGeneric(stmt.slots, value, target.dtype, infos.at(&value).shape);
+  mlir::Location l = loc(s.loc);
+  // The positions, outermost first; a later one is a position in the slice
+  // an earlier one selects.
+  std::vector<std::pair<int64_t, Value>> positions;
+  int64_t taken = 0;
+  for (auto [k, index] : llvm::enumerate(s.lhsIndices))
+    if (stmt.computed[k]) {
+      Value at = b.create<mlir::arith::IndexCastOp>(
+          l, b.getIndexType(),
+          b.create<mlir::tensor::ExtractOp>(l, locals.at(*index).value));
+      positions.push_back({(int64_t)k - taken++, at});
+    }
+  std::function<Value(Value, size_t)> put = [&](Value into, size_t p) -> Value {
+    auto [dim, at] = positions[p];
+    std::string sizeName = target.shape[dim + p].str();
+    Value part = v.value;
+    if (p + 1 < positions.size())
+      part = put(b.create<mlir::mlx::TakeOp>(l, withoutDim(into, dim), into, at,
+                                             dim, name, sizeName),
+                 p + 1);
+    part = castTo(TVal{part, v.dtype, {}}, withoutDim(into, dim)).value;
+    return b.create<mlir::mlx::PutOp>(l, part, into, at, dim, name, sizeName);
+  };
+  target.value = put(target.value, 0);
+  define(name, target);
+}
+
+void FunctionGen::emitFor(const Stmt &s) {
+  const LoopInfo &info = checked.loops.at(&s);
+  mlir::Location l = loc(s.loc);
+  Value lower = emitIndex(*s.values[0]), upper = emitIndex(*s.values[1]);
+  llvm::SmallVector<Value> inits;
+  llvm::SmallVector<mlir::Type> types;
+  for (const auto &[name, t] : info.carried) {
+    mlir::RankedTensorType type = tensorType(b, t.shape, t.dtype);
+    types.push_back(type);
+    if (info.created.count(name)) {
+      llvm::SmallVector<Value> sizes;
+      for (const SDim &d : t.shape)
+        sizes.push_back(dimValue(d));
+      inits.push_back(mlir::mlx::buildZeros(b, l, type, sizes));
+    } else {
+      inits.push_back(castTo(locals.at(name), type).value);
+    }
+  }
+  auto loop = b.create<mlir::mlx::LoopOp>(l, types, lower, upper, inits);
+  mlir::Block *block = new mlir::Block();
+  loop.getBody().push_back(block);
+  Value step = block->addArgument(b.getIndexType(), loc(s.targetLocs[0]));
+  std::map<std::string, TVal> outside = locals;
+  {
+    mlir::OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(block);
+    for (auto [k, carried] : llvm::enumerate(info.carried)) {
+      const auto &[name, t] = carried;
+      locals[name] = TVal{block->addArgument(types[k], l), t.dtype, t.shape};
+    }
+    // The loop variable as a value: an i64 scalar, weakly typed.
+    Value t64 = b.create<mlir::arith::IndexCastOp>(l, b.getI64Type(), step);
+    locals[s.targets[0]] =
+        TVal{b.create<mlir::tensor::FromElementsOp>(
+                 l, mlir::RankedTensorType::get({}, b.getI64Type()), t64),
+             DType::i64,
+             {},
+             EType::Index};
+    for (const Stmt &inner : s.body)
+      emitStmt(inner);
+    llvm::SmallVector<Value> next;
+    for (auto [k, carried] : llvm::enumerate(info.carried))
+      next.push_back(castTo(locals.at(carried.first), types[k]).value);
+    b.create<mlir::mlx::LoopYieldOp>(l, next);
+  }
+  // After the loop: the carried values' last states; the body's own names
+  // go out of scope.
+  locals = std::move(outside);
+  for (auto [k, carried] : llvm::enumerate(info.carried))
+    locals[carried.first] =
+        TVal{loop.getResult(k), carried.second.dtype, carried.second.shape};
 }
 
 void FunctionGen::emitIndexedDef(const Stmt &s) {
   const StmtInfo &stmt = checked.stmts.at(&s);
   const Expr &value = *s.values[0];
+  if (!stmt.computed.empty()) {
+    emitUpdate(s, stmt);
+    return;
+  }
   if (stmt.mappedCall) {
     define(s.targets[0], emitCall(value, stmt.lhsVars)[0]);
     return;

@@ -181,9 +181,10 @@ bool Sema::checkNoRecursion(llvm::ArrayRef<const ast::Function *> roots) {
         state[f] = 1;
         stack.push_back(f);
         std::vector<std::pair<const ast::Function *, ast::Loc>> calls;
-        for (const ast::Stmt &s : f->body)
+        ast::forEachStmt(f->body, [&](const ast::Stmt &s) {
           for (const auto &value : s.values)
             collectCalls(*value, functions, calls);
+        });
         for (auto &[callee, loc] : calls) {
           if (state[callee] == 1) {
             std::string cycle;
@@ -308,9 +309,21 @@ private:
   void bindRange(IndexVar *var, const SDim &dim, const Loc &at);
 
   // --- statements
+  /// Checks `stmts` in order; false when any failed (its names are then
+  /// poisoned).
+  bool checkStmts(const std::vector<Stmt> &stmts);
   void checkStmt(const Stmt &s);
   void checkIndexedDef(const Stmt &s);
+  void checkUpdate(const Stmt &s, std::vector<bool> computed);
+  void checkFor(const Stmt &s);
   void checkReturn(const Stmt &s);
+  /// Whether `name` is a scalar integer value (a loop variable, an i32 or
+  /// i64 scalar): a subscript or left-hand side position by value.
+  bool isScalarInteger(const std::string &name) const;
+  /// Checks a subscript by a computed value (`xs[t, :]`, `Q[s, a]`).
+  bool checkValueSubscript(const Expr &sub, Scope &scope);
+  /// "unknown name", or where a name defined only in a loop body was.
+  void unknownName(const std::string &name, const Loc &at);
 
   // --- what generation meets: these follow MLIRGen's emitWhole,
   // materialize, emitGeneric, emitElem and emitCall, and give the type of
@@ -338,6 +351,15 @@ private:
   std::map<std::string, LocalType> &locals;
   /// Names whose definition failed: their uses fail silently (no cascade).
   std::set<std::string> poisoned;
+  /// The loops around the statement being checked, outermost first.
+  struct LoopFrame {
+    LoopInfo *info;
+    std::string var;
+    std::optional<SDim> extent; ///< N of a range `0..N`.
+  };
+  std::vector<LoopFrame> loopStack;
+  /// Names defined only inside a loop body, and where that loop is.
+  std::map<std::string, Loc> loopLocals;
   bool returned = false;
   bool failedStmt = false;
 };
@@ -396,24 +418,34 @@ void FunctionSema::run() {
         error(d->loc, "result dimension '" + d->name +
                           "' is not the dimension of any parameter");
   bool anyError = failedStmt;
-  for (const Stmt &s : fn.body) {
-    if (returned) {
-      error(s.loc, "statement after 'return'");
-      anyError = true;
-      break;
-    }
-    failedStmt = false;
-    checkStmt(s);
-    if (failedStmt)
-      for (const std::string &name : s.targets) {
-        poisoned.insert(name);
-        locals.erase(name);
-      }
-    anyError |= failedStmt;
-  }
+  anyError |= !checkStmts(fn.body);
   if (!returned && !anyError)
     error(fn.loc, "function '" + fn.name + "' does not return a value");
   out.ok = returned && !anyError && !failedStmt;
+}
+
+bool FunctionSema::checkStmts(const std::vector<Stmt> &stmts) {
+  bool ok = true;
+  for (const Stmt &s : stmts) {
+    if (returned) {
+      error(s.loc, "statement after 'return'");
+      return false;
+    }
+    failedStmt = false;
+    checkStmt(s);
+    if (failedStmt) {
+      std::vector<std::string> names = s.targets;
+      forEachStmt(s.body, [&](const Stmt &inner) {
+        llvm::append_range(names, inner.targets);
+      });
+      for (const std::string &name : names) {
+        poisoned.insert(name);
+        locals.erase(name);
+      }
+    }
+    ok &= !failedStmt;
+  }
+  return ok;
 }
 
 /// The shape of a parameter or result type, in this function's dims.
@@ -553,8 +585,7 @@ ExprInfo FunctionSema::analyzeUncached(const Expr &e, Scope &scope) {
       error(e.loc, "'" + e.name + "' is a function; call it with (...)");
       return fail();
     }
-    error(e.loc,
-          "unknown name '" + e.name + "'" + didYouMean(e.name, knownNames()));
+    unknownName(e.name, e.loc);
     return fail();
   }
   case Expr::Kind::Unary: {
@@ -708,8 +739,7 @@ ExprInfo FunctionSema::analyzeSubscript(const Expr &e, Scope &scope) {
     if (lookupIndex(base.name, scope) || dims.count(base.name))
       error(base.loc, "'" + base.name + "' is an index, not a tensor");
     else
-      error(base.loc, "unknown name '" + base.name + "'" +
-                          didYouMean(base.name, knownNames()));
+      unknownName(base.name, base.loc);
     return info;
   }
   const LocalType &tensor = it->second;
@@ -743,25 +773,72 @@ ExprInfo FunctionSema::analyzeSubscript(const Expr &e, Scope &scope) {
         bindRange(var, tensor.shape[d], sub->loc);
         continue;
       }
-      if (locals.count(sub->name) || dims.count(sub->name)) {
-        error(sub->loc, "subscripting by the value of '" + sub->name +
-                            "' is not supported yet; use an index name");
+      if (!locals.count(sub->name) && !dims.count(sub->name) &&
+          !poisoned.count(sub->name)) {
+        error(sub->loc, "index '" + sub->name +
+                            "' is not bound: put it on the left-hand side or "
+                            "reduce over it (e.g. sum[" +
+                            sub->name + "] ...)");
         return info;
       }
-      error(sub->loc, "index '" + sub->name +
-                          "' is not bound: put it on the left-hand side or "
-                          "reduce over it (e.g. sum[" +
-                          sub->name + "] ...)");
-      return info;
     }
-    error(sub->loc, "a subscript must be an index name, an integer or ':'");
-    return info;
+    // A position computed from values: bounds-checked at run time.
+    if (!checkValueSubscript(*sub, scope))
+      return info;
   }
   if (failedStmt)
     return info;
   info.ok = true;
   info.type = typeOf(tensor);
   return info;
+}
+
+bool FunctionSema::checkValueSubscript(const Expr &sub, Scope &scope) {
+  const ExprInfo &si = analyze(sub, scope);
+  if (!si.ok)
+    return false;
+  std::vector<IndexVar *> vars;
+  freeVars(sub, vars);
+  if (!vars.empty()) {
+    error(sub.loc, "a subscript computed from index '" + vars[0]->name +
+                       "' (a gather per element) is not supported yet; a "
+                       "subscript is an index name, an integer, ':' or a "
+                       "scalar value such as a loop variable");
+    return false;
+  }
+  bool integer = si.type.kind == EType::LitInt ||
+                 si.type.kind == EType::Index ||
+                 (si.type.kind == EType::Concrete &&
+                  (si.type.dtype == DType::i32 || si.type.dtype == DType::i64));
+  if (!si.shape.empty() || !integer) {
+    error(sub.loc, "a subscript by value must be an integer scalar, got " +
+                       si.type.str() +
+                       (si.shape.empty() ? "" : shapeStr(si.shape)));
+    return false;
+  }
+  return true;
+}
+
+bool FunctionSema::isScalarInteger(const std::string &name) const {
+  auto it = locals.find(name);
+  if (it == locals.end() || !it->second.shape.empty())
+    return false;
+  const LocalType &t = it->second;
+  return t.weak == EType::Index || t.weak == EType::LitInt ||
+         (t.weak == EType::Concrete &&
+          (t.dtype == DType::i32 || t.dtype == DType::i64));
+}
+
+void FunctionSema::unknownName(const std::string &name, const Loc &at) {
+  if (auto it = loopLocals.find(name); it != loopLocals.end()) {
+    error(at, "'" + name +
+                  "' is defined only inside the loop body; define it before "
+                  "the loop to carry its last value out")
+            .attachNote(loc(it->second))
+        << "the loop";
+    return;
+  }
+  error(at, "unknown name '" + name + "'" + didYouMean(name, knownNames()));
 }
 
 ExprInfo FunctionSema::analyzeCall(const Expr &e, Scope &scope) {
@@ -1096,7 +1173,14 @@ void FunctionSema::checkStmt(const Stmt &s) {
   Scope scope;
   switch (s.kind) {
   case Stmt::Kind::Return:
+    if (!loopStack.empty()) {
+      error(s.loc, "'return' inside a loop body; return after the loop");
+      return;
+    }
     checkReturn(s);
+    return;
+  case Stmt::Kind::For:
+    checkFor(s);
     return;
   case Stmt::Kind::TupleDef: {
     const Expr &value = *s.values[0];
@@ -1137,6 +1221,11 @@ void FunctionSema::checkStmt(const Stmt &s) {
 }
 
 void FunctionSema::checkIndexedDef(const Stmt &s) {
+  std::vector<bool> computed;
+  for (const auto &index : s.lhsIndices)
+    computed.push_back(index && isScalarInteger(*index));
+  if (llvm::is_contained(computed, true))
+    return checkUpdate(s, std::move(computed));
   Scope scope;
   StmtInfo stmt;
   unsigned colons = 0;
@@ -1190,6 +1279,221 @@ void FunctionSema::checkIndexedDef(const Stmt &s) {
   out.stmts[&s] = std::move(stmt);
   if (!failedStmt)
     locals[s.targets[0]] = t;
+}
+
+/// `hs[t, :] = h`, `Q[s, a] = q`: the entries that name values are
+/// positions in an existing tensor (or, in a loop, one the loop creates);
+/// the others are the right-hand side's indices and ':' as in a
+/// definition.
+void FunctionSema::checkUpdate(const Stmt &s, std::vector<bool> computed) {
+  const std::string &name = s.targets[0];
+  Scope scope;
+  StmtInfo stmt;
+  stmt.computed = computed;
+  unsigned colons = 0;
+  for (auto [k, index, at] : llvm::enumerate(s.lhsIndices, s.lhsIndexLocs)) {
+    if (computed[k])
+      continue;
+    if (!index) {
+      stmt.slots.push_back(Slot{nullptr, colons++});
+      continue;
+    }
+    if (lookupIndex(*index, scope)) {
+      error(at, "index '" + *index + "' appears twice on the left-hand side");
+      return;
+    }
+    indexVars.push_back(IndexVar{*index, at, std::nullopt, {}});
+    scope.push_back(&indexVars.back());
+    stmt.slots.push_back(Slot{&indexVars.back(), 0});
+  }
+  stmt.lhsVars = scope;
+  const Expr &value = *s.values[0];
+  const ExprInfo &info = analyze(value, scope);
+  if (!info.ok)
+    return;
+  for (IndexVar *var : scope)
+    if (!var->range) {
+      error(var->loc, "index '" + var->name +
+                          "' on the left-hand side is never used to subscript "
+                          "a tensor on the right, so its range is unknown");
+      return;
+    }
+  if (info.call && info.call->resultShapes.size() != 1) {
+    error(value.loc,
+          "'" + info.call->callee->name + "' returns several values");
+    return;
+  }
+  if (colons != info.shape.size()) {
+    error(s.loc, "the left-hand side has " + std::to_string(colons) +
+                     " ':' but the right-hand side has shape " +
+                     shapeStr(info.shape));
+    return;
+  }
+  Shape valueShape;
+  for (const Slot &slot : stmt.slots)
+    valueShape.push_back(slot.var ? *slot.var->range
+                                  : info.shape[slot.implicit]);
+  // The tensor updated: defined before, or created by the enclosing loops.
+  LocalType target;
+  bool create = false;
+  if (auto it = locals.find(name); it != locals.end()) {
+    target = it->second;
+    if (target.shape.size() != s.lhsIndices.size()) {
+      error(s.targetLocs[0],
+            "'" + name + "' has rank " + std::to_string(target.shape.size()) +
+                " (shape " + shapeStr(target.shape) + ") but is updated with " +
+                std::to_string(s.lhsIndices.size()) + " positions");
+      return;
+    }
+    Shape rest;
+    for (size_t k = 0; k < computed.size(); ++k)
+      if (!computed[k])
+        rest.push_back(target.shape[k]);
+    if (!sameShape(rest, valueShape)) {
+      error(s.loc, "the part of '" + name + "' updated here has shape " +
+                       shapeStr(rest) + " but the right-hand side has shape " +
+                       shapeStr(valueShape));
+      return;
+    }
+    std::string mismatch;
+    unifyTypes(typeOf(target), info.type, "an update", mismatch);
+    if (!mismatch.empty() && target.weak == EType::Concrete) {
+      error(s.loc, mismatch + " ('" + name + "' is " +
+                       rt::dtypeName(target.dtype) + ")");
+      return;
+    }
+  } else {
+    if (poisoned.count(name))
+      return;
+    // A row written in a loop over 0..N creates the tensor, zero-filled.
+    size_t nextValueDim = 0;
+    for (auto [k, index] : llvm::enumerate(s.lhsIndices)) {
+      if (!computed[k]) {
+        target.shape.push_back(valueShape[nextValueDim++]);
+        continue;
+      }
+      auto frame = llvm::find_if(
+          loopStack, [&](const LoopFrame &f) { return f.var == *index; });
+      if (frame == loopStack.end() || !frame->extent) {
+        error(s.targetLocs[0],
+              "'" + name + "' is not defined: an update at position '" +
+                  *index +
+                  "' needs an existing tensor (a row written in a loop "
+                  "over 0..N creates one)");
+        return;
+      }
+      target.shape.push_back(*frame->extent);
+    }
+    target.dtype = resolve(info.type);
+    create = true;
+  }
+  generic(stmt.slots, value, target.dtype, info.shape);
+  if (failedStmt)
+    return;
+  out.stmts[&s] = std::move(stmt);
+  target.weak = EType::Concrete;
+  locals[name] = target;
+  if (create) {
+    loopStack.front().info->created.insert(name);
+    for (LoopFrame &frame : loopStack)
+      frame.info->carried.push_back({name, target});
+  }
+}
+
+/// `for t in lo..hi { body }`: the bounds are integer scalars; the names
+/// defined before the loop and assigned in the body are carried (a weakly
+/// typed one takes its dtype for good) and keep their types; names first
+/// defined in the body are local to it.
+void FunctionSema::checkFor(const Stmt &s) {
+  Scope scope;
+  const std::string &var = s.targets[0];
+  for (auto &bound : s.values) {
+    const ExprInfo &bi = analyze(*bound, scope);
+    if (!bi.ok)
+      return;
+    bool integer =
+        bi.type.kind == EType::LitInt || bi.type.kind == EType::Index ||
+        (bi.type.kind == EType::Concrete &&
+         (bi.type.dtype == DType::i32 || bi.type.dtype == DType::i64));
+    if (!bi.shape.empty() || !integer) {
+      error(bound->loc, "a loop bound must be an integer scalar (a literal, "
+                        "a dimension or an i32/i64 value), got " +
+                            bi.type.str() +
+                            (bi.shape.empty() ? "" : shapeStr(bi.shape)));
+      return;
+    }
+    whole(*bound, DType::i64);
+  }
+  if (locals.count(var) || dims.count(var) || lookupIndex(var, scope)) {
+    error(s.targetLocs[0],
+          "loop variable '" + var + "' hides the value of the same name");
+    return;
+  }
+  std::set<std::string> assigned;
+  bool assignsVar = false;
+  forEachStmt(s.body, [&](const Stmt &inner) {
+    if (inner.kind == Stmt::Kind::For)
+      return;
+    for (const std::string &name : inner.targets) {
+      assigned.insert(name);
+      assignsVar |= name == var;
+    }
+  });
+  if (assignsVar) {
+    error(s.targetLocs[0], "loop variable '" + var +
+                               "' is assigned in the loop body; it takes "
+                               "the values lo, ..., hi - 1 by itself");
+    return;
+  }
+  LoopInfo &info = out.loops[&s];
+  for (const std::string &name : assigned)
+    if (auto it = locals.find(name); it != locals.end()) {
+      it->second.weak = EType::Concrete;
+      info.carried.push_back({name, it->second});
+    }
+  std::optional<SDim> extent;
+  const Expr &lo = *s.values[0], &hi = *s.values[1];
+  if (lo.kind == Expr::Kind::Int && lo.intValue == 0) {
+    if (hi.kind == Expr::Kind::Int)
+      extent = SDim::of(hi.intValue);
+    else if (hi.kind == Expr::Kind::Name && dims.count(hi.name))
+      extent = dims.at(hi.name);
+  }
+  std::set<std::string> before;
+  for (auto &entry : locals)
+    before.insert(entry.first);
+  loopStack.push_back(LoopFrame{&info, var, extent});
+  locals[var] = LocalType{DType::i64, {}, EType::Index};
+  bool ok = checkStmts(s.body);
+  loopStack.pop_back();
+  locals.erase(var);
+  // What the body defined for itself goes out of scope.
+  for (auto it = locals.begin(); it != locals.end();) {
+    bool carried = llvm::any_of(
+        info.carried, [&](const auto &c) { return c.first == it->first; });
+    if (!before.count(it->first) && !carried) {
+      loopLocals[it->first] = s.loc;
+      it = locals.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (!ok) {
+    failedStmt = true;
+    return;
+  }
+  for (auto &[name, t] : info.carried) {
+    const LocalType &after = locals.at(name);
+    if (after.dtype != t.dtype || !sameShape(after.shape, t.shape)) {
+      error(s.loc, "'" + name + "' is " + rt::dtypeName(t.dtype) +
+                       shapeStr(t.shape) + " before the loop but " +
+                       rt::dtypeName(after.dtype) + shapeStr(after.shape) +
+                       " after its body: a value carried from step to step "
+                       "keeps its dtype and shape");
+      return;
+    }
+    locals[name].weak = EType::Concrete;
+  }
 }
 
 void FunctionSema::checkReturn(const Stmt &s) {
@@ -1320,7 +1624,12 @@ void FunctionSema::element(const Expr &e, DType want) {
   case Expr::Kind::Int:
   case Expr::Kind::Bool:
   case Expr::Kind::Name:
+    return;
   case Expr::Kind::Subscript:
+    // Positions by value are computed whole, as i64, before the op.
+    for (auto &sub : e.subscripts)
+      if (sub && sub->kind != Expr::Kind::Int && !indexUses.count(sub.get()))
+        whole(*sub, DType::i64);
     return;
   case Expr::Kind::Unary:
     element(*e.operands[0], e.op == "!" ? DType::boolean : want);

@@ -95,6 +95,23 @@ struct StmtInfo {
   /// An indexed definition that is a call mapped over the left-hand side's
   /// indices, in their order (no copy needed).
   bool mappedCall = false;
+  /// An update at computed positions (`hs[t, :] = h`, `Q[s, a] = q`): per
+  /// left-hand side entry, whether it names a value (the position) rather
+  /// than an index; `slots` and `lhsVars` are those of the other entries.
+  /// Empty for an ordinary definition.
+  std::vector<bool> computed;
+};
+
+/// What checking found out about a loop `for t in lo..hi { ... }`.
+struct LoopInfo {
+  /// The values carried from step to step, in order, with their types:
+  /// the names defined before the loop and assigned in its body, and those
+  /// it creates.
+  std::vector<std::pair<std::string, LocalType>> carried;
+  /// Carried values the loop creates, zero-filled: rows written in the
+  /// body (`hs[t, :] = h`) of a name not defined before, for a loop
+  /// variable whose range `0..N` gives the new dimension.
+  std::set<std::string> created;
 };
 
 /// A user function instance a function calls.
@@ -119,6 +136,7 @@ struct CheckedFunction {
   std::map<const ast::Expr *, IndexVar *> indexUses;
   std::map<const ast::Expr *, std::vector<IndexVar *>> reduceVars;
   std::map<const ast::Stmt *, StmtInfo> stmts;
+  std::map<const ast::Stmt *, LoopInfo> loops;
   /// Every named value's type (the last definition of each name).
   std::map<std::string, LocalType> locals;
   std::deque<IndexVar> indexVars;

@@ -2,6 +2,7 @@
 // index notation. First stage of the pipeline (grammar/ → frontend/).
 // Precedence, loosest first: ?: , || , && , comparisons, + - , * / ,
 // unary - ! and reductions, ^ (right-assoc), postfix [..] (..).
+// `for t in lo..hi { ... }` runs its body for t = lo, ..., hi − 1 in order.
 // A reduction `sum[j] e` takes a multiplicative term as its body, as Σ does
 // on paper: `sum[d] X[n,d] * w[d] - y[n]` is (Σ_d X w) − y.
 grammar MLX;
@@ -32,12 +33,16 @@ block : '{' stmt* '}' ;
 
 stmt
   : RETURN expr (',' expr)*                          # returnStmt
+  | FOR ID IN loopRange block                        # forStmt
   | ID '[' lhsIndex (',' lhsIndex)* ']' '=' expr     # indexedDef
   | ID (',' ID)+ '=' expr                            # tupleDef
   | ID '=' expr                                      # plainDef
   ;
 
 lhsIndex : ID | ':' ;
+
+// `0..T`: the lexer reads `0..` as one token (else `0.` would be a float).
+loopRange : INT_DOTDOT hi=addExpr | lo=addExpr DOTDOT hi=addExpr ;
 
 expr : ternary ;
 ternary : orExpr ('?' expr ':' expr)? ;
@@ -74,6 +79,8 @@ primary
 IMPORT : 'import' ;
 DEF : 'def' ;
 RETURN : 'return' ;
+FOR : 'for' ;
+IN : 'in' ;
 SUM : 'sum' ;
 PROD : 'prod' ;
 MAX : 'max' ;
@@ -86,6 +93,8 @@ FALSE : 'false' ;
 DTYPE : 'f32' | 'f64' | 'i32' | 'i64' | 'bool' ;
 ARROW : '->' ;
 ELLIPSIS : '...' ;
+DOTDOT : '..' ;
+INT_DOTDOT : DIGITS '..' ;
 
 FLOAT : DIGITS '.' DIGITS? EXPONENT? | '.' DIGITS EXPONENT? | DIGITS EXPONENT ;
 INT : DIGITS ;

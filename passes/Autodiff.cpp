@@ -63,6 +63,14 @@ public:
   }
   FailureOr<func::FuncOp> vjp(StringRef callee,
                               ArrayRef<unsigned> wrt) override;
+  void insert(func::FuncOp function) override;
+  void replaceForward(Operation *op, ValueRange values) override {
+    // No stale adjoint may outlive the op (its results' storage is reused).
+    for (Value r : op->getResults())
+      adjoints.erase(r);
+    op->replaceAllUsesWith(values);
+    op->erase();
+  }
 
 private:
   OpBuilder &b;
@@ -213,6 +221,10 @@ FailureOr<func::FuncOp> FunctionSweep::vjp(StringRef callee,
   if (!f)
     return failure();
   return differentiator.getOrCreateVJP(f, wrt);
+}
+
+void FunctionSweep::insert(func::FuncOp function) {
+  differentiator.symbols.insert(function);
 }
 
 struct AutodiffPass : public mlx::impl::AutodiffPassBase<AutodiffPass> {

@@ -129,6 +129,46 @@ struct LowerCheckIndex : public OpConversionPattern<CheckIndexOp> {
   const llvm::DenseMap<Operation *, int64_t> &ids;
 };
 
+/// mlx.take / mlx.put → `0 <= index < size ? extract_slice / insert_slice
+/// : (report(), zeros / the input unchanged)`.
+template <typename SliceOp>
+struct LowerSliceOp : public OpConversionPattern<SliceOp> {
+  LowerSliceOp(MLIRContext *ctx,
+               const llvm::DenseMap<Operation *, int64_t> &ids)
+      : OpConversionPattern<SliceOp>(ctx), ids(ids) {}
+  LogicalResult
+  matchAndRewrite(SliceOp op, typename SliceOp::Adaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override;
+  const llvm::DenseMap<Operation *, int64_t> &ids;
+};
+
+/// mlx.loop → scf.for with the same body; mlx.loop_yield → scf.yield.
+struct LowerLoop : public OpConversionPattern<LoopOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(LoopOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value one = rewriter.create<arith::ConstantIndexOp>(loc, 1);
+    auto loop = rewriter.create<scf::ForOp>(
+        loc, adaptor.getLower(), adaptor.getUpper(), one, adaptor.getInits());
+    rewriter.eraseBlock(loop.getBody());
+    rewriter.inlineRegionBefore(op.getBody(), loop.getRegion(),
+                                loop.getRegion().end());
+    rewriter.replaceOp(op, loop.getResults());
+    return success();
+  }
+};
+struct LowerLoopYield : public OpConversionPattern<LoopYieldOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(LoopYieldOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    rewriter.replaceOpWithNewOp<scf::YieldOp>(op, adaptor.getValues());
+    return success();
+  }
+};
+
 } // namespace
 
 LogicalResult
@@ -298,13 +338,23 @@ std::vector<mlx::BoundsCheck> mlx::boundsChecks(ModuleOp module) {
   return checks;
 }
 
+/// Calls the out-of-bounds report of check `id` with `index` and `size`.
+static void buildReport(OpBuilder &b, Location loc, ModuleOp module, int64_t id,
+                        Value index, Value size) {
+  auto report = module.lookupSymbol<func::FuncOp>(kOutOfBoundsReport);
+  auto asI64 = [&](Value v) {
+    return b.create<arith::IndexCastOp>(loc, b.getI64Type(), v).getResult();
+  };
+  b.create<func::CallOp>(loc, report,
+                         ValueRange{b.create<arith::ConstantIntOp>(loc, id, 64),
+                                    asI64(index), asI64(size)});
+}
+
 LogicalResult
 LowerCheckIndex::matchAndRewrite(CheckIndexOp op, OpAdaptor adaptor,
                                  ConversionPatternRewriter &rewriter) const {
   Location loc = op.getLoc();
   auto module = op->getParentOfType<ModuleOp>();
-  auto i64 = rewriter.getI64Type();
-  auto report = module.lookupSymbol<func::FuncOp>(kOutOfBoundsReport);
   int64_t id = ids.lookup(op);
   Value input = adaptor.getInput();
   auto type = op.getResult().getType();
@@ -316,13 +366,7 @@ LowerCheckIndex::matchAndRewrite(CheckIndexOp op, OpAdaptor adaptor,
       loc, inBounds,
       [&](OpBuilder &b, Location l) { b.create<scf::YieldOp>(l, input); },
       [&](OpBuilder &b, Location l) {
-        auto asI64 = [&](Value v) {
-          return b.create<arith::IndexCastOp>(l, i64, v).getResult();
-        };
-        b.create<func::CallOp>(
-            l, report,
-            ValueRange{b.create<arith::ConstantIntOp>(l, id, 64), asI64(index),
-                       asI64(size)});
+        buildReport(b, l, module, id, index, size);
         SmallVector<Value> sizes;
         for (int64_t d = 0; d < type.getRank(); ++d)
           sizes.push_back(
@@ -340,6 +384,65 @@ LowerCheckIndex::matchAndRewrite(CheckIndexOp op, OpAdaptor adaptor,
   return success();
 }
 
+template <typename SliceOp>
+LogicalResult LowerSliceOp<SliceOp>::matchAndRewrite(
+    SliceOp op, typename SliceOp::Adaptor adaptor,
+    ConversionPatternRewriter &rewriter) const {
+  Location loc = op.getLoc();
+  auto module = op->template getParentOfType<ModuleOp>();
+  Value input = adaptor.getInput(), index = adaptor.getIndex();
+  auto inputType = cast<RankedTensorType>(input.getType());
+  int64_t dim = op.getDim();
+  Value size = rewriter.create<tensor::DimOp>(loc, input, dim);
+  Value zero = rewriter.create<arith::ConstantIndexOp>(loc, 0);
+  Value inBounds = rewriter.create<arith::AndIOp>(
+      loc,
+      rewriter.create<arith::CmpIOp>(loc, arith::CmpIPredicate::sge, index,
+                                     zero),
+      rewriter.create<arith::CmpIOp>(loc, arith::CmpIPredicate::slt, index,
+                                     size));
+  // The slice: `index` in `dim`, everything of the other dims.
+  SmallVector<OpFoldResult> offsets, sizes,
+      strides(inputType.getRank(), rewriter.getIndexAttr(1));
+  for (int64_t d = 0; d < inputType.getRank(); ++d) {
+    offsets.push_back(d == dim ? OpFoldResult(index)
+                               : OpFoldResult(rewriter.getIndexAttr(0)));
+    sizes.push_back(d == dim ? OpFoldResult(rewriter.getIndexAttr(1))
+                             : tensor::getMixedSize(rewriter, loc, input, d));
+  }
+  auto resultType = cast<RankedTensorType>(op.getResult().getType());
+  auto ifOp = rewriter.create<scf::IfOp>(
+      loc, inBounds,
+      [&](OpBuilder &b, Location l) {
+        Value r;
+        if constexpr (std::is_same_v<SliceOp, TakeOp>)
+          r = b.create<tensor::ExtractSliceOp>(l, resultType, input, offsets,
+                                               sizes, strides);
+        else
+          r = b.create<tensor::InsertSliceOp>(l, adaptor.getValue(), input,
+                                              offsets, sizes, strides);
+        b.create<scf::YieldOp>(l, r);
+      },
+      [&](OpBuilder &b, Location l) {
+        buildReport(b, l, module, ids.lookup(op), index, size);
+        Value r = input;
+        if constexpr (std::is_same_v<SliceOp, TakeOp>) {
+          SmallVector<Value> dims;
+          for (int64_t d = 0; d < inputType.getRank(); ++d)
+            if (d != dim)
+              dims.push_back(b.create<tensor::DimOp>(l, input, d));
+          Value zeroElement =
+              buildIdentity(b, l, Combiner::add, resultType.getElementType());
+          r = b.create<linalg::FillOp>(l, zeroElement,
+                                       buildEmpty(b, l, resultType, dims))
+                  .getResult(0);
+        }
+        b.create<scf::YieldOp>(l, r);
+      });
+  rewriter.replaceOp(op, ifOp.getResults());
+  return success();
+}
+
 /// Gives each bounds check its id and its entry in the module's
 /// `mlx.bounds_checks` table (what the driver says when it fails: the
 /// location now carries the call sites it was inlined through), and
@@ -351,13 +454,16 @@ tabulateBoundsChecks(ModuleOp module) {
   if (auto table = module->getAttrOfType<ArrayAttr>(kBoundsChecksAttr))
     llvm::append_range(checks, table);
   OpBuilder b(module.getContext());
-  module.walk([&](CheckIndexOp op) {
+  module.walk([&](Operation *op) {
+    if (!isa<CheckIndexOp, TakeOp, PutOp>(op))
+      return;
     ids[op] = checks.size();
     checks.push_back(DictionaryAttr::get(
-        module.getContext(), {b.getNamedAttr("dim", op.getDimAttr()),
-                              b.getNamedAttr("loc", LocationAttr(op.getLoc())),
-                              b.getNamedAttr("size_name", op.getSizeNameAttr()),
-                              b.getNamedAttr("tensor", op.getTensorAttr())}));
+        module.getContext(),
+        {b.getNamedAttr("dim", op->getAttr("dim")),
+         b.getNamedAttr("loc", LocationAttr(op->getLoc())),
+         b.getNamedAttr("size_name", op->getAttr("size_name")),
+         b.getNamedAttr("tensor", op->getAttr("tensor"))}));
   });
   if (ids.empty())
     return ids;
@@ -388,8 +494,9 @@ struct LowerMlxToLinalgPass
                            arith::ArithDialect, math::MathDialect,
                            scf::SCFDialect, func::FuncDialect>();
     RewritePatternSet patterns(ctx);
-    patterns.add<LowerGeneric, LowerMapCall>(ctx);
-    patterns.add<LowerCheckIndex>(ctx, ids);
+    patterns.add<LowerGeneric, LowerMapCall, LowerLoop, LowerLoopYield>(ctx);
+    patterns.add<LowerCheckIndex, LowerSliceOp<TakeOp>, LowerSliceOp<PutOp>>(
+        ctx, ids);
     if (failed(applyPartialConversion(module, target, std::move(patterns))))
       signalPassFailure();
   }

@@ -79,6 +79,10 @@ void mlx::buildLinalgToLLVMPipeline(OpPassManager &pm) {
   // and return plain (identity-layout) strided memrefs.
   bufferization::OneShotBufferizationOptions bufferization;
   bufferization.bufferizeFunctionBoundaries = true;
+  // A loop step may carry a fresh buffer out (`h = tanh(...)` is a new
+  // tensor, not written over the carried one); the deallocation pipeline
+  // frees the previous step's.
+  bufferization.allowReturnAllocsFromLoops = true;
   bufferization.setFunctionBoundaryTypeConversion(
       bufferization::LayoutMapOption::IdentityLayoutMap);
   // Copies become linalg.copy, so they lower to plain loops (memref.copy of

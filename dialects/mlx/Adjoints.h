@@ -7,7 +7,8 @@
 //   - ScalarSweep: the scalar reverse sweep over an mlx.generic body, with
 //     guards (below).
 // The rules themselves live with their ops: Adjoints.cpp for the mlx ops,
-// func.call and tensor.cast; ScalarAdjoints.cpp for arith and math.
+// func.call and tensor.cast; LoopAdjoints.cpp for mlx.take, mlx.put and
+// mlx.loop; ScalarAdjoints.cpp for arith and math.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MLX_DIALECTS_MLX_ADJOINTS_H
@@ -38,6 +39,13 @@ public:
   /// made once per (callee, wrt). Fails after a diagnostic.
   virtual FailureOr<func::FuncOp> vjp(StringRef callee,
                                       ArrayRef<unsigned> wrt) = 0;
+  /// Adds `function`, made by a rule (an outlined loop body), to the
+  /// module, renamed when its name is taken.
+  virtual void insert(func::FuncOp function) = 0;
+  /// Replaces the forward op whose rule runs now by `values`, the first
+  /// results of an op that computes the same and more (a loop that also
+  /// records its states), and erases it.
+  virtual void replaceForward(Operation *op, ValueRange values) = 0;
 };
 
 /// The scalar reverse sweep over an mlx.generic body: adjoints accumulated
@@ -126,6 +134,9 @@ FailureOr<Value> buildScalarAdjoint(OpBuilder &b, Location loc,
 SmallVector<Value> tensorSizes(OpBuilder &b, Location loc, Value tensor);
 /// A tensor shaped like `like` filled with `value`.
 Value buildFilled(OpBuilder &b, Location loc, Value like, double value);
+/// A tensor of `type` with the given sizes, filled with zeros.
+Value buildZeros(OpBuilder &b, Location loc, RankedTensorType type,
+                 ValueRange sizes);
 /// Element-wise a + b of two tensors of the same type.
 Value buildAdd(OpBuilder &b, Location loc, Value lhs, Value rhs);
 

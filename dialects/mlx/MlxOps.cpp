@@ -387,3 +387,88 @@ LogicalResult GradOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
   }
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// mlx.take, mlx.put, mlx.loop
+//===----------------------------------------------------------------------===//
+
+/// Checks that `slice` is `tensor` without dimension `dim`.
+static LogicalResult verifySlice(Operation *op, RankedTensorType tensor,
+                                 int64_t dim, RankedTensorType slice,
+                                 StringRef what) {
+  if (dim >= tensor.getRank())
+    return op->emitOpError("dimension ")
+           << dim << " is out of range for rank " << tensor.getRank();
+  SmallVector<int64_t> shape(tensor.getShape());
+  shape.erase(shape.begin() + dim);
+  if (slice.getElementType() != tensor.getElementType() ||
+      failed(verifyCompatibleShape(shape, slice.getShape())))
+    return op->emitOpError(what) << " type " << slice << " is not " << tensor
+                                 << " without dimension " << dim;
+  return success();
+}
+
+LogicalResult TakeOp::verify() {
+  return verifySlice(*this, getInput().getType(), getDim(),
+                     getResult().getType(), "result");
+}
+
+LogicalResult PutOp::verify() {
+  return verifySlice(*this, getInput().getType(), getDim(),
+                     getValue().getType(), "value");
+}
+
+Speculation::Speculatability TakeOp::getSpeculatability() {
+  return Speculation::NotSpeculatable;
+}
+
+Speculation::Speculatability PutOp::getSpeculatability() {
+  return Speculation::NotSpeculatable;
+}
+
+LoopYieldOp LoopOp::getYield() {
+  return cast<LoopYieldOp>(getBody().front().getTerminator());
+}
+
+LogicalResult LoopOp::verify() {
+  Block &body = getBody().front();
+  if (body.getNumArguments() != getInits().size() + 1 ||
+      !body.getArgument(0).getType().isIndex())
+    return emitOpError("body must take the step's index and one argument "
+                       "per carried value");
+  for (auto [k, init, arg, result] : llvm::enumerate(
+           getInits(), body.getArguments().drop_front(), getResults()))
+    if (arg.getType() != init.getType() || result.getType() != init.getType())
+      return emitOpError("carried value #")
+             << k << " has type " << init.getType()
+             << " but its body argument or result differs";
+  TypeRange yielded = getYield().getValues().getTypes();
+  if (yielded != getInits().getTypes())
+    return emitOpError("body yields ")
+           << yielded.size() << " values of other types than the carried ones";
+  return success();
+}
+
+namespace {
+/// tensor.dim of a loop's result is that of its init: each step yields
+/// values of the sizes it was given.
+struct FoldDimOfLoop : public OpRewritePattern<tensor::DimOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(tensor::DimOp dim,
+                                PatternRewriter &rewriter) const override {
+    auto result = dyn_cast<OpResult>(dim.getSource());
+    auto loop = result ? dyn_cast<LoopOp>(result.getOwner()) : LoopOp();
+    if (!loop)
+      return failure();
+    rewriter.modifyOpInPlace(dim, [&] {
+      dim.getSourceMutable().assign(loop.getInits()[result.getResultNumber()]);
+    });
+    return success();
+  }
+};
+} // namespace
+
+void LoopOp::getCanonicalizationPatterns(RewritePatternSet &patterns,
+                                         MLIRContext *context) {
+  patterns.add<FoldDimOfLoop>(context);
+}

@@ -184,4 +184,113 @@ def Mlx_GradOp : Mlx_Op<"grad", [Pure,
   }];
 }
 
+def Mlx_TakeOp : Mlx_Op<"take", [NoMemoryEffect,
+    DeclareOpInterfaceMethods<ConditionallySpeculatable>,
+    DeclareOpInterfaceMethods<Mlx_DifferentiableOpInterface>]> {
+  let summary = "the slice at a run-time index of one dimension, bounds-checked";
+  let description = [{
+    `xs[t, :]` with `t` a value (a loop variable, an i32 scalar): `input`
+    without dimension `dim`, at position `index` of it. Out of range
+    (`index < 0` or `index >= size`), the op calls
+    `mlx_report_out_of_bounds` (see `mlx.check_index`) and its result is
+    zeros: no read goes out of bounds. `tensor` and `size_name` name the
+    tensor and the dimension's size in the message. Its derivative adds the
+    result's cotangent into slice `index` of zeros (a scatter-add).
+    Not speculatable: an unexecuted out-of-range take must not report.
+
+    ```mlir
+    %row = mlx.take %xs[%t] dim 0 {size_name = "T", tensor = "xs"}
+        : tensor<?x?xf32> -> tensor<?xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$input, Index:$index,
+                       ConfinedAttr<I64Attr, [IntNonNegative]>:$dim,
+                       StrAttr:$tensor, StrAttr:$size_name);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $input `[` $index `]` `dim` $dim attr-dict `:` type($input) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Mlx_PutOp : Mlx_Op<"put", [NoMemoryEffect,
+    DeclareOpInterfaceMethods<ConditionallySpeculatable>,
+    AllTypesMatch<["input", "result"]>,
+    DeclareOpInterfaceMethods<Mlx_DifferentiableOpInterface>]> {
+  let summary = "a copy of a tensor with one slice replaced, bounds-checked";
+  let description = [{
+    `hs[t, :] = h` with `t` a value: `input` with its slice at position
+    `index` of dimension `dim` replaced by `value` (shaped like `input`
+    without `dim`). Out of range, the op reports as `mlx.take` does and its
+    result is `input` unchanged. To its derivative, the input's cotangent
+    is the result's with that slice zeroed, the value's that slice.
+
+    ```mlir
+    %hs1 = mlx.put %h into %hs[%t] dim 0 {size_name = "T", tensor = "hs"}
+        : tensor<?xf32> into tensor<?x?xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$value, AnyRankedTensor:$input,
+                       Index:$index,
+                       ConfinedAttr<I64Attr, [IntNonNegative]>:$dim,
+                       StrAttr:$tensor, StrAttr:$size_name);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $value `into` $input `[` $index `]` `dim` $dim attr-dict `:`
+    type($value) `into` type($input)
+  }];
+  let hasVerifier = 1;
+}
+
+def Mlx_LoopOp : Mlx_Op<"loop", [RecursiveMemoryEffects,
+    SingleBlockImplicitTerminator<"LoopYieldOp">,
+    DeclareOpInterfaceMethods<Mlx_DifferentiableOpInterface>]> {
+  let summary = "a sequential loop with carried state";
+  let description = [{
+    `for t in lo..hi { ... }`: the body runs for t = lower, ..., upper − 1
+    in order (not at all when upper <= lower), on the values carried from
+    the previous step (the `inits` at the first); the results are the
+    values carried out of the last step (the inits after zero steps). The
+    body's block arguments are the step's index and the carried values;
+    each step yields values of the same types and sizes as the inits.
+
+    Its derivative (back-propagation through time) runs the loop once more
+    recording the carried state at the start of each step (one tensor per
+    carried value with a leading dimension of one row per step: the sum of
+    the carried values' sizes, in bytes, per step), then a reverse loop from
+    the last step to the first that applies the VJP of the body (outlined
+    into a function) to the recorded state.
+
+    ```mlir
+    %h = mlx.loop %c0 to %T (%h0) : (tensor<?xf32>) -> tensor<?xf32> {
+    ^bb0(%t: index, %h_prev: tensor<?xf32>):
+      ...
+      mlx.loop_yield %h_next : tensor<?xf32>
+    }
+    ```
+  }];
+  let arguments = (ins Index:$lower, Index:$upper,
+                       Variadic<AnyRankedTensor>:$inits);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = [{
+    $lower `to` $upper `(` $inits `)` attr-dict `:`
+    functional-type($inits, $results) $body
+  }];
+  let hasVerifier = 1;
+  let hasCanonicalizer = 1;
+  let extraClassDeclaration = [{
+    /// The body's terminator.
+    LoopYieldOp getYield();
+  }];
+}
+
+def Mlx_LoopYieldOp : Mlx_Op<"loop_yield", [Pure, Terminator, ReturnLike,
+    HasParent<"LoopOp">]> {
+  let summary = "the values an mlx.loop step carries to the next";
+  let arguments = (ins Variadic<AnyRankedTensor>:$values);
+  let builders = [OpBuilder<(ins), [{ /* nothing */ }]>];
+  let assemblyFormat = "attr-dict ($values^ `:` type($values))?";
+}
+
 #endif // MLX_OPS_TD

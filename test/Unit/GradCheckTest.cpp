@@ -1,7 +1,8 @@
 //===- GradCheckTest.cpp - stdlib gradients vs finite differences -----===//
 //
 // Every differentiable stdlib function, instantiated in f64, differentiated
-// with respect to all its float parameters by the compiler, and compared
+// with respect to all its float parameters by the compiler (loops included:
+// back-propagation through time), and compared
 // with central finite differences of the compiled function itself on random
 // inputs (relative error < 1e-6).
 //
@@ -19,11 +20,13 @@ using namespace mlx;
 namespace {
 
 /// How to draw one parameter's values.
-enum class Domain { Normal, Positive, Simplex, Unit };
+enum class Domain { Normal, Positive, Simplex, Unit, Small };
 
 struct Case {
   std::string module, function;
   std::map<std::string, Domain> domains = {};
+  /// The values of integer parameters (loop counts).
+  std::map<std::string, int64_t> counts = {};
 };
 
 std::ostream &operator<<(std::ostream &os, const Case &c) {
@@ -85,11 +88,17 @@ TEST_P(GradCheck, MatchesCentralDifferences) {
     rt::Tensor t = rt::Tensor::allocate(p.dtype, shape);
     Domain domain =
         c.domains.count(p.name) ? c.domains.at(p.name) : Domain::Normal;
+    if (c.counts.count(p.name)) {
+      t.setDouble(0, (double)c.counts.at(p.name));
+      args.push_back(t);
+      continue;
+    }
     double total = 0;
     for (int64_t i = 0; i < t.numElements(); ++i) {
-      double v = domain == Domain::Normal ? normal(rng)
-                 : domain == Domain::Unit ? uniform(rng) - 0.1
-                                          : uniform(rng);
+      double v = domain == Domain::Normal  ? normal(rng)
+                 : domain == Domain::Unit  ? uniform(rng) - 0.1
+                 : domain == Domain::Small ? 0.1 * uniform(rng)
+                                           : uniform(rng);
       t.setDouble(i, v);
       total += v;
     }
@@ -152,6 +161,13 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"supervised", "mse_loss"},
         Case{"supervised", "bce_loss", {{"y", U}}},
         Case{"supervised", "l2_penalty"}, Case{"supervised", "l1_penalty"},
+        // 50 steps of gradient descent, also with respect to the learning
+        // rate (a small one: the iterates stay bounded).
+        Case{"supervised",
+             "gd_linear_regression",
+             {{"lr", Domain::Small}},
+             {{"steps", 50}}},
+        Case{"rnn", "rnn_cell"}, Case{"rnn", "rnn_sequence"},
         Case{"nn", "relu"}, Case{"nn", "leaky_relu"}, Case{"nn", "gelu"},
         Case{"nn", "gelu_tanh"}, Case{"nn", "linear"}, Case{"nn", "mlp2"},
         Case{"nn", "tiny_net_loss"}, Case{"transformer", "attention"},
