@@ -1485,9 +1485,12 @@ void FunctionSema::checkFor(const Stmt &s) {
   for (auto &[name, t] : info.carried) {
     const LocalType &after = locals.at(name);
     if (after.dtype != t.dtype || !sameShape(after.shape, t.shape)) {
-      error(s.loc, "'" + name + "' is " + rt::dtypeName(t.dtype) +
-                       shapeStr(t.shape) + " before the loop but " +
-                       rt::dtypeName(after.dtype) + shapeStr(after.shape) +
+      auto typeStr = [](const LocalType &v) {
+        return rt::dtypeName(v.dtype) +
+               (v.shape.empty() ? "" : shapeStr(v.shape));
+      };
+      error(s.loc, "'" + name + "' is " + typeStr(t) + " before the loop but " +
+                       typeStr(after) +
                        " after its body: a value carried from step to step "
                        "keeps its dtype and shape");
       return;

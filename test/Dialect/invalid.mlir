@@ -121,3 +121,45 @@ func.func @check_rank(%x: tensor<?xf32>) -> tensor<?xf32> {
   %y = mlx.check_index %x[1] above 0 {size_name = "N", tensor = "x"} : tensor<?xf32>
   return %y : tensor<?xf32>
 }
+
+// -----
+
+func.func @take_type(%x: tensor<?x3xf32>, %i: index) -> tensor<4xf32> {
+  // expected-error @+1 {{result type 'tensor<4xf32>' is not 'tensor<?x3xf32>' without dimension 0}}
+  %r = mlx.take %x[%i] dim 0 {size_name = "N", tensor = "x"} : tensor<?x3xf32> -> tensor<4xf32>
+  return %r : tensor<4xf32>
+}
+
+// -----
+
+func.func @put_dim(%x: tensor<?xf32>, %v: tensor<f32>, %i: index) -> tensor<?xf32> {
+  // expected-error @+1 {{dimension 1 is out of range for rank 1}}
+  %r = mlx.put %v into %x[%i] dim 1 {size_name = "N", tensor = "x"} : tensor<f32> into tensor<?xf32>
+  return %r : tensor<?xf32>
+}
+
+// -----
+
+func.func @loop_types(%x: tensor<f32>, %n: index) -> tensor<f32> {
+  %c0 = arith.constant 0 : index
+  // expected-error @+1 {{body yields 1 values of other types than the carried ones}}
+  %r = mlx.loop %c0 to %n (%x) : (tensor<f32>) -> tensor<f32> {
+  ^bb0(%t: index, %a: tensor<f32>):
+    %b = tensor.cast %a : tensor<f32> to tensor<f32>
+    %c = tensor.from_elements %t : tensor<index>
+    mlx.loop_yield %c : tensor<index>
+  }
+  return %r : tensor<f32>
+}
+
+// -----
+
+func.func @loop_args(%x: tensor<f32>, %n: index) -> tensor<f32> {
+  %c0 = arith.constant 0 : index
+  // expected-error @+1 {{body must take the step's index and one argument per carried value}}
+  %r = mlx.loop %c0 to %n (%x) : (tensor<f32>) -> tensor<f32> {
+  ^bb0(%a: tensor<f32>):
+    mlx.loop_yield %a : tensor<f32>
+  }
+  return %r : tensor<f32>
+}

@@ -56,3 +56,20 @@ func.func @checked(%x: tensor<?x3xf32>) -> tensor<?x3xf32> {
   %y = mlx.check_index %x[0] above 4 {size_name = "N", tensor = "x"} : tensor<?x3xf32>
   return %y : tensor<?x3xf32>
 }
+
+// CHECK-LABEL: func.func @loop_take_put
+// CHECK: mlx.loop %{{.*}} to %{{.*}}(%{{.*}}, %{{.*}}) : (tensor<?xf32>, tensor<?x?xf32>) -> (tensor<?xf32>, tensor<?x?xf32>)
+// CHECK: ^bb0(%{{.*}}: index, %{{.*}}: tensor<?xf32>, %{{.*}}: tensor<?x?xf32>):
+// CHECK: mlx.take %{{.*}}[%{{.*}}] dim 0 {size_name = "T", tensor = "xs"} : tensor<?x?xf32> -> tensor<?xf32>
+// CHECK: mlx.put %{{.*}} into %{{.*}}[%{{.*}}] dim 0 {size_name = "T", tensor = "hs"} : tensor<?xf32> into tensor<?x?xf32>
+// CHECK: mlx.loop_yield %{{.*}}, %{{.*}} : tensor<?xf32>, tensor<?x?xf32>
+func.func @loop_take_put(%xs: tensor<?x?xf32>, %h0: tensor<?xf32>, %hs0: tensor<?x?xf32>, %n: index) -> tensor<?x?xf32> {
+  %c0 = arith.constant 0 : index
+  %h, %hs = mlx.loop %c0 to %n (%h0, %hs0) : (tensor<?xf32>, tensor<?x?xf32>) -> (tensor<?xf32>, tensor<?x?xf32>) {
+  ^bb0(%t: index, %hp: tensor<?xf32>, %hsp: tensor<?x?xf32>):
+    %x = mlx.take %xs[%t] dim 0 {size_name = "T", tensor = "xs"} : tensor<?x?xf32> -> tensor<?xf32>
+    %hsn = mlx.put %x into %hsp[%t] dim 0 {size_name = "T", tensor = "hs"} : tensor<?xf32> into tensor<?x?xf32>
+    mlx.loop_yield %x, %hsn : tensor<?xf32>, tensor<?x?xf32>
+  }
+  return %hs : tensor<?x?xf32>
+}
