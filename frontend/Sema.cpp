@@ -433,6 +433,10 @@ bool FunctionSema::checkStmts(const std::vector<Stmt> &stmts) {
     }
     failedStmt = false;
     checkStmt(s);
+    // A definition that failed silently (on a poisoned name) poisons too.
+    if (s.kind == Stmt::Kind::Def || s.kind == Stmt::Kind::TupleDef)
+      for (const std::string &name : s.targets)
+        failedStmt |= !locals.count(name);
     if (failedStmt) {
       std::vector<std::string> names = s.targets;
       forEachStmt(s.body, [&](const Stmt &inner) {

@@ -74,6 +74,25 @@ void mlx::registerCpuTargetDialects(DialectRegistry &registry) {
   registerLLVMDialectTranslation(registry);
 }
 
+namespace {
+/// Marks every tensor argument `bufferization.writable = false`: arguments
+/// are the caller's memory, so an update (`Q[s, a] = …`, an
+/// insert_slice) copies before it writes instead of writing into them.
+struct ReadOnlyArgumentsPass
+    : public PassWrapper<ReadOnlyArgumentsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ReadOnlyArgumentsPass)
+  void runOnOperation() override {
+    auto readOnly = BoolAttr::get(&getContext(), false);
+    for (auto f : getOperation().getOps<func::FuncOp>())
+      for (unsigned k = 0; !f.isExternal() && k < f.getNumArguments(); ++k)
+        if (isa<TensorType>(f.getArgument(k).getType()))
+          f.setArgAttr(k,
+                       bufferization::BufferizationDialect::kWritableAttrName,
+                       readOnly);
+  }
+};
+} // namespace
+
 void mlx::buildLinalgToLLVMPipeline(OpPassManager &pm) {
   // Tensors → buffers across function boundaries; exported functions take
   // and return plain (identity-layout) strided memrefs.
@@ -92,6 +111,7 @@ void mlx::buildLinalgToLLVMPipeline(OpPassManager &pm) {
     b.create<linalg::CopyOp>(loc, from, to);
     return success();
   };
+  pm.addPass(std::make_unique<ReadOnlyArgumentsPass>());
   pm.addPass(bufferization::createOneShotBufferizePass(bufferization));
   pm.addPass(createCanonicalizerPass());
   // Free every temporary; results are returned owned (cloned if needed), so
