@@ -272,13 +272,7 @@ private:
       s.targets.push_back(f->ID()->getText());
       s.targetLocs.push_back(locs.at(f->ID()));
       MLXParser::LoopRangeContext *range = f->loopRange();
-      if (auto *start = range->INT_DOTDOT()) {
-        std::string digits = start->getText();
-        digits.resize(digits.size() - 2); // without the '..'
-        s.values.push_back(intLiteral(digits, locs.at(start)));
-      } else {
-        s.values.push_back(addExpr(range->lo));
-      }
+      s.values.push_back(addExpr(range->lo));
       s.values.push_back(addExpr(range->hi));
       for (auto *inner : f->block()->stmt())
         s.body.push_back(stmt(inner));

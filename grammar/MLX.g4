@@ -41,8 +41,7 @@ stmt
 
 lhsIndex : ID | ':' ;
 
-// `0..T`: the lexer reads `0..` as one token (else `0.` would be a float).
-loopRange : INT_DOTDOT hi=addExpr | lo=addExpr DOTDOT hi=addExpr ;
+loopRange : lo=addExpr DOTDOT hi=addExpr ;
 
 expr : ternary ;
 ternary : orExpr ('?' expr ':' expr)? ;
@@ -94,9 +93,13 @@ DTYPE : 'f32' | 'f64' | 'i32' | 'i64' | 'bool' ;
 ARROW : '->' ;
 ELLIPSIS : '...' ;
 DOTDOT : '..' ;
-INT_DOTDOT : DIGITS '..' ;
 
-FLOAT : DIGITS '.' DIGITS? EXPONENT? | '.' DIGITS EXPONENT? | DIGITS EXPONENT ;
+// `1.` is a float, but in `0..T` the `0` is an integer before `..`.
+FLOAT
+  : DIGITS '.' {_input->LA(1) != '.'}? DIGITS? EXPONENT?
+  | '.' DIGITS EXPONENT?
+  | DIGITS EXPONENT
+  ;
 INT : DIGITS ;
 fragment DIGITS : [0-9]+ ;
 fragment EXPONENT : [eE] [+-]? DIGITS ;

@@ -20,7 +20,7 @@ using namespace mlx;
 namespace {
 
 /// How to draw one parameter's values.
-enum class Domain { Normal, Positive, Simplex, Unit, Small };
+enum class Domain { Normal, Positive, Simplex, Unit, Small, SPD };
 
 struct Case {
   std::string module, function;
@@ -105,6 +105,18 @@ TEST_P(GradCheck, MatchesCentralDifferences) {
     if (domain == Domain::Simplex)
       for (int64_t i = 0; i < t.numElements(); ++i)
         t.setDouble(i, t.getDouble(i) / total);
+    if (domain == Domain::SPD) {
+      // MᵀM + n·I for the normal M drawn above: symmetric positive definite.
+      int64_t n = shape[0];
+      rt::Tensor m = t.copy();
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          double v = i == j ? n : 0;
+          for (int64_t k = 0; k < n; ++k)
+            v += m.getDouble(k * n + i) * m.getDouble(k * n + j);
+          t.setDouble(i * n + j, v);
+        }
+    }
     args.push_back(t);
   }
   // The convention: the gradient of the sum of all float result elements.
@@ -151,6 +163,8 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"linalg", "matmul"}, Case{"linalg", "matvec"},
         Case{"linalg", "dot"}, Case{"linalg", "transpose"},
         Case{"linalg", "outer"},
+        Case{"linalg", "cholesky", {{"A", Domain::SPD}}},
+        Case{"linalg", "solve_spd", {{"A", Domain::SPD}}},
         Case{"prob", "bayes_posterior", {{"likelihood", P}, {"prior", S}}},
         Case{"prob", "entropy", {{"p", S}}},
         Case{"prob", "cross_entropy", {{"p", S}, {"q", S}}},
@@ -161,6 +175,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"supervised", "mse_loss"},
         Case{"supervised", "bce_loss", {{"y", U}}},
         Case{"supervised", "l2_penalty"}, Case{"supervised", "l1_penalty"},
+        Case{"supervised", "normal_equation"},
         // 50 steps of gradient descent, also with respect to the learning
         // rate (a small one: the iterates stay bounded).
         Case{"supervised",
