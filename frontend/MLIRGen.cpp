@@ -68,6 +68,15 @@ mlir::Type scalarType(mlir::OpBuilder &b, DType d) {
   return b.getF32Type();
 }
 
+/// The tensor type of a value of `shape` and `dtype` (symbolic dims dynamic).
+static mlir::RankedTensorType tensorType(mlir::OpBuilder &b, const Shape &shape,
+                                         DType dtype) {
+  llvm::SmallVector<int64_t> dims;
+  for (const SDim &d : shape)
+    dims.push_back(d.constant ? *d.constant : mlir::ShapedType::kDynamic);
+  return mlir::RankedTensorType::get(dims, scalarType(b, dtype));
+}
+
 /// The type of `tensor` without dimension `dim`.
 static mlir::RankedTensorType withoutDim(Value tensor, int64_t dim) {
   auto type = mlir::cast<mlir::RankedTensorType>(tensor.getType());
@@ -101,6 +110,7 @@ private:
   Value addOperand(Frame &frame, const TVal &tensor,
                    llvm::ArrayRef<mlir::AffineExpr> exprs, const Loc &at);
   Value materializeLeaf(const Expr &e, Frame &frame);
+  Value emitGather(const Expr &e, const TVal &t, Frame &frame);
   Value convert(mlir::OpBuilder &b, mlir::Location l, Value v, EType from,
                 DType to);
   Value constant(mlir::OpBuilder &b, mlir::Location l, double value,
@@ -595,6 +605,67 @@ static Value truncatingDivide(mlir::OpBuilder &bb, mlir::Location l, Value x,
                                     bb.create<arith::DivSIOp>(l, x, safe));
 }
 
+/// `z[t, c[t]]`: an mlx.gather over the indices the subscripts use (the
+/// gather space), the computed subscripts materialized over that space (as
+/// i64), read back as an operand at those indices and the ':' dims.
+/// Positions by value were taken from `t` already.
+Value FunctionGen::emitGather(const Expr &e, const TVal &t, Frame &f) {
+  mlir::Location l = loc(e.loc);
+  const std::string &name = e.operands[0]->name;
+  std::vector<IndexVar *> space;
+  freeVars(e, space);
+  Shape shape;
+  llvm::SmallVector<Value> spaceSizes;
+  for (IndexVar *v : space) {
+    shape.push_back(*v->range);
+    spaceSizes.push_back(dimValue(*v->range));
+  }
+  auto i64Space = tensorType(b, shape, DType::i64);
+  llvm::SmallVector<Value> indices;
+  llvm::SmallVector<int64_t> dims;
+  llvm::SmallVector<mlir::Attribute> sizeNames;
+  llvm::SmallVector<mlir::AffineExpr> exprs;
+  for (IndexVar *v : space)
+    exprs.push_back(b.getAffineDimExpr(f.varDims.at(v)));
+  unsigned implicit = 0;
+  for (auto [d, sub] : llvm::enumerate(e.subscripts)) {
+    if (!sub) {
+      dims.push_back(-2);
+      shape.push_back(t.shape[d]);
+      exprs.push_back(b.getAffineDimExpr(f.implicitDims.at(implicit++)));
+      continue;
+    }
+    if (auto it = indexUses.find(sub.get()); it != indexUses.end()) {
+      dims.push_back(llvm::find(space, it->second) - space.begin());
+      continue;
+    }
+    std::vector<IndexVar *> vars;
+    if (sub->kind != Expr::Kind::Int)
+      freeVars(*sub, vars);
+    if (sub->kind != Expr::Kind::Int && vars.empty())
+      continue; // taken by value already
+    dims.push_back(-1);
+    sizeNames.push_back(b.getStringAttr(t.shape[d].str()));
+    if (sub->kind == Expr::Kind::Int) {
+      int64_t value = sub->intValue;
+      indices.push_back(b.create<mlir::mlx::GenericOp>(
+          l, i64Space, mlir::ValueRange{}, spaceSizes,
+          llvm::ArrayRef<mlir::AffineMap>{}, space.size(),
+          mlir::mlx::Combiner::none,
+          [&](mlir::OpBuilder &bb, mlir::Location ll, mlir::ValueRange) {
+            return constant(bb, ll, (double)value, DType::i64);
+          }));
+      continue;
+    }
+    TVal index = materialize(*sub, space, DType::i64);
+    indices.push_back(castTo(index, tensorType(b, shape, index.dtype)).value);
+  }
+  auto gathered = b.create<mlir::mlx::GatherOp>(
+      l, tensorType(b, shape, t.dtype), t.value, indices, dims, name,
+      b.getArrayAttr(sizeNames));
+  return addOperand(f, TVal{gathered, t.dtype, shape}, exprs, e.loc);
+}
+
 Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
   namespace arith = mlir::arith;
   namespace math = mlir::math;
@@ -638,9 +709,18 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
                                                     (int64_t)d, sub->intValue,
                                                     name, t.shape[d].str());
     // A position computed from values selects a slice first (last dim
-    // first, so the others keep their numbers).
+    // first, so the others keep their numbers); a subscript computed from
+    // indices makes the read a gather.
     auto byValue = [&](const std::unique_ptr<Expr> &sub) {
-      return sub && sub->kind != Expr::Kind::Int && !indexUses.count(sub.get());
+      std::vector<IndexVar *> vars;
+      if (sub && sub->kind != Expr::Kind::Int && !indexUses.count(sub.get()))
+        freeVars(*sub, vars);
+      return sub && sub->kind != Expr::Kind::Int &&
+             !indexUses.count(sub.get()) && vars.empty();
+    };
+    auto gathered = [&](const std::unique_ptr<Expr> &sub) {
+      return sub && sub->kind != Expr::Kind::Int &&
+             !indexUses.count(sub.get()) && !byValue(sub);
     };
     for (int64_t d = (int64_t)e.subscripts.size() - 1; d >= 0; --d)
       if (byValue(e.subscripts[d])) {
@@ -649,6 +729,8 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
             loc(sub.loc), withoutDim(t.value, d), t.value, emitIndex(sub), d,
             name, t.shape[d].str());
       }
+    if (llvm::any_of(e.subscripts, gathered))
+      return convert(bb, l, emitGather(e, t, f), info.type, want);
     llvm::SmallVector<mlir::AffineExpr> exprs;
     unsigned implicit = 0;
     for (auto &sub : e.subscripts) {
@@ -890,14 +972,6 @@ TVal FunctionGen::castTo(const TVal &v, mlir::Type type) {
   TVal out = v;
   out.value = b.create<mlir::tensor::CastOp>(v.value.getLoc(), type, v.value);
   return out;
-}
-
-static mlir::RankedTensorType tensorType(mlir::OpBuilder &b, const Shape &shape,
-                                         DType dtype) {
-  llvm::SmallVector<int64_t> dims;
-  for (const SDim &d : shape)
-    dims.push_back(d.constant ? *d.constant : mlir::ShapedType::kDynamic);
-  return mlir::RankedTensorType::get(dims, scalarType(b, dtype));
 }
 
 std::vector<TVal> FunctionGen::emitCall(const Expr &e,

@@ -320,8 +320,9 @@ private:
   /// Whether `name` is a scalar integer value (a loop variable, an i32 or
   /// i64 scalar): a subscript or left-hand side position by value.
   bool isScalarInteger(const std::string &name) const;
-  /// Checks a subscript by a computed value (`xs[t, :]`, `Q[s, a]`).
-  bool checkValueSubscript(const Expr &sub, Scope &scope);
+  /// Checks a computed subscript: a position by value (`xs[t, :]`,
+  /// `Q[s, a]`) or, when it depends on indices, a gather (`z[t, c[t]]`).
+  bool checkComputedSubscript(const Expr &sub, Scope &scope);
   /// "unknown name", or where a name defined only in a loop body was.
   void unknownName(const std::string &name, const Loc &at);
 
@@ -787,7 +788,7 @@ ExprInfo FunctionSema::analyzeSubscript(const Expr &e, Scope &scope) {
       }
     }
     // A position computed from values: bounds-checked at run time.
-    if (!checkValueSubscript(*sub, scope))
+    if (!checkComputedSubscript(*sub, scope))
       return info;
   }
   if (failedStmt)
@@ -797,25 +798,18 @@ ExprInfo FunctionSema::analyzeSubscript(const Expr &e, Scope &scope) {
   return info;
 }
 
-bool FunctionSema::checkValueSubscript(const Expr &sub, Scope &scope) {
+bool FunctionSema::checkComputedSubscript(const Expr &sub, Scope &scope) {
   const ExprInfo &si = analyze(sub, scope);
   if (!si.ok)
     return false;
-  std::vector<IndexVar *> vars;
-  freeVars(sub, vars);
-  if (!vars.empty()) {
-    error(sub.loc, "a subscript computed from index '" + vars[0]->name +
-                       "' (a gather per element) is not supported yet; a "
-                       "subscript is an index name, an integer, ':' or a "
-                       "scalar value such as a loop variable");
-    return false;
-  }
+  // A subscript that depends on indices (`targets[t]`) is a gather per
+  // element; one that does not is a position by value.
   bool integer = si.type.kind == EType::LitInt ||
                  si.type.kind == EType::Index ||
                  (si.type.kind == EType::Concrete &&
                   (si.type.dtype == DType::i32 || si.type.dtype == DType::i64));
   if (!si.shape.empty() || !integer) {
-    error(sub.loc, "a subscript by value must be an integer scalar, got " +
+    error(sub.loc, "a computed subscript must be an integer scalar, got " +
                        si.type.str() +
                        (si.shape.empty() ? "" : shapeStr(si.shape)));
     return false;
@@ -1632,12 +1626,23 @@ void FunctionSema::element(const Expr &e, DType want) {
   case Expr::Kind::Bool:
   case Expr::Kind::Name:
     return;
-  case Expr::Kind::Subscript:
-    // Positions by value are computed whole, as i64, before the op.
-    for (auto &sub : e.subscripts)
-      if (sub && sub->kind != Expr::Kind::Int && !indexUses.count(sub.get()))
+  case Expr::Kind::Subscript: {
+    // Positions by value are computed whole, as i64, before the op; the
+    // subscripts of a gather over the indices the subscript uses.
+    std::vector<IndexVar *> space;
+    freeVars(e, space);
+    for (auto &sub : e.subscripts) {
+      if (!sub || sub->kind == Expr::Kind::Int || indexUses.count(sub.get()))
+        continue;
+      std::vector<IndexVar *> vars;
+      freeVars(*sub, vars);
+      if (vars.empty())
         whole(*sub, DType::i64);
+      else
+        materialized(*sub, space, DType::i64);
+    }
     return;
+  }
   case Expr::Kind::Unary:
     element(*e.operands[0], e.op == "!" ? DType::boolean : want);
     return;

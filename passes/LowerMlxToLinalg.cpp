@@ -6,6 +6,7 @@
 // mlx.generic) so that upstream fusion and tiling apply.
 //
 //===----------------------------------------------------------------------===//
+#include "dialects/mlx/Adjoints.h"
 #include "dialects/mlx/MlxDialect.h"
 #include "passes/Passes.h"
 
@@ -140,6 +141,27 @@ struct LowerSliceOp : public OpConversionPattern<SliceOp> {
   matchAndRewrite(SliceOp op, typename SliceOp::Adaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override;
   const llvm::DenseMap<Operation *, int64_t> &ids;
+};
+
+/// mlx.gather → linalg.generic over the result reading the input with
+/// tensor.extract where every computed index is in range (a report and 0
+/// elsewhere); the computed indices come in as operands.
+struct LowerGather : public OpConversionPattern<GatherOp> {
+  LowerGather(MLIRContext *ctx, const llvm::DenseMap<Operation *, int64_t> &ids)
+      : OpConversionPattern(ctx), ids(ids) {}
+  LogicalResult
+  matchAndRewrite(GatherOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override;
+  const llvm::DenseMap<Operation *, int64_t> &ids;
+};
+
+/// mlx.scatter_add → an scf.for nest over the value's elements adding each
+/// in place into the (copied) input, in order: repeated subscripts add up.
+struct LowerScatterAdd : public OpConversionPattern<ScatterAddOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(ScatterAddOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override;
 };
 
 /// mlx.loop → scf.for with the same body; mlx.loop_yield → scf.yield.
@@ -443,6 +465,170 @@ LogicalResult LowerSliceOp<SliceOp>::matchAndRewrite(
   return success();
 }
 
+/// The coordinates in `input` that a gather reads for the point
+/// (`gatherPoint`, `keptPoint`) given the computed indices (`computed`, as
+/// index values), per `dims` (see mlx.gather).
+static SmallVector<Value> gatherCoordinates(ArrayRef<int64_t> dims,
+                                            ValueRange gatherPoint,
+                                            ValueRange keptPoint,
+                                            ValueRange computed) {
+  SmallVector<Value> coords;
+  size_t nextComputed = 0, nextKept = 0;
+  for (int64_t entry : dims)
+    coords.push_back(entry >= 0    ? gatherPoint[entry]
+                     : entry == -1 ? computed[nextComputed++]
+                                   : keptPoint[nextKept++]);
+  return coords;
+}
+
+/// The input dims that computed indices address, in order.
+static SmallVector<int64_t> computedDims(ArrayRef<int64_t> dims) {
+  SmallVector<int64_t> out;
+  for (auto [d, entry] : llvm::enumerate(dims))
+    if (entry == -1)
+      out.push_back(d);
+  return out;
+}
+
+/// Whether every computed index (index values) lies in [0, size) of its
+/// input dim.
+static Value allInBounds(OpBuilder &b, Location loc, Value input,
+                         ArrayRef<int64_t> inputDims, ValueRange computed) {
+  Value zero = b.create<arith::ConstantIndexOp>(loc, 0);
+  Value ok = b.create<arith::ConstantIntOp>(loc, 1, 1);
+  for (auto [d, index] : llvm::zip(inputDims, computed)) {
+    Value size = b.create<tensor::DimOp>(loc, input, d);
+    ok = b.create<arith::AndIOp>(
+        loc, ok,
+        b.create<arith::AndIOp>(
+            loc,
+            b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::sge, index,
+                                    zero),
+            b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::slt, index,
+                                    size)));
+  }
+  return ok;
+}
+
+LogicalResult
+LowerGather::matchAndRewrite(GatherOp op, OpAdaptor adaptor,
+                             ConversionPatternRewriter &rewriter) const {
+  Location loc = op.getLoc();
+  auto module = op->getParentOfType<ModuleOp>();
+  Value input = adaptor.getInput();
+  ValueRange indices = adaptor.getIndices();
+  RankedTensorType type = op.getResult().getType();
+  int64_t gatherRank = op.getGatherRank();
+  ArrayRef<int64_t> dims = op.getDims();
+  SmallVector<int64_t> addressed = computedDims(dims);
+  SmallVector<Value> sizes = tensorSizes(rewriter, loc, indices[0]);
+  for (auto [d, entry] : llvm::enumerate(dims))
+    if (entry == -2)
+      sizes.push_back(rewriter.create<tensor::DimOp>(loc, input, d));
+  Value init = buildEmpty(rewriter, loc, type, sizes);
+  MLIRContext *ctx = rewriter.getContext();
+  SmallVector<AffineExpr> leading;
+  for (int64_t d = 0; d < gatherRank; ++d)
+    leading.push_back(rewriter.getAffineDimExpr(d));
+  SmallVector<AffineMap> maps(indices.size(),
+                              AffineMap::get(type.getRank(), 0, leading, ctx));
+  maps.push_back(AffineMap::getMultiDimIdentityMap(type.getRank(), ctx));
+  SmallVector<utils::IteratorType> iterators(type.getRank(),
+                                             utils::IteratorType::parallel);
+  int64_t firstId = ids.lookup(op);
+  auto generic = rewriter.create<linalg::GenericOp>(
+      loc, TypeRange{type}, indices, ValueRange{init}, maps, iterators,
+      [&](OpBuilder &b, Location l, ValueRange args) {
+        SmallVector<Value> point, computed;
+        for (int64_t d = 0; d < type.getRank(); ++d)
+          point.push_back(b.create<linalg::IndexOp>(l, d));
+        for (Value index : args.drop_back())
+          computed.push_back(
+              b.create<arith::IndexCastOp>(l, b.getIndexType(), index));
+        SmallVector<Value> coords = gatherCoordinates(
+            dims, ArrayRef<Value>(point).take_front(gatherRank),
+            ArrayRef<Value>(point).drop_front(gatherRank), computed);
+        Value ok = allInBounds(b, l, input, addressed, computed);
+        auto read = b.create<scf::IfOp>(
+            l, ok,
+            [&](OpBuilder &bb, Location ll) {
+              bb.create<scf::YieldOp>(
+                  ll,
+                  bb.create<tensor::ExtractOp>(ll, input, coords).getResult());
+            },
+            [&](OpBuilder &bb, Location ll) {
+              // Report each index that is out of range.
+              for (auto [k, d] : llvm::enumerate(addressed)) {
+                Value one = allInBounds(bb, ll, input, {d}, {computed[k]});
+                bb.create<scf::IfOp>(
+                    ll,
+                    bb.create<arith::XOrIOp>(
+                        ll, one, bb.create<arith::ConstantIntOp>(ll, 1, 1)),
+                    [&](OpBuilder &bbb, Location lll) {
+                      buildReport(bbb, lll, module, firstId + k, computed[k],
+                                  bbb.create<tensor::DimOp>(lll, input, d));
+                      bbb.create<scf::YieldOp>(lll);
+                    });
+              }
+              bb.create<scf::YieldOp>(ll, buildIdentity(bb, ll, Combiner::add,
+                                                        type.getElementType()));
+            });
+        b.create<linalg::YieldOp>(l, read.getResult(0));
+      });
+  rewriter.replaceOp(op, generic.getResults());
+  return success();
+}
+
+LogicalResult
+LowerScatterAdd::matchAndRewrite(ScatterAddOp op, OpAdaptor adaptor,
+                                 ConversionPatternRewriter &rewriter) const {
+  Location loc = op.getLoc();
+  Value value = adaptor.getValue(), input = adaptor.getInput();
+  ValueRange indices = adaptor.getIndices();
+  ArrayRef<int64_t> dims = op.getDims();
+  SmallVector<int64_t> addressed = computedDims(dims);
+  int64_t gatherRank = cast<RankedTensorType>(indices[0].getType()).getRank();
+  auto valueType = cast<RankedTensorType>(value.getType());
+  Value zero = rewriter.create<arith::ConstantIndexOp>(loc, 0);
+  Value one = rewriter.create<arith::ConstantIndexOp>(loc, 1);
+  SmallVector<Value> lbs(valueType.getRank(), zero),
+      steps(valueType.getRank(), one);
+  SmallVector<Value> ubs = tensorSizes(rewriter, loc, value);
+  bool isFloat = isa<FloatType>(valueType.getElementType());
+  scf::LoopNest nest = scf::buildLoopNest(
+      rewriter, loc, lbs, ubs, steps, ValueRange{input},
+      [&](OpBuilder &b, Location l, ValueRange ivs,
+          ValueRange acc) -> scf::ValueVector {
+        SmallVector<Value> computed;
+        ValueRange gatherPoint = ivs.take_front(gatherRank);
+        for (Value index : indices)
+          computed.push_back(b.create<arith::IndexCastOp>(
+              l, b.getIndexType(),
+              b.create<tensor::ExtractOp>(l, index, gatherPoint)));
+        SmallVector<Value> coords = gatherCoordinates(
+            dims, gatherPoint, ivs.drop_front(gatherRank), computed);
+        Value ok = allInBounds(b, l, acc[0], addressed, computed);
+        auto add = b.create<scf::IfOp>(
+            l, ok,
+            [&](OpBuilder &bb, Location ll) {
+              Value old = bb.create<tensor::ExtractOp>(ll, acc[0], coords);
+              Value v = bb.create<tensor::ExtractOp>(ll, value, ivs);
+              Value sum =
+                  isFloat ? bb.create<arith::AddFOp>(ll, old, v).getResult()
+                          : bb.create<arith::AddIOp>(ll, old, v).getResult();
+              bb.create<scf::YieldOp>(
+                  ll, bb.create<tensor::InsertOp>(ll, sum, acc[0], coords)
+                          .getResult());
+            },
+            [&](OpBuilder &bb, Location ll) {
+              bb.create<scf::YieldOp>(ll, acc[0]);
+            });
+        return {add.getResult(0)};
+      });
+  rewriter.replaceOp(op, nest.results);
+  return success();
+}
+
 /// Gives each bounds check its id and its entry in the module's
 /// `mlx.bounds_checks` table (what the driver says when it fails: the
 /// location now carries the call sites it was inlined through), and
@@ -454,16 +640,27 @@ tabulateBoundsChecks(ModuleOp module) {
   if (auto table = module->getAttrOfType<ArrayAttr>(kBoundsChecksAttr))
     llvm::append_range(checks, table);
   OpBuilder b(module.getContext());
+  auto entry = [&](Operation *op, Attribute dim, Attribute sizeName) {
+    checks.push_back(
+        DictionaryAttr::get(module.getContext(),
+                            {b.getNamedAttr("dim", dim),
+                             b.getNamedAttr("loc", LocationAttr(op->getLoc())),
+                             b.getNamedAttr("size_name", sizeName),
+                             b.getNamedAttr("tensor", op->getAttr("tensor"))}));
+  };
   module.walk([&](Operation *op) {
+    if (auto gather = dyn_cast<GatherOp>(op)) {
+      // One entry per computed index, from the op's id on.
+      ids[op] = checks.size();
+      for (auto [d, name] :
+           llvm::zip(computedDims(gather.getDims()), gather.getSizeNames()))
+        entry(op, b.getI64IntegerAttr(d), name);
+      return;
+    }
     if (!isa<CheckIndexOp, TakeOp, PutOp>(op))
       return;
     ids[op] = checks.size();
-    checks.push_back(DictionaryAttr::get(
-        module.getContext(),
-        {b.getNamedAttr("dim", op->getAttr("dim")),
-         b.getNamedAttr("loc", LocationAttr(op->getLoc())),
-         b.getNamedAttr("size_name", op->getAttr("size_name")),
-         b.getNamedAttr("tensor", op->getAttr("tensor"))}));
+    entry(op, op->getAttr("dim"), op->getAttr("size_name"));
   });
   if (ids.empty())
     return ids;
@@ -494,9 +691,10 @@ struct LowerMlxToLinalgPass
                            arith::ArithDialect, math::MathDialect,
                            scf::SCFDialect, func::FuncDialect>();
     RewritePatternSet patterns(ctx);
-    patterns.add<LowerGeneric, LowerMapCall, LowerLoop, LowerLoopYield>(ctx);
-    patterns.add<LowerCheckIndex, LowerSliceOp<TakeOp>, LowerSliceOp<PutOp>>(
-        ctx, ids);
+    patterns.add<LowerGeneric, LowerMapCall, LowerLoop, LowerLoopYield,
+                 LowerScatterAdd>(ctx);
+    patterns.add<LowerCheckIndex, LowerSliceOp<TakeOp>, LowerSliceOp<PutOp>,
+                 LowerGather>(ctx, ids);
     if (failed(applyPartialConversion(module, target, std::move(patterns))))
       signalPassFailure();
   }

@@ -6,6 +6,8 @@
 //     the sweep adds the contributions of several takes);
 //   - mlx.put: the input's cotangent is the result's with the slice
 //     zeroed, the value's is that slice;
+//   - mlx.gather: a scatter-add of the cotangent at the same subscripts
+//     (and mlx.scatter_add: the identity, and a gather);
 //   - mlx.loop: back-propagation through time over stored state. The loop
 //     is replaced by one that also records the carried values at the start
 //     of every step (one row per step); the body is outlined into a
@@ -64,6 +66,31 @@ LogicalResult PutOp::buildAdjoints(ReverseSweep &sweep) {
   sweep.accumulate(getValue(),
                    b.create<TakeOp>(loc, getValue().getType(), dy, getIndex(),
                                     getDim(), getTensor(), getSizeName()));
+  return success();
+}
+
+LogicalResult GatherOp::buildAdjoints(ReverseSweep &sweep) {
+  Value dy = sweep.adjoint(getResult());
+  if (!dy)
+    return success();
+  OpBuilder &b = sweep.builder();
+  Value zeros = buildFilled(b, getLoc(), getInput(), 0.0);
+  sweep.accumulate(getInput(), b.create<ScatterAddOp>(getLoc(), dy, zeros,
+                                                      getIndices(), getDims()));
+  return success();
+}
+
+LogicalResult ScatterAddOp::buildAdjoints(ReverseSweep &sweep) {
+  Value dy = sweep.adjoint(getResult());
+  if (!dy)
+    return success();
+  OpBuilder &b = sweep.builder();
+  sweep.accumulate(getInput(), dy);
+  SmallVector<Attribute> names(getIndices().size(), b.getStringAttr("?"));
+  sweep.accumulate(getValue(),
+                   b.create<GatherOp>(getLoc(), getValue().getType(), dy,
+                                      getIndices(), getDims(), "cotangent",
+                                      b.getArrayAttr(names)));
   return success();
 }
 

@@ -472,3 +472,64 @@ void LoopOp::getCanonicalizationPatterns(RewritePatternSet &patterns,
                                          MLIRContext *context) {
   patterns.add<FoldDimOfLoop>(context);
 }
+
+//===----------------------------------------------------------------------===//
+// mlx.gather, mlx.scatter_add
+//===----------------------------------------------------------------------===//
+
+/// Checks a gather's `dims` against its input, indices and result types.
+static LogicalResult verifyGather(Operation *op, RankedTensorType input,
+                                  ValueRange indices, ArrayRef<int64_t> dims,
+                                  RankedTensorType gathered) {
+  if ((int64_t)dims.size() != input.getRank())
+    return op->emitOpError("needs one dims entry per input dimension");
+  if (indices.empty())
+    return op->emitOpError("needs at least one computed index");
+  auto first = cast<RankedTensorType>(indices[0].getType());
+  for (Value index : indices) {
+    auto type = cast<RankedTensorType>(index.getType());
+    if (!type.getElementType().isSignlessInteger() ||
+        failed(verifyCompatibleShape(type.getShape(), first.getShape())))
+      return op->emitOpError("indices must be integer tensors of one shape");
+  }
+  int64_t rank = first.getRank();
+  SmallVector<int64_t> shape(first.getShape());
+  int64_t computed = 0;
+  for (auto [d, entry] : llvm::enumerate(dims)) {
+    if (entry == -1)
+      ++computed;
+    else if (entry == -2)
+      shape.push_back(input.getDimSize(d));
+    else if (entry < 0 || entry >= rank)
+      return op->emitOpError("dims entry ") << entry << " is out of range";
+  }
+  if (computed != (int64_t)indices.size())
+    return op->emitOpError("has ")
+           << indices.size() << " indices for " << computed << " computed dims";
+  if (gathered.getElementType() != input.getElementType() ||
+      failed(verifyCompatibleShape(shape, gathered.getShape())))
+    return op->emitOpError("gathered type ") << gathered << " does not match";
+  return success();
+}
+
+int64_t GatherOp::getGatherRank() {
+  return cast<RankedTensorType>(getIndices()[0].getType()).getRank();
+}
+
+LogicalResult GatherOp::verify() {
+  if (failed(verifyGather(*this, getInput().getType(), getIndices(), getDims(),
+                          getResult().getType())))
+    return failure();
+  if (getSizeNames().size() != getIndices().size())
+    return emitOpError("needs one size name per computed index");
+  return success();
+}
+
+Speculation::Speculatability GatherOp::getSpeculatability() {
+  return Speculation::NotSpeculatable;
+}
+
+LogicalResult ScatterAddOp::verify() {
+  return verifyGather(*this, getInput().getType(), getIndices(), getDims(),
+                      getValue().getType());
+}

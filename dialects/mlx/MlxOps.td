@@ -293,4 +293,62 @@ def Mlx_LoopYieldOp : Mlx_Op<"loop_yield", [Pure, Terminator, ReturnLike,
   let assemblyFormat = "attr-dict ($values^ `:` type($values))?";
 }
 
+def Mlx_GatherOp : Mlx_Op<"gather", [NoMemoryEffect,
+    DeclareOpInterfaceMethods<ConditionallySpeculatable>,
+    DeclareOpInterfaceMethods<Mlx_DifferentiableOpInterface>]> {
+  let summary = "reads at computed subscripts, per element, bounds-checked";
+  let description = [{
+    `logits[t, targets[t]]`, `E[tokens[n], :]`: the result's leading dims
+    are the gather space (the shape of every `indices` tensor), then one
+    dim per kept (`:`) dim of `input`. `dims` has one entry per dim of
+    `input`: `j >= 0` reads it at gather dim j, `-1` at the next computed
+    index (the `indices` in order), `-2` keeps it whole. Out of range, a
+    computed index is reported (`mlx_report_out_of_bounds`, `tensor` and
+    that index's entry of `size_names` naming it) and the element reads 0.
+    Its derivative adds the result's cotangent at the same subscripts
+    (`mlx.scatter_add`).
+
+    ```mlir
+    %g = mlx.gather %logits[%targets] dims [0, -1]
+        {size_names = ["K"], tensor = "logits"}
+        : tensor<?x?xf32>[tensor<?xi32>] -> tensor<?xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$input,
+                       Variadic<AnyRankedTensor>:$indices,
+                       DenseI64ArrayAttr:$dims, StrAttr:$tensor,
+                       StrArrayAttr:$size_names);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $input `[` $indices `]` `dims` $dims attr-dict `:` type($input) `[`
+    type($indices) `]` `->` type($result)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The rank of the gather space (of every index tensor).
+    int64_t getGatherRank();
+  }];
+}
+
+def Mlx_ScatterAddOp : Mlx_Op<"scatter_add", [Pure,
+    AllTypesMatch<["input", "result"]>,
+    DeclareOpInterfaceMethods<Mlx_DifferentiableOpInterface>]> {
+  let summary = "adds values at computed subscripts (the adjoint of a gather)";
+  let description = [{
+    `input` plus each element of `value` added at the element of `input`
+    that `mlx.gather` with the same `indices` and `dims` would read for it
+    (repeated subscripts add up). Out-of-range subscripts add nothing (the
+    gather has reported them).
+  }];
+  let arguments = (ins AnyRankedTensor:$value, AnyRankedTensor:$input,
+                       Variadic<AnyRankedTensor>:$indices,
+                       DenseI64ArrayAttr:$dims);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $value `into` $input `[` $indices `]` `dims` $dims attr-dict `:`
+    type($value) `into` type($input) `[` type($indices) `]`
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // MLX_OPS_TD

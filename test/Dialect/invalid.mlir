@@ -163,3 +163,19 @@ func.func @loop_args(%x: tensor<f32>, %n: index) -> tensor<f32> {
   }
   return %r : tensor<f32>
 }
+
+// -----
+
+func.func @gather_dims(%z: tensor<?x?xf32>, %c: tensor<?xi32>) -> tensor<?xf32> {
+  // expected-error @+1 {{has 1 indices for 2 computed dims}}
+  %g = mlx.gather %z[%c] dims [-1, -1] {size_names = ["K"], tensor = "z"} : tensor<?x?xf32>[tensor<?xi32>] -> tensor<?xf32>
+  return %g : tensor<?xf32>
+}
+
+// -----
+
+func.func @gather_float_index(%z: tensor<?xf32>, %c: tensor<?xf32>) -> tensor<?xf32> {
+  // expected-error @+1 {{indices must be integer tensors of one shape}}
+  %g = mlx.gather %z[%c] dims [-1] {size_names = ["K"], tensor = "z"} : tensor<?xf32>[tensor<?xf32>] -> tensor<?xf32>
+  return %g : tensor<?xf32>
+}

@@ -73,3 +73,12 @@ func.func @loop_take_put(%xs: tensor<?x?xf32>, %h0: tensor<?xf32>, %hs0: tensor<
   }
   return %hs : tensor<?x?xf32>
 }
+
+// CHECK-LABEL: func.func @gather_scatter
+// CHECK: mlx.gather %{{.*}}[%{{.*}}] dims [0, -1] {size_names = ["K"], tensor = "z"} : tensor<?x?xf32>[tensor<?xi32>] -> tensor<?xf32>
+// CHECK: mlx.scatter_add %{{.*}} into %{{.*}}[%{{.*}}] dims [0, -1] : tensor<?xf32> into tensor<?x?xf32>[tensor<?xi32>]
+func.func @gather_scatter(%z: tensor<?x?xf32>, %c: tensor<?xi32>) -> tensor<?x?xf32> {
+  %g = mlx.gather %z[%c] dims [0, -1] {size_names = ["K"], tensor = "z"} : tensor<?x?xf32>[tensor<?xi32>] -> tensor<?xf32>
+  %s = mlx.scatter_add %g into %z[%c] dims [0, -1] : tensor<?xf32> into tensor<?x?xf32>[tensor<?xi32>]
+  return %s : tensor<?x?xf32>
+}
