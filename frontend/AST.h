@@ -76,6 +76,9 @@ struct Expr {
   std::string name, op;
   std::vector<std::unique_ptr<Expr>> operands;
   std::vector<std::string> indices; ///< Reduce: the reduced index names.
+  /// Reduce: written with a bound (`sum[j <= i] e`, a scan): operands[0] is
+  /// then `(j <= i) ? e : identity`.
+  bool bounded = false;
   std::vector<Loc> indexLocs;
   std::vector<std::unique_ptr<Expr>> subscripts;
 

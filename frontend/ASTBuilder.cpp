@@ -399,7 +399,41 @@ private:
         e->indices.push_back(id->getText());
         e->indexLocs.push_back(locs.at(id));
       }
-      e->operands.push_back(mulExpr(r->mulExpr()));
+      ExprPtr body = mulExpr(r->mulExpr());
+      if (r->bound) {
+        // `sum[j <= i] e` is `sum[j] (j <= i ? e : 0)`: a scan when the
+        // bound is an outer index; the identity where the bound fails.
+        Loc at = locs.at(r->bound);
+        if (e->indices.size() != 1 || e->op == "argmax" || e->op == "argmin") {
+          error(at, "a bound ('" + r->bound->getText() +
+                        "') needs a sum, prod, max or min over one index");
+          return e;
+        }
+        auto index = make(Expr::Kind::Name, e->indexLocs[0]);
+        index->name = e->indices[0];
+        ExprPtr inRange = binary(r->bound->getText(), at, std::move(index),
+                                 addExpr(r->limit));
+        ExprPtr identity;
+        if (e->op == "sum" || e->op == "prod") {
+          identity = make(Expr::Kind::Int, at);
+          identity->intValue = e->op == "prod" ? 1 : 0;
+        } else {
+          identity = make(Expr::Kind::Inf, at);
+          if (e->op == "max") {
+            auto negated = make(Expr::Kind::Unary, at);
+            negated->op = "-";
+            negated->operands.push_back(std::move(identity));
+            identity = std::move(negated);
+          }
+        }
+        auto select = make(Expr::Kind::Select, at);
+        select->operands.push_back(std::move(inRange));
+        select->operands.push_back(std::move(body));
+        select->operands.push_back(std::move(identity));
+        body = std::move(select);
+        e->bounded = true;
+      }
+      e->operands.push_back(std::move(body));
       return e;
     }
     auto *p = static_cast<MLXParser::PowerLevelContext *>(ctx);

@@ -704,6 +704,13 @@ ExprInfo FunctionSema::analyzeUncached(const Expr &e, Scope &scope) {
     scope.resize(depth);
     if (!body.ok)
       return fail();
+    // A scan's bound by an index (`sum[j <= i]`) gives that index j's range.
+    if (e.bounded) {
+      const Expr &limit = *e.operands[0]->operands[0]->operands[1];
+      auto it = indexUses.find(&limit);
+      if (it != indexUses.end() && !it->second->range && reduced[0]->range)
+        bindRange(it->second, *reduced[0]->range, limit.loc);
+    }
     for (IndexVar *var : reduced)
       if (!var->range) {
         error(var->loc, "reduction index '" + var->name +

@@ -4,7 +4,8 @@
 // unary - ! and reductions, ^ (right-assoc), postfix [..] (..).
 // `for t in lo..hi { ... }` runs its body for t = lo, ..., hi − 1 in order.
 // A reduction `sum[j] e` takes a multiplicative term as its body, as Σ does
-// on paper: `sum[d] X[n,d] * w[d] - y[n]` is (Σ_d X w) − y.
+// on paper: `sum[d] X[n,d] * w[d] - y[n]` is (Σ_d X w) − y. A bound on its
+// index makes a scan: `c[i] = sum[j <= i] x[j]` (cumulative sum).
 grammar MLX;
 
 module_ : (importStmt | funcDef)* EOF ;
@@ -53,7 +54,8 @@ mulExpr : unaryExpr (ops+=('*' | '/' | '%') unaryExpr)* ;
 unaryExpr
   : op=('-' | '!') unaryExpr                          # negate
   | red=(SUM | PROD | MAX | MIN | ARGMAX | ARGMIN)
-      '[' ID (',' ID)* ']' mulExpr                   # reduction
+      '[' ID (',' ID)* (bound=('<' | '<=' | '>' | '>=') limit=addExpr)? ']'
+      mulExpr                                        # reduction
   | powExpr                                          # powerLevel
   ;
 powExpr : postfixExpr ('^' unaryExpr)? ;
