@@ -25,8 +25,11 @@ for c in frontend pipeline; do
   cp stdlib/*.mlx examples/*.mlx build-fuzz/corpus/$c/
   find test -name '*.mlx' -exec cp {} build-fuzz/corpus/$c/ \;
 done
-find test/fixtures -name '*.npy' | head -200 | while read -r f; do
-  cp "$f" "build-fuzz/corpus/npy/$(echo "$f" | tr / _)"; done
+# (No `find | head`: under pipefail, find's SIGPIPE would stop the script.)
+mapfile -t npys < <(find test/fixtures -name '*.npy' | sort)
+for f in "${npys[@]:0:200}"; do
+  cp "$f" "build-fuzz/corpus/npy/$(echo "$f" | tr / _)"
+done
 for lit in '[[1,2],[3,4]]' '-inf' '3.5' '[true,false]' '[]' '[1e-3, 2E+4]'; do
   printf '%s' "$lit" > "build-fuzz/corpus/literal/$(echo "$lit" | md5sum | cut -c1-8)"
 done
