@@ -64,6 +64,7 @@ public:
   FailureOr<func::FuncOp> vjp(StringRef callee,
                               ArrayRef<unsigned> wrt) override;
   void insert(func::FuncOp function) override;
+  unsigned loopCheckpointInterval() override;
   void replaceForward(Operation *op, ValueRange values) override {
     // No stale adjoint may outlive the op (its results' storage is reused).
     for (Value r : op->getResults())
@@ -81,7 +82,9 @@ private:
 
 class Differentiator {
 public:
-  Differentiator(ModuleOp module) : module(module), symbols(module) {}
+  Differentiator(ModuleOp module, unsigned loopCheckpointInterval)
+      : module(module), symbols(module),
+        loopCheckpointInterval(loopCheckpointInterval) {}
 
   /// Replaces every mlx.grad in the module. Fails after a diagnostic.
   LogicalResult expandAll() {
@@ -104,6 +107,7 @@ private:
   ModuleOp module;
   SymbolTable symbols;
   std::map<std::pair<std::string, std::vector<unsigned>>, func::FuncOp> vjps;
+  unsigned loopCheckpointInterval;
   llvm::DenseSet<Operation *> expanded;
 };
 
@@ -227,9 +231,15 @@ void FunctionSweep::insert(func::FuncOp function) {
   differentiator.symbols.insert(function);
 }
 
+unsigned FunctionSweep::loopCheckpointInterval() {
+  return differentiator.loopCheckpointInterval;
+}
+
 struct AutodiffPass : public mlx::impl::AutodiffPassBase<AutodiffPass> {
+  using AutodiffPassBase::AutodiffPassBase;
   void runOnOperation() override {
-    if (failed(Differentiator(getOperation()).expandAll()))
+    if (failed(
+            Differentiator(getOperation(), loopCheckpointInterval).expandAll()))
       signalPassFailure();
   }
 };

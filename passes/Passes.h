@@ -56,12 +56,14 @@ std::vector<BoundsCheck> boundsChecks(ModuleOp module);
 void buildMlxSimplifyPipeline(OpPassManager &pm);
 
 /// Expands mlx.grad (mlx-autodiff), then mlx-simplify: what `--stage=grad`
-/// shows.
-void buildMlxGradPipeline(OpPassManager &pm);
+/// shows. `loopCheckpointInterval`: see mlx-autodiff's loop-checkpoint.
+void buildMlxGradPipeline(OpPassManager &pm,
+                          unsigned loopCheckpointInterval = 0);
 
 /// mlx → linalg on tensors (the input of every backend), with elementwise
 /// producer/consumer fusion; `checkNumerics` adds mlx-check-numerics.
-void buildMlxToLinalgPipeline(OpPassManager &pm, bool checkNumerics = false);
+void buildMlxToLinalgPipeline(OpPassManager &pm, bool checkNumerics = false,
+                              unsigned loopCheckpointInterval = 0);
 
 /// Registers the pipelines above as `mlx-simplify` and `mlx-to-linalg`.
 void registerMlxPipelines();

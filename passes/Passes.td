@@ -96,6 +96,11 @@ def AutodiffPass : Pass<"mlx-autodiff", "ModuleOp"> {
   }];
   let dependentDialects = ["func::FuncDialect", "arith::ArithDialect",
                            "math::MathDialect", "tensor::TensorDialect"];
+  let options = [
+    Option<"loopCheckpointInterval", "loop-checkpoint", "unsigned", "0",
+           "back-propagation through mlx.loop records every step's state "
+           "(0) or every k-th and recomputes the others">
+  ];
 }
 
 #endif // MLX_PASSES_TD

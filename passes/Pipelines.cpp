@@ -34,15 +34,17 @@ void mlx::buildMlxSimplifyPipeline(OpPassManager &pm) {
   pm.addPass(createSymbolDCEPass());
 }
 
-void mlx::buildMlxGradPipeline(OpPassManager &pm) {
+void mlx::buildMlxGradPipeline(OpPassManager &pm,
+                               unsigned loopCheckpointInterval) {
   // Gradients first, on functions that still have their calls: each callee
   // is differentiated once.
-  pm.addPass(createAutodiffPass());
+  pm.addPass(createAutodiffPass({loopCheckpointInterval}));
   buildMlxSimplifyPipeline(pm);
 }
 
-void mlx::buildMlxToLinalgPipeline(OpPassManager &pm, bool checkNumerics) {
-  buildMlxGradPipeline(pm);
+void mlx::buildMlxToLinalgPipeline(OpPassManager &pm, bool checkNumerics,
+                                   unsigned loopCheckpointInterval) {
+  buildMlxGradPipeline(pm, loopCheckpointInterval);
   // Rows mapped over indices become generics over all of them; the lifted
   // callees go, and CSE merges what lifting repeated.
   pm.addPass(createBatchMapCallsPass());
@@ -64,8 +66,9 @@ void mlx::registerMlxPipelines() {
   PassPipelineRegistration<>("mlx-simplify",
                              "inline, fold and CSE at the mlx level",
                              buildMlxSimplifyPipeline);
-  PassPipelineRegistration<>("mlx-grad", "expand gradients, then mlx-simplify",
-                             buildMlxGradPipeline);
+  PassPipelineRegistration<>(
+      "mlx-grad", "expand gradients, then mlx-simplify",
+      [](OpPassManager &pm) { buildMlxGradPipeline(pm); });
   PassPipelineRegistration<>(
       "mlx-to-linalg", "lower mlx to linalg on tensors, fused",
       [](OpPassManager &pm) { buildMlxToLinalgPipeline(pm); });

@@ -157,9 +157,10 @@ Session::lower(const std::vector<ExportRequest> &exports, Stage stage,
     return std::move(module);
   mlir::PassManager pm(&impl->ctx);
   if (stage == Stage::Grad) {
-    mlir::mlx::buildMlxGradPipeline(pm);
+    mlir::mlx::buildMlxGradPipeline(pm, options.loopCheckpointInterval);
   } else {
-    mlir::mlx::buildMlxToLinalgPipeline(pm, options.checkNumerics);
+    mlir::mlx::buildMlxToLinalgPipeline(pm, options.checkNumerics,
+                                        options.loopCheckpointInterval);
     if (stage == Stage::Target)
       impl->target->buildPipeline(pm);
   }
@@ -173,10 +174,10 @@ llvm::Error Session::printTarget(mlir::ModuleOp module, llvm::raw_ostream &os) {
 }
 
 llvm::Error Session::build(const std::vector<ExportRequest> &exports,
-                           llvm::StringRef path) {
+                           llvm::StringRef path, CompileOptions options) {
   if (llvm::Error err = impl->target->checkArtefactPath(path))
     return err;
-  auto module = lower(exports, Stage::Target);
+  auto module = lower(exports, Stage::Target, options);
   if (!module)
     return module.takeError();
   std::vector<rt::Signature> signatures;

@@ -44,6 +44,9 @@ struct CompileOptions {
   /// Instrument every equation to report the first NaN or infinity it
   /// produces (and reject non-finite arguments).
   bool checkNumerics = false;
+  /// Back-propagation through loops records every step's carried state (0)
+  /// or one every this many steps, recomputing the rest from it.
+  unsigned loopCheckpointInterval = 0;
 };
 
 /// Diagnostics as a value: the text the CLI prints for them.
@@ -143,7 +146,7 @@ public:
   /// Compiles `exports` and writes them to `path` (AOT; on the CPU an
   /// OUT.o or OUT.so and its C header OUT.h).
   llvm::Error build(const std::vector<ExportRequest> &exports,
-                    llvm::StringRef path);
+                    llvm::StringRef path, CompileOptions options = {});
 
   /// A user error at a source location, as a value (for a driver's own
   /// checks of its arguments).

@@ -46,6 +46,10 @@ public:
   /// results of an op that computes the same and more (a loop that also
   /// records its states), and erases it.
   virtual void replaceForward(Operation *op, ValueRange values) = 0;
+  /// Back-propagation through a loop records every step's state (0) or
+  /// one state every this many steps, recomputing the others (less memory,
+  /// one more forward sweep).
+  virtual unsigned loopCheckpointInterval() { return 0; }
 };
 
 /// The scalar reverse sweep over an mlx.generic body: adjoints accumulated

@@ -119,6 +119,12 @@ cl::opt<bool>
                   cl::desc("report the first equation producing NaN or an "
                            "infinity"),
                   cl::cat(category), cl::sub(runCommand));
+cl::opt<unsigned> loopCheckpoint(
+    "loop-checkpoint", cl::init(0), cl::value_desc("K"),
+    cl::desc("gradients through loops keep every K-th step's state and "
+             "recompute the others (0: keep every step's)"),
+    cl::cat(category), cl::sub(emitCommand), cl::sub(runCommand),
+    cl::sub(benchCommand), cl::sub(buildCommand));
 cl::opt<int> repeat("repeat", cl::init(10), cl::value_desc("N"),
                     cl::desc("the number of timed calls"), cl::cat(category),
                     cl::sub(benchCommand));
@@ -131,6 +137,7 @@ struct Options {
   std::vector<std::string> functions, importPaths, grads;
   std::vector<std::pair<std::string, std::string>> args;
   bool json = false, checkNumerics = false;
+  unsigned loopCheckpoint = 0;
   int repeat = 10;
 };
 
@@ -213,6 +220,7 @@ std::optional<int> parseOptions(int argc, char **argv, Options &opts) {
   opts.importPaths = importPaths;
   opts.json = json;
   opts.checkNumerics = checkNumerics;
+  opts.loopCheckpoint = loopCheckpoint;
   for (const std::string &g : grads) {
     if (llvm::StringRef(g).trim().empty())
       return usageError("--grad needs ARG[,ARG...]");
@@ -322,7 +330,7 @@ private:
     auto exports = requestedExports();
     if (!exports)
       return report(exports.takeError());
-    auto module = session.lower(*exports, *stage);
+    auto module = session.lower(*exports, *stage, {false, opts.loopCheckpoint});
     if (!module)
       return report(module.takeError());
     if (*stage != Stage::Target) {
@@ -409,7 +417,8 @@ private:
     rt::Signature sig = session.signature(request);
 
     auto start = std::chrono::steady_clock::now();
-    auto module = session.compile({request}, {opts.checkNumerics});
+    auto module =
+        session.compile({request}, {opts.checkNumerics, opts.loopCheckpoint});
     if (!module)
       return report(module.takeError());
     double compileMs = std::chrono::duration<double, std::milli>(
@@ -515,7 +524,8 @@ private:
     auto exports = requestedExports();
     if (!exports)
       return report(exports.takeError());
-    if (llvm::Error err = session.build(*exports, opts.output))
+    if (llvm::Error err =
+            session.build(*exports, opts.output, {false, opts.loopCheckpoint}))
       return report(std::move(err));
     return 0;
   }
