@@ -183,7 +183,7 @@ INSTANTIATE_TEST_SUITE_P(
              {{"lr", Domain::Small}},
              {{"steps", 50}}},
         Case{"rnn", "rnn_cell"}, Case{"rnn", "rnn_sequence"},
-        Case{"unsupervised", "autoencoder_loss"},
+        Case{"sort", "sort"}, Case{"unsupervised", "autoencoder_loss"},
         Case{"unsupervised", "reparameterize"}, Case{"unsupervised", "vae_kl"},
         Case{"unsupervised", "vae_loss"}, Case{"rl", "discounted_return"},
         Case{
