@@ -50,6 +50,9 @@ struct Param {
   Loc loc;
   std::string name;
   TypeSpec type;
+  /// `k: static i32`: an integer known when the function is compiled (each
+  /// value is an instance of its own); usable in types and loop ranges.
+  bool isStatic = false;
 };
 
 /// An expression. One struct for all kinds; `kind` says which fields hold.

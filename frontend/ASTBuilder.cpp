@@ -183,6 +183,7 @@ private:
         Param param;
         param.loc = locs.at(p->ID());
         param.name = p->ID()->getText();
+        param.isStatic = p->STATIC() != nullptr;
         if (p->type())
           param.type = type(p->type());
         else

@@ -155,7 +155,7 @@ void mlx::ast::printModule(const Module &module, llvm::raw_ostream &os) {
     printLoc(fn->loc, os);
     os << "\n";
     for (const Param &p : fn->params) {
-      os << "  param " << p.name << ": ";
+      os << "  param " << p.name << ": " << (p.isStatic ? "static " : "");
       printType(p.type, os);
       os << " ";
       printLoc(p.loc, os);

@@ -166,8 +166,12 @@ Compiler::generate(const std::vector<ExportRequest> &exports) {
 
 std::vector<ExportRequest> Compiler::allExports() const {
   std::vector<ExportRequest> exports;
+  // A function with static parameters is an instance per value: it is
+  // checked where it is called (or exported with values).
   for (const auto &fn : mainModule().functions)
-    exports.push_back({fn.get(), fn->isShapePolymorphic() ? 1 : 0});
+    if (llvm::none_of(fn->params,
+                      [](const ast::Param &p) { return p.isStatic; }))
+      exports.push_back({fn.get(), fn->isShapePolymorphic() ? 1 : 0});
   return exports;
 }
 

@@ -170,7 +170,8 @@ public:
       return mlir::failure(); // let the printing handler see it too
     });
     for (const ExportRequest &r : exports) {
-      auto func = getOrDeclare(*r.function, r.anyShapeRank, r.floatType);
+      auto func =
+          getOrDeclare(*r.function, r.anyShapeRank, r.floatType, r.statics);
       if (!r.wrt.empty()) {
         exportGradient(func, r.wrt, exportName(r));
         continue;
@@ -179,13 +180,13 @@ public:
       func->setAttr("llvm.emit_c_interface", builder.getUnitAttr());
     }
     while (!pending.empty()) {
-      auto [fn, rank, floatType, func] = pending.front();
+      auto [fn, rank, floatType, statics, func] = pending.front();
       pending.pop_front();
       std::unique_ptr<CheckedFunction> checked =
-          Sema(ctx, functions).check(*fn, rank, floatType);
+          Sema(ctx, functions).check(*fn, rank, floatType, statics);
       // The instances it calls are checked too, also after its errors.
       for (const CalleeInstance &c : checked->callees)
-        getOrDeclare(*c.function, c.anyShapeRank, c.floatType);
+        getOrDeclare(*c.function, c.anyShapeRank, c.floatType, c.statics);
       if (checked->ok)
         FunctionGen(*this, *checked, func).generate();
       else
@@ -248,35 +249,49 @@ public:
 
   /// The func.func of an instance, declared now and generated later.
   mlir::func::FuncOp getOrDeclare(const Function &fn, int64_t rank,
-                                  DType floatType) {
-    std::string name = instanceName(fn, rank, floatType);
+                                  DType floatType,
+                                  const StaticValues &statics) {
+    std::string name = instanceName(fn, rank, floatType, statics);
     if (auto existing = module->lookupSymbol<mlir::func::FuncOp>(name))
       return existing;
     mlir::OpBuilder::InsertionGuard guard(builder);
     builder.setInsertionPointToEnd(module->getBody());
     llvm::SmallVector<mlir::Type> inputs, results;
     for (const Param &p : fn.params)
-      inputs.push_back(tensorTypeOf(p.type, rank, floatType));
+      inputs.push_back(tensorTypeOf(p.type, rank, floatType, statics));
     for (const TypeSpec &t : fn.results)
-      results.push_back(tensorTypeOf(t, rank, floatType));
+      results.push_back(tensorTypeOf(t, rank, floatType, statics));
     auto func = builder.create<mlir::func::FuncOp>(
         toLocation(ctx, fn.loc), name,
         builder.getFunctionType(inputs, results));
     func.setPrivate();
-    pending.push_back({&fn, rank, floatType, func});
+    pending.push_back({&fn, rank, floatType, statics, func});
     return func;
   }
 
+  /// The tensor type of a parameter or result: literal dims (and those
+  /// of static parameters) static, the others dynamic.
   mlir::RankedTensorType tensorTypeOf(const TypeSpec &t, int64_t rank,
-                                      DType floatType) {
+                                      DType floatType,
+                                      const StaticValues &statics) {
     llvm::SmallVector<int64_t> shape;
     if (t.isAnyShape())
       shape.assign(rank, mlir::ShapedType::kDynamic);
     else
-      for (auto &d : t.dims)
-        shape.push_back(d->kind == DimExpr::Kind::Int
-                            ? d->value
-                            : mlir::ShapedType::kDynamic);
+      for (auto &d : t.dims) {
+        std::string ignored;
+        std::optional<int64_t> size = evaluateDim(
+            *d,
+            [&](const std::string &name) -> std::optional<int64_t> {
+              auto it = statics.find(name);
+              if (it == statics.end())
+                return std::nullopt;
+              return it->second;
+            },
+            ignored);
+        shape.push_back(size && *size >= 0 ? *size
+                                           : mlir::ShapedType::kDynamic);
+      }
     DType dtype = rt::instanceDType(t.dtype, floatType);
     return mlir::RankedTensorType::get(shape, scalarType(builder, dtype));
   }
@@ -285,7 +300,8 @@ public:
   const std::map<std::string, const Function *> &functions;
   mlir::OpBuilder builder;
   mlir::OwningOpRef<mlir::ModuleOp> module;
-  std::deque<std::tuple<const Function *, int64_t, DType, mlir::func::FuncOp>>
+  std::deque<std::tuple<const Function *, int64_t, DType, StaticValues,
+                        mlir::func::FuncOp>>
       pending;
   unsigned errors = 0;
 };
@@ -320,7 +336,9 @@ void FunctionGen::generate() {
       if (!dim.constant && !dimValues.count(dim.symbol))
         dimValues[dim.symbol] =
             b.create<mlir::tensor::DimOp>(loc(p.loc), arg, d);
-    locals[p.name] = TVal{arg, checked.declared(p.type.dtype), shape};
+    // A static parameter is a dim of known size, not a value.
+    if (!p.isStatic)
+      locals[p.name] = TVal{arg, checked.declared(p.type.dtype), shape};
   }
   for (const Stmt &s : fn.body)
     emitStmt(s);
@@ -1026,7 +1044,8 @@ std::vector<TVal> FunctionGen::emitCall(const Expr &e,
     // mapped indices and the element shape.
     Shape full = mapped;
     full.insert(full.end(), ci.anyShape->begin(), ci.anyShape->end());
-    auto target = mod.getOrDeclare(callee, (int64_t)full.size(), ci.floatType);
+    auto target = mod.getOrDeclare(callee, (int64_t)full.size(), ci.floatType,
+                                   ci.statics);
     std::vector<TVal> args;
     for (auto [k, p] : llvm::enumerate(callee.params)) {
       const Expr &arg = *callArgs(e)[k];
@@ -1048,7 +1067,7 @@ std::vector<TVal> FunctionGen::emitCall(const Expr &e,
     return callWith(target, args, shapes);
   }
 
-  auto target = mod.getOrDeclare(callee, 0, ci.floatType);
+  auto target = mod.getOrDeclare(callee, 0, ci.floatType, ci.statics);
   if (vars.empty()) {
     std::vector<TVal> args;
     for (auto [k, p] : llvm::enumerate(callee.params))

@@ -108,18 +108,36 @@ rt::Signature mlx::signatureOf(const ExportRequest &request) {
   auto declared = [&](DType d) { return rt::instanceDType(d, floatType); };
   rt::Signature sig;
   sig.name = exportName(request);
+  // Static parameters' values are sizes: dims named by them (or
+  // arithmetic of them and literals) are literal dims.
+  auto staticSize = [&](const DimExpr &d) {
+    std::string ignored;
+    return evaluateDim(
+        d,
+        [&](const std::string &name) -> std::optional<int64_t> {
+          auto it = request.statics.find(name);
+          if (it == request.statics.end())
+            return std::nullopt;
+          return it->second;
+        },
+        ignored);
+  };
   for (const Param &p : fn.params) {
     rt::ParamSpec spec;
     spec.name = p.name;
     spec.dtype = declared(p.type.dtype);
+    if (p.isStatic)
+      if (auto it = request.statics.find(p.name); it != request.statics.end())
+        spec.staticValue = it->second;
     if (p.type.isAnyShape())
       for (int64_t d = 0; d < anyShapeRank; ++d)
         spec.dims.push_back({-1, "..." + std::to_string(d)});
     else
-      for (auto &d : p.type.dims)
-        spec.dims.push_back(d->kind == DimExpr::Kind::Int
-                                ? rt::DimSpec{d->value, ""}
-                                : rt::DimSpec{-1, d->name});
+      for (auto &d : p.type.dims) {
+        std::optional<int64_t> size = staticSize(*d);
+        spec.dims.push_back(size ? rt::DimSpec{*size, ""}
+                                 : rt::DimSpec{-1, d->name});
+      }
     sig.params.push_back(spec);
   }
   for (const TypeSpec &t : fn.results) {
@@ -325,6 +343,9 @@ private:
   bool checkComputedSubscript(const Expr &sub, Scope &scope);
   /// "unknown name", or where a name defined only in a loop body was.
   void unknownName(const std::string &name, const Loc &at);
+  /// The value of an integer expression known when compiling: literals,
+  /// static parameters and literal dims, with + - * / %; else nullopt.
+  std::optional<int64_t> constantValue(const Expr &e) const;
 
   // --- what generation meets: these follow MLIRGen's emitWhole,
   // materialize, emitGeneric, emitElem and emitCall, and give the type of
@@ -388,10 +409,31 @@ std::string FunctionSema::unknownFunction(const std::string &name) const {
 
 void FunctionSema::run() {
   std::set<std::string> names;
+  // Static parameters are dimensions of known size: usable in types, loop
+  // ranges and expressions (as integers).
+  for (const Param &p : fn.params) {
+    if (!p.isStatic)
+      continue;
+    if (p.type.dims.size() ||
+        (p.type.dtype != DType::i32 && p.type.dtype != DType::i64)) {
+      error(p.loc, "a static parameter is an integer scalar: write '" + p.name +
+                       ": static i32'");
+      continue;
+    }
+    if (auto it = out.statics.find(p.name); it != out.statics.end())
+      dims[p.name] = SDim::of(it->second);
+    else
+      error(p.loc,
+            "no value was given for the static parameter '" + p.name + "'");
+  }
   // Every dimension symbol is bound at its first use among the parameters.
   for (const Param &p : fn.params) {
     if (!names.insert(p.name).second)
       error(p.loc, "duplicate parameter '" + p.name + "'");
+    if (p.isStatic) {
+      out.paramShapes.push_back({});
+      continue;
+    }
     Shape shape;
     if (p.type.isAnyShape()) {
       for (int64_t d = 0; d < anyShapeRank; ++d) {
@@ -413,11 +455,18 @@ void FunctionSema::run() {
     out.paramShapes.push_back(shape);
     locals[p.name] = LocalType{declared(p.type.dtype), shape};
   }
+  std::function<void(const DimExpr &)> checkBound = [&](const DimExpr &d) {
+    if (d.kind == DimExpr::Kind::Sym && !dims.count(d.name))
+      error(d.loc, "result dimension '" + d.name +
+                       "' is not the dimension of any parameter");
+    if (d.lhs)
+      checkBound(*d.lhs);
+    if (d.rhs)
+      checkBound(*d.rhs);
+  };
   for (const TypeSpec &t : fn.results)
     for (auto &d : t.dims)
-      if (d->kind == DimExpr::Kind::Sym && !dims.count(d->name))
-        error(d->loc, "result dimension '" + d->name +
-                          "' is not the dimension of any parameter");
+      checkBound(*d);
   bool anyError = failedStmt;
   anyError |= !checkStmts(fn.body);
   if (!returned && !anyError)
@@ -476,10 +525,30 @@ Shape FunctionSema::shapeOfType(const TypeSpec &type, const Loc &at) {
       error(d->loc, "'...' must be the only dimension of a type");
       shape.push_back(SDim::of(1));
       break;
-    default:
-      error(d->loc, "dimension arithmetic in types is not supported yet");
-      shape.push_back(SDim::of(1));
+    default: {
+      // Arithmetic of literals and static parameters.
+      std::string problem;
+      std::optional<int64_t> size = evaluateDim(
+          *d,
+          [&](const std::string &name) -> std::optional<int64_t> {
+            auto it = dims.find(name);
+            return it == dims.end() ? std::nullopt : it->second.constant;
+          },
+          problem);
+      if (size && *size < 0)
+        problem = "dimension evaluates to " + std::to_string(*size);
+      if (!size || *size < 0) {
+        error(d->loc, problem.empty()
+                          ? "dimension arithmetic over run-time sizes is not "
+                            "supported yet: it works over literals and "
+                            "static parameters"
+                          : problem);
+        shape.push_back(SDim::of(1));
+        break;
+      }
+      shape.push_back(SDim::of(*size));
       break;
+    }
     }
   }
   (void)at;
@@ -834,6 +903,40 @@ bool FunctionSema::isScalarInteger(const std::string &name) const {
           (t.dtype == DType::i32 || t.dtype == DType::i64));
 }
 
+std::optional<int64_t> FunctionSema::constantValue(const Expr &e) const {
+  switch (e.kind) {
+  case Expr::Kind::Int:
+    return e.intValue;
+  case Expr::Kind::Name: {
+    auto it = dims.find(e.name);
+    if (locals.count(e.name) || it == dims.end())
+      return std::nullopt;
+    return it->second.constant;
+  }
+  case Expr::Kind::Unary: {
+    std::optional<int64_t> x = constantValue(*e.operands[0]);
+    return x && e.op == "-" ? std::optional<int64_t>(-*x) : std::nullopt;
+  }
+  case Expr::Kind::Binary: {
+    std::optional<int64_t> a = constantValue(*e.operands[0]);
+    std::optional<int64_t> b = constantValue(*e.operands[1]);
+    if (!a || !b)
+      return std::nullopt;
+    if (e.op == "+")
+      return *a + *b;
+    if (e.op == "-")
+      return *a - *b;
+    if (e.op == "*")
+      return *a * *b;
+    if ((e.op == "/" || e.op == "%") && *b != 0)
+      return e.op == "/" ? *a / *b : *a % *b;
+    return std::nullopt;
+  }
+  default:
+    return std::nullopt;
+  }
+}
+
 void FunctionSema::unknownName(const std::string &name, const Loc &at) {
   if (auto it = loopLocals.find(name); it != loopLocals.end()) {
     error(at, "'" + name +
@@ -976,7 +1079,10 @@ ExprInfo FunctionSema::analyzeCall(const Expr &e, Scope &scope) {
     }
     const Expr &count = *callArgs(e)[1];
     info.shape = args[0]->shape;
-    if (count.kind == Expr::Kind::Int && count.intValue >= 0)
+    std::optional<int64_t> classes = constantValue(count);
+    if (classes && *classes >= 0 && count.kind != Expr::Kind::Name)
+      info.shape.push_back(SDim::of(*classes));
+    else if (count.kind == Expr::Kind::Int && count.intValue >= 0)
       info.shape.push_back(SDim::of(count.intValue));
     else if (count.kind == Expr::Kind::Name && dims.count(count.name) &&
              !indexUses.count(&count))
@@ -1020,8 +1126,9 @@ ExprInfo FunctionSema::analyzeCall(const Expr &e, Scope &scope) {
       return fail();
     }
     for (const auto &dim : llvm::drop_begin(callArgs(e))) {
-      if (dim->kind == Expr::Kind::Int && dim->intValue >= 0) {
-        info.shape.push_back(SDim::of(dim->intValue));
+      std::optional<int64_t> size = constantValue(*dim);
+      if (size && *size >= 0 && dim->kind != Expr::Kind::Name) {
+        info.shape.push_back(SDim::of(*size));
         continue;
       }
       if (dim->kind == Expr::Kind::Name && dims.count(dim->name) &&
@@ -1057,6 +1164,36 @@ ExprInfo FunctionSema::analyzeCall(const Expr &e, Scope &scope) {
     return rt::instanceDType(d, call->floatType);
   };
   std::map<std::string, std::pair<SDim, std::string>> bound;
+  // Static parameters take values known now; they size the callee's dims.
+  for (auto [k, p] : llvm::enumerate(callee->params)) {
+    if (!p.isStatic)
+      continue;
+    std::optional<int64_t> value = constantValue(*callArgs(e)[k]);
+    if (!value) {
+      error(callArgs(e)[k]->loc,
+            "'" + p.name + "' is a static parameter of '" + callee->name +
+                "': pass a value known when compiling (an integer literal, a "
+                "static parameter or a literal dimension)")
+              .attachNote(loc(p.loc))
+          << "'" << p.name << "' is declared here";
+      return fail();
+    }
+    call->statics[p.name] = *value;
+    bound.try_emplace(p.name, SDim::of(*value), p.name);
+  }
+  // A dim of the callee as arithmetic of static values and literals.
+  auto calleeDim = [&](const DimExpr &dim) {
+    std::string ignored;
+    return evaluateDim(
+        dim,
+        [&](const std::string &name) -> std::optional<int64_t> {
+          auto it = bound.find(name);
+          if (it == bound.end())
+            return std::nullopt;
+          return it->second.first.constant;
+        },
+        ignored);
+  };
   for (auto [k, p] : llvm::enumerate(callee->params)) {
     const ExprInfo &arg = *args[k];
     const Loc &at = callArgs(e)[k]->loc;
@@ -1108,8 +1245,21 @@ ExprInfo FunctionSema::analyzeCall(const Expr &e, Scope &scope) {
         continue;
       }
       if (dim->kind != DimExpr::Kind::Sym) {
-        error(dim->loc, "dimension arithmetic in types is not supported yet");
-        return fail();
+        std::optional<int64_t> size = calleeDim(*dim);
+        if (!size) {
+          error(dim->loc, "dimension arithmetic over run-time sizes is not "
+                          "supported yet: it works over literals and static "
+                          "parameters");
+          return fail();
+        }
+        if (actual.constant && *actual.constant != *size) {
+          error(at, "argument '" + p.name + "' of '" + callee->name +
+                        "' must have size " + std::to_string(*size) +
+                        " in dimension " + std::to_string(d) + ", got " +
+                        actual.str());
+          return fail();
+        }
+        continue;
       }
       auto [it, inserted] = bound.try_emplace(dim->name, actual, p.name);
       if (!inserted && !it->second.first.sameAs(actual)) {
@@ -1137,6 +1287,8 @@ ExprInfo FunctionSema::analyzeCall(const Expr &e, Scope &scope) {
         else if (dim->kind == DimExpr::Kind::Sym &&
                  call->binding.count(dim->name))
           shape.push_back(call->binding[dim->name]);
+        else if (std::optional<int64_t> size = calleeDim(*dim))
+          shape.push_back(SDim::of(*size));
         else {
           error(dim->loc, "result dimension of '" + callee->name +
                               "' is not bound by its parameters");
@@ -1458,11 +1610,11 @@ void FunctionSema::checkFor(const Stmt &s) {
     }
   std::optional<SDim> extent;
   const Expr &lo = *s.values[0], &hi = *s.values[1];
-  if (lo.kind == Expr::Kind::Int && lo.intValue == 0) {
-    if (hi.kind == Expr::Kind::Int)
-      extent = SDim::of(hi.intValue);
-    else if (hi.kind == Expr::Kind::Name && dims.count(hi.name))
+  if (constantValue(lo) == 0) {
+    if (hi.kind == Expr::Kind::Name && dims.count(hi.name))
       extent = dims.at(hi.name);
+    else if (std::optional<int64_t> size = constantValue(hi); size >= 0)
+      extent = SDim::of(*size);
   }
   std::set<std::string> before;
   for (auto &entry : locals)
@@ -1746,7 +1898,8 @@ std::vector<LocalType> FunctionSema::call(const Expr &e,
     // mapped indices and the element shape.
     Shape full = mapped;
     full.insert(full.end(), ci.anyShape->begin(), ci.anyShape->end());
-    out.callees.push_back({&callee, (int64_t)full.size(), ci.floatType});
+    out.callees.push_back(
+        {&callee, (int64_t)full.size(), ci.floatType, ci.statics});
     for (auto [k, p] : llvm::enumerate(callee.params)) {
       const Expr &arg = *callArgs(e)[k];
       if (!p.type.isAnyShape())
@@ -1762,7 +1915,7 @@ std::vector<LocalType> FunctionSema::call(const Expr &e,
           results[k].shape = full;
     return results;
   }
-  out.callees.push_back({&callee, 0, ci.floatType});
+  out.callees.push_back({&callee, 0, ci.floatType, ci.statics});
   if (vars.empty()) {
     for (auto [k, p] : llvm::enumerate(callee.params))
       whole(*callArgs(e)[k], paramType(p.type.dtype));
@@ -1793,12 +1946,15 @@ std::vector<LocalType> FunctionSema::call(const Expr &e,
   return {LocalType{ci.resultTypes[0], full}};
 }
 
-std::unique_ptr<CheckedFunction>
-Sema::check(const Function &fn, int64_t anyShapeRank, DType floatType) {
+std::unique_ptr<CheckedFunction> Sema::check(const Function &fn,
+                                             int64_t anyShapeRank,
+                                             DType floatType,
+                                             const StaticValues &statics) {
   auto out = std::make_unique<CheckedFunction>();
   out->fn = &fn;
   out->anyShapeRank = anyShapeRank;
   out->floatType = floatType;
+  out->statics = statics;
   FunctionSema(ctx, functions, *out).run();
   return out;
 }

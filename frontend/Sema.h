@@ -51,6 +51,8 @@ struct CallInfo {
   /// `grad(f, ...)(args)` / `value_and_grad`: the differentiated parameters.
   bool isGrad = false, withValue = false;
   std::vector<int64_t> wrt;
+  /// The values passed for the callee's static parameters.
+  StaticValues statics;
 };
 
 /// The argument expressions of a call; `grad(f, x)(args)` keeps its callee
@@ -119,6 +121,7 @@ struct CalleeInstance {
   const ast::Function *function;
   int64_t anyShapeRank;
   rt::DType floatType;
+  StaticValues statics;
 };
 
 /// One function instance, checked: what MLIRGen generates from.
@@ -126,6 +129,8 @@ struct CheckedFunction {
   const ast::Function *fn = nullptr;
   int64_t anyShapeRank = 0;
   rt::DType floatType = rt::DType::f32;
+  /// The values of the static parameters (dims of constant size here).
+  StaticValues statics;
   /// False after diagnostics: nothing is to be generated.
   bool ok = false;
   /// The dimension symbols the parameters bind, and the shapes of the
@@ -201,8 +206,10 @@ public:
   bool checkNoRecursion(llvm::ArrayRef<const ast::Function *> roots);
 
   /// Checks one instance of `fn`; see CheckedFunction::ok.
-  std::unique_ptr<CheckedFunction>
-  check(const ast::Function &fn, int64_t anyShapeRank, rt::DType floatType);
+  std::unique_ptr<CheckedFunction> check(const ast::Function &fn,
+                                         int64_t anyShapeRank,
+                                         rt::DType floatType,
+                                         const StaticValues &statics = {});
 
 private:
   void error(const ast::Loc &loc, const llvm::Twine &message);

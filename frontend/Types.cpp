@@ -1,7 +1,9 @@
 //===- Types.cpp - dtypes, symbolic shapes and instance names ---------===//
 #include "frontend/Types.h"
 
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/MathExtras.h"
 
 using namespace mlx;
 
@@ -90,19 +92,66 @@ mlx::callFloatType(const ast::Function &fn,
   return rt::DType::f32;
 }
 
+std::optional<int64_t> mlx::evaluateDim(
+    const ast::DimExpr &dim,
+    llvm::function_ref<std::optional<int64_t>(const std::string &)> symbol,
+    std::string &error) {
+  using K = ast::DimExpr::Kind;
+  switch (dim.kind) {
+  case K::Int:
+    return dim.value;
+  case K::Sym:
+    return symbol(dim.name);
+  case K::Ellipsis:
+    return std::nullopt;
+  default:
+    break;
+  }
+  std::optional<int64_t> a = evaluateDim(*dim.lhs, symbol, error);
+  std::optional<int64_t> b = evaluateDim(*dim.rhs, symbol, error);
+  if (!a || !b)
+    return std::nullopt;
+  switch (dim.kind) {
+  case K::Add:
+    return *a + *b;
+  case K::Sub:
+    return *a - *b;
+  case K::Mul:
+    return *a * *b;
+  default:
+    if (*b == 0) {
+      error = "division by zero in a dimension";
+      return std::nullopt;
+    }
+    return llvm::divideFloorSigned(*a, *b);
+  }
+}
+
 std::string mlx::instanceName(const ast::Function &fn, int64_t anyShapeRank,
-                              rt::DType floatType) {
+                              rt::DType floatType,
+                              const StaticValues &statics) {
   std::string name = fn.name;
   if (fn.isShapePolymorphic())
     name += "_r" + std::to_string(anyShapeRank);
   if (floatType != rt::DType::f32)
     name += std::string("_") + rt::dtypeName(floatType);
+  for (auto [k, p] : llvm::enumerate(fn.params)) {
+    auto it = statics.find(p.name);
+    if (!p.isStatic || it == statics.end())
+      continue;
+    bool ascii = llvm::all_of(
+        p.name, [](char c) { return llvm::isAlnum(c) || c == '_'; });
+    name += "_" + (ascii ? p.name : "p" + std::to_string(k)) +
+            (it->second < 0 ? "m" + std::to_string(-it->second)
+                            : std::to_string(it->second));
+  }
   return name;
 }
 
 std::string mlx::exportName(const ExportRequest &request) {
   const ast::Function &fn = *request.function;
-  std::string name = instanceName(fn, request.anyShapeRank, request.floatType);
+  std::string name = instanceName(fn, request.anyShapeRank, request.floatType,
+                                  request.statics);
   if (request.wrt.empty())
     return name;
   name += "_grad";

@@ -18,6 +18,7 @@
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -86,10 +87,23 @@ rt::DType callFloatType(const ast::Function &fn,
                         llvm::ArrayRef<std::optional<rt::DType>> argumentDTypes,
                         size_t *firstF64 = nullptr);
 
+/// The values of a function instance's static parameters, by name.
+using StaticValues = std::map<std::string, int64_t>;
+
+/// The value of a dimension expression whose names all have constant
+/// values (`symbol` gives them; nullopt: not a constant). Division is
+/// floor division; by zero it sets `error` and gives nullopt.
+std::optional<int64_t> evaluateDim(
+    const ast::DimExpr &dim,
+    llvm::function_ref<std::optional<int64_t>(const std::string &)> symbol,
+    std::string &error);
+
 /// The exported name of a function instance: NAME, plus `_r<rank>` for a
-/// `[...]` function and `_f64` when `f32` stands for f64.
+/// `[...]` function, `_f64` when `f32` stands for f64, and `_<param><value>`
+/// per static parameter (`m` for a minus sign).
 std::string instanceName(const ast::Function &fn, int64_t anyShapeRank,
-                         rt::DType floatType = rt::DType::f32);
+                         rt::DType floatType = rt::DType::f32,
+                         const StaticValues &statics = {});
 
 /// What to generate: the functions to export, each at the ranks of its
 /// `[...]` parameters (empty for ordinary functions).
@@ -102,6 +116,8 @@ struct ExportRequest {
   /// exportName): the function's results followed by the gradients with
   /// respect to these parameters.
   std::vector<int64_t> wrt = {};
+  /// The values of the function's static parameters.
+  StaticValues statics = {};
 };
 
 /// The exported name of a request: its instance name, and for a gradient

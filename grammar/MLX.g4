@@ -15,7 +15,7 @@ importStmt : IMPORT ID ;
 funcDef : DEF name=ID '(' paramList? ')' ARROW retType block ;
 
 paramList : param (',' param)* ;
-param : ID (':' type)? ;
+param : ID (':' STATIC? type)? ;
 
 retType : type | '(' type (',' type)* ')' ;
 
@@ -81,6 +81,7 @@ IMPORT : 'import' ;
 DEF : 'def' ;
 RETURN : 'return' ;
 FOR : 'for' ;
+STATIC : 'static' ;
 IN : 'in' ;
 SUM : 'sum' ;
 PROD : 'prod' ;

@@ -47,6 +47,12 @@ bool mlx::rt::checkArguments(const Signature &sig, std::vector<Tensor> &args,
               ", received " + received + ")";
       return false;
     }
+    if (p.staticValue && (int64_t)a.getDouble(0) != *p.staticValue) {
+      error = "static parameter '" + p.name + "' was compiled for " +
+              std::to_string(*p.staticValue) + " but the call passes " +
+              std::to_string((int64_t)a.getDouble(0));
+      return false;
+    }
     for (size_t d = 0; d < p.dims.size(); ++d) {
       const DimSpec &spec = p.dims[d];
       int64_t size = a.shape()[d];

@@ -11,6 +11,7 @@
 
 #include "runtime/Tensor.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ struct ParamSpec {
   std::string name;
   DType dtype = DType::f32;
   std::vector<DimSpec> dims;
+  /// A static parameter: the value the function was compiled for (a call
+  /// must pass the same).
+  std::optional<int64_t> staticValue;
 };
 
 /// A result: a display name, dtype and rank.

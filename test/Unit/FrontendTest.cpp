@@ -172,3 +172,37 @@ def bump(x: f32[N], k: i32) -> f32[N] {
     EXPECT_EQ(rt::formatValues(x, false), "[1, 2, 3]");
   }
 }
+
+// A static parameter's value is part of the instance: the request gives
+// it, the name carries it, and a call must pass the same value.
+TEST(Frontend, StaticParametersAreCompiledIn) {
+  auto session = Session::create();
+  ASSERT_TRUE(bool(session)) << llvm::toString(session.takeError());
+  ASSERT_FALSE(bool((*session)->loadSource("test.mlx", R"(
+def first(x: f32[N], k: static i32) -> f32[k] {
+  for j in 0..k {
+    y[j] = x[j]
+  }
+  return y
+}
+)")));
+  auto fn = (*session)->function("first");
+  ASSERT_TRUE(bool(fn));
+  ExportRequest request{*fn};
+  request.statics["k"] = 2;
+  EXPECT_EQ((*session)->signature(request).name, "first_k2");
+  auto module = (*session)->compile({request});
+  ASSERT_TRUE(bool(module)) << llvm::toString(module.takeError());
+  rt::Tensor k = rt::Tensor::allocate(rt::DType::i32, {});
+  k.setDouble(0, 2);
+  auto results = (*module)->call("first_k2", {literal("[5,6,7]"), k});
+  ASSERT_TRUE(bool(results)) << llvm::toString(results.takeError());
+  EXPECT_EQ(rt::formatValues((*results)[0], false), "[5, 6]");
+  k.setDouble(0, 3);
+  auto wrong = (*module)->call("first_k2", {literal("[5,6,7]"), k});
+  ASSERT_FALSE(bool(wrong));
+  EXPECT_NE(llvm::toString(wrong.takeError())
+                .find("static parameter 'k' was compiled for 2 but the call "
+                      "passes 3"),
+            std::string::npos);
+}

@@ -107,8 +107,10 @@ cl::opt<std::string> stage("stage", cl::init("mlx"), cl::value_desc("STAGE"),
                            cl::cat(category), cl::sub(emitCommand));
 cl::list<std::string>
     arguments("arg", cl::value_desc("NAME=VALUE"),
-              cl::desc("an argument: a literal ([1,2], 3.5) or a .npy file"),
-              cl::cat(category), cl::sub(runCommand), cl::sub(benchCommand));
+              cl::desc("an argument: a literal ([1,2], 3.5) or a .npy file "
+                       "(emit, build: the static parameters' values)"),
+              cl::cat(category), cl::sub(runCommand), cl::sub(benchCommand),
+              cl::sub(emitCommand), cl::sub(buildCommand));
 cl::opt<bool> json("json", cl::desc("print JSON"), cl::cat(category),
                    cl::sub(runCommand), cl::sub(benchCommand));
 cl::opt<std::string> saveDir("save", cl::value_desc("DIR"),
@@ -294,6 +296,30 @@ private:
       if (!fn)
         return fn.takeError();
       ExportRequest request{*fn, (*fn)->isShapePolymorphic() ? 1 : 0};
+      for (const auto &[name, value] : opts.args) {
+        auto p = llvm::find_if(
+            (*fn)->params, [&](const ast::Param &p) { return p.name == name; });
+        if (p == (*fn)->params.end() || !p->isStatic)
+          return session.errorAt((*fn)->loc,
+                                 "--arg " + name + ": " + opts.command +
+                                     " takes values of static parameters "
+                                     "only");
+        rt::Tensor t;
+        std::string error;
+        if (!rt::parseLiteral(value, rt::DType::i64, t, error) || t.rank() != 0)
+          return session.errorAt(p->loc, "static parameter '" + name +
+                                             "' needs one integer, got '" +
+                                             value + "'");
+        request.statics[name] = (int64_t)t.getDouble(0);
+      }
+      for (const ast::Param &p : (*fn)->params)
+        if (p.isStatic && !request.statics.count(p.name))
+          return session.errorAt(p.loc, "'" + (*fn)->name +
+                                            "' has the static parameter '" +
+                                            p.name +
+                                            "': give its value with "
+                                            "--arg " +
+                                            p.name + "=N");
       auto wrt = session.gradientParameters(**fn, opts.grads);
       if (!wrt)
         return wrt.takeError();
@@ -394,6 +420,13 @@ private:
         return session.errorAt(p.loc, "argument '" + p.name + "': " + error);
       if (p.type.isAnyShape() && anyShapeRank < 0)
         anyShapeRank = args[k].rank();
+      if (p.isStatic) {
+        if (args[k].rank() != 0)
+          return session.errorAt(p.loc, "static parameter '" + p.name +
+                                            "' needs one integer, got shape " +
+                                            rt::formatShape(args[k].shape()));
+        request.statics[p.name] = (int64_t)args[k].getDouble(0);
+      }
     }
     request.anyShapeRank = std::max<int64_t>(anyShapeRank, 0);
     request.floatType = *floatType;
