@@ -333,6 +333,9 @@ private:
   void checkStmt(const Stmt &s);
   void checkIndexedDef(const Stmt &s);
   void checkUpdate(const Stmt &s, std::vector<bool> computed);
+  const ExprInfo *checkRightSide(const Stmt &s,
+                                 const std::vector<bool> &computed,
+                                 StmtInfo &stmt, Scope &scope);
   void checkFor(const Stmt &s);
   void checkReturn(const Stmt &s);
   /// Whether `name` is a scalar integer value (a loop variable, an i32 or
@@ -1377,23 +1380,24 @@ void FunctionSema::checkStmt(const Stmt &s) {
   }
 }
 
-void FunctionSema::checkIndexedDef(const Stmt &s) {
-  std::vector<bool> computed;
-  for (const auto &index : s.lhsIndices)
-    computed.push_back(index && isScalarInteger(*index));
-  if (llvm::is_contained(computed, true))
-    return checkUpdate(s, std::move(computed));
-  Scope scope;
-  StmtInfo stmt;
+/// The left-hand side's indices (the entries not `computed`) and ':'s as
+/// `stmt`'s slots and `scope`, then the right side analysed over them: each
+/// index must get a range, a call one value, and the ':'s the right side's
+/// element shape. Null after a diagnostic.
+const ExprInfo *FunctionSema::checkRightSide(const Stmt &s,
+                                             const std::vector<bool> &computed,
+                                             StmtInfo &stmt, Scope &scope) {
   unsigned colons = 0;
-  for (auto [index, at] : llvm::zip(s.lhsIndices, s.lhsIndexLocs)) {
+  for (auto [k, index, at] : llvm::enumerate(s.lhsIndices, s.lhsIndexLocs)) {
+    if (computed[k])
+      continue;
     if (!index) {
       stmt.slots.push_back(Slot{nullptr, colons++});
       continue;
     }
     if (lookupIndex(*index, scope)) {
       error(at, "index '" + *index + "' appears twice on the left-hand side");
-      return;
+      return nullptr;
     }
     indexVars.push_back(IndexVar{*index, at, std::nullopt, {}});
     scope.push_back(&indexVars.back());
@@ -1403,25 +1407,41 @@ void FunctionSema::checkIndexedDef(const Stmt &s) {
   const Expr &value = *s.values[0];
   const ExprInfo &info = analyze(value, scope);
   if (!info.ok)
-    return;
+    return nullptr;
   for (IndexVar *var : scope)
     if (!var->range) {
       error(var->loc, "index '" + var->name +
                           "' on the left-hand side is never used to subscript "
                           "a tensor on the right, so its range is unknown");
-      return;
+      return nullptr;
     }
   if (info.call && info.call->resultShapes.size() != 1) {
-    error(s.values[0]->loc,
+    error(value.loc,
           "'" + info.call->callee->name + "' returns several values");
-    return;
+    return nullptr;
   }
   if (colons != info.shape.size()) {
     error(s.loc, "the left-hand side has " + std::to_string(colons) +
                      " ':' but the right-hand side has shape " +
                      shapeStr(info.shape));
-    return;
+    return nullptr;
   }
+  return &info;
+}
+
+void FunctionSema::checkIndexedDef(const Stmt &s) {
+  std::vector<bool> computed;
+  for (const auto &index : s.lhsIndices)
+    computed.push_back(index && isScalarInteger(*index));
+  if (llvm::is_contained(computed, true))
+    return checkUpdate(s, std::move(computed));
+  Scope scope;
+  StmtInfo stmt;
+  const ExprInfo *checked = checkRightSide(s, computed, stmt, scope);
+  if (!checked)
+    return;
+  const ExprInfo &info = *checked;
+  const Expr &value = *s.values[0];
   // A mapped call whose result already has the left-hand side's layout
   // (indices first, then ':') needs no copy.
   std::vector<IndexVar *> used;
@@ -1447,45 +1467,11 @@ void FunctionSema::checkUpdate(const Stmt &s, std::vector<bool> computed) {
   Scope scope;
   StmtInfo stmt;
   stmt.computed = computed;
-  unsigned colons = 0;
-  for (auto [k, index, at] : llvm::enumerate(s.lhsIndices, s.lhsIndexLocs)) {
-    if (computed[k])
-      continue;
-    if (!index) {
-      stmt.slots.push_back(Slot{nullptr, colons++});
-      continue;
-    }
-    if (lookupIndex(*index, scope)) {
-      error(at, "index '" + *index + "' appears twice on the left-hand side");
-      return;
-    }
-    indexVars.push_back(IndexVar{*index, at, std::nullopt, {}});
-    scope.push_back(&indexVars.back());
-    stmt.slots.push_back(Slot{&indexVars.back(), 0});
-  }
-  stmt.lhsVars = scope;
+  const ExprInfo *checked = checkRightSide(s, computed, stmt, scope);
+  if (!checked)
+    return;
+  const ExprInfo &info = *checked;
   const Expr &value = *s.values[0];
-  const ExprInfo &info = analyze(value, scope);
-  if (!info.ok)
-    return;
-  for (IndexVar *var : scope)
-    if (!var->range) {
-      error(var->loc, "index '" + var->name +
-                          "' on the left-hand side is never used to subscript "
-                          "a tensor on the right, so its range is unknown");
-      return;
-    }
-  if (info.call && info.call->resultShapes.size() != 1) {
-    error(value.loc,
-          "'" + info.call->callee->name + "' returns several values");
-    return;
-  }
-  if (colons != info.shape.size()) {
-    error(s.loc, "the left-hand side has " + std::to_string(colons) +
-                     " ':' but the right-hand side has shape " +
-                     shapeStr(info.shape));
-    return;
-  }
   Shape valueShape;
   for (const Slot &slot : stmt.slots)
     valueShape.push_back(slot.var ? *slot.var->range

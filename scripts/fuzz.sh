@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang-19, ASan + UBSan) into build-fuzz/ and
 # runs each for SECONDS (default 60) from a seed corpus of the stdlib, the
-# examples and the lit tests, with a 2 s per-input timeout. Crashes land in
+# examples and the lit tests, with a 2 s per-input timeout (10 s for the
+# pipeline, whose inputs include whole training programs compiled with
+# gradients: seconds under the sanitizers). Crashes land in
 # build-fuzz/artifacts/; turn each into a regression test under test/.
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 # Targets: frontend (source through the front end), pipeline (the same
@@ -35,15 +37,15 @@ for lit in '[[1,2],[3,4]]' '-inf' '3.5' '[true,false]' '[]' '[1e-3, 2E+4]'; do
 done
 export ASAN_OPTIONS="detect_leaks=0:allow_user_poisoning=0:${ASAN_OPTIONS:-}"
 for t in "${targets[@]}"; do
-  dict=() binary=$t
+  dict=() binary=$t timeout=2
   case $t in
   frontend) dict=(-dict=test/fuzz/mlx.dict) ;;
-  pipeline) dict=(-dict=test/fuzz/mlx.dict) binary=frontend ;;
+  pipeline) dict=(-dict=test/fuzz/mlx.dict) binary=frontend timeout=10 ;;
   esac
   echo "== fuzz-$t for ${seconds}s"
   env $([ "$t" = pipeline ] && echo MLX_FUZZ_PIPELINE=1) \
   build-fuzz/test/fuzz/fuzz-$binary "${dict[@]}" -max_total_time="$seconds" \
-    -timeout=2 -rss_limit_mb=4096 -print_final_stats=1 \
+    -timeout=$timeout -rss_limit_mb=4096 -print_final_stats=1 \
     -artifact_prefix=build-fuzz/artifacts/$t- build-fuzz/corpus/$t 2>&1 |
     grep -E 'INITED|DONE|stat::number_of_executed_units|stat::average_exec_per_sec|cov:|ERROR|SUMMARY|Test unit written' | tail -8
 done
