@@ -184,6 +184,10 @@ INSTANTIATE_TEST_SUITE_P(
              {{"steps", 50}}},
         Case{"rnn", "rnn_cell"}, Case{"rnn", "rnn_sequence"},
         Case{"sort", "sort"}, Case{"unsupervised", "autoencoder_loss"},
+        Case{"optim", "sgd_momentum_step"},
+        Case{"optim", "adam_step", {{"v", P}}, {{"t", 3}}},
+        Case{"gan", "gan_d_loss"}, Case{"gan", "gan_g_loss"},
+        Case{"gan", "optimal_discriminator", {{"p_data", P}, {"p_g", P}}},
         Case{"unsupervised", "reparameterize"}, Case{"unsupervised", "vae_kl"},
         Case{"unsupervised", "vae_loss"}, Case{"rl", "discounted_return"},
         Case{
