@@ -20,7 +20,7 @@ using namespace mlx;
 namespace {
 
 /// How to draw one parameter's values.
-enum class Domain { Normal, Positive, Simplex, Unit, Small, SPD };
+enum class Domain { Normal, Positive, Simplex, Unit, Small, SPD, Class };
 
 struct Case {
   std::string module, function;
@@ -95,10 +95,11 @@ TEST_P(GradCheck, MatchesCentralDifferences) {
     }
     double total = 0;
     for (int64_t i = 0; i < t.numElements(); ++i) {
-      double v = domain == Domain::Normal  ? normal(rng)
-                 : domain == Domain::Unit  ? uniform(rng) - 0.1
-                 : domain == Domain::Small ? 0.1 * uniform(rng)
-                                           : uniform(rng);
+      double v = domain == Domain::Class    ? (double)(i % 2) // a class index
+                 : domain == Domain::Normal ? normal(rng)
+                 : domain == Domain::Unit   ? uniform(rng) - 0.1
+                 : domain == Domain::Small  ? 0.1 * uniform(rng)
+                                            : uniform(rng);
       t.setDouble(i, v);
       total += v;
     }
@@ -187,6 +188,9 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"optim", "sgd_momentum_step"},
         Case{"optim", "adam_step", {{"v", P}}, {{"t", 3}}},
         Case{"gan", "gan_d_loss"}, Case{"gan", "gan_g_loss"},
+        Case{"llm", "nll_loss", {{"targets", Domain::Class}}},
+        Case{"llm", "scaling_law", {{"n", P}, {"n_c", P}}},
+        Case{"llm", "temperature_softmax", {{"temp", P}}},
         Case{"gan", "optimal_discriminator", {{"p_data", P}, {"p_g", P}}},
         Case{"unsupervised", "reparameterize"}, Case{"unsupervised", "vae_kl"},
         Case{"unsupervised", "vae_loss"}, Case{"rl", "discounted_return"},
