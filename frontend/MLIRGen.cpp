@@ -319,10 +319,24 @@ FunctionGen::FunctionGen(ModuleGen &mod, const CheckedFunction &checked,
 mlir::Location FunctionGen::loc(const Loc &l) { return toLocation(mod.ctx, l); }
 
 Value FunctionGen::dimValue(const SDim &dim) {
+  mlir::Location l = func.getLoc();
   if (dim.constant)
-    return b.create<mlir::arith::ConstantIndexOp>(func.getLoc(), *dim.constant);
-  assert(dimValues.count(dim.symbol) && "dimension without a runtime value");
-  return dimValues.at(dim.symbol);
+    return b.create<mlir::arith::ConstantIndexOp>(l, *dim.constant);
+  if (auto it = dimValues.find(dim.symbol); it != dimValues.end())
+    return it->second;
+  assert(dim.isArith() && "dimension without a runtime value");
+  // Arithmetic of sizes (H + M, N / block): computed where it is needed.
+  Value x = dimValue(*dim.lhs), y = dimValue(*dim.rhs);
+  switch (dim.op) {
+  case '+':
+    return b.create<mlir::arith::AddIOp>(l, x, y);
+  case '-':
+    return b.create<mlir::arith::SubIOp>(l, x, y);
+  case '*':
+    return b.create<mlir::arith::MulIOp>(l, x, y);
+  default:
+    return b.create<mlir::arith::DivSIOp>(l, x, y); // sizes: floor = trunc
+  }
 }
 
 void FunctionGen::generate() {

@@ -101,6 +101,41 @@ Sema::floatType(const ast::Function &fn,
   return rt::DType::f64;
 }
 
+/// A dimension given by arithmetic of symbols, for the runtime's check: its
+/// formula (static parameters substituted) and its text.
+static rt::DimSpec formulaSpec(const DimExpr &d, const StaticValues &statics) {
+  std::function<std::shared_ptr<rt::DimFormula>(const DimExpr &)> build =
+      [&](const DimExpr &e) {
+        auto f = std::make_shared<rt::DimFormula>();
+        if (e.kind == DimExpr::Kind::Int) {
+          f->value = e.value;
+        } else if (e.kind == DimExpr::Kind::Sym) {
+          if (auto it = statics.find(e.name); it != statics.end())
+            f->value = it->second;
+          else
+            f->symbol = e.name;
+        } else {
+          f->op = e.kind == DimExpr::Kind::Add   ? '+'
+                  : e.kind == DimExpr::Kind::Sub ? '-'
+                  : e.kind == DimExpr::Kind::Mul ? '*'
+                                                 : '/';
+          f->lhs = build(*e.lhs);
+          f->rhs = build(*e.rhs);
+        }
+        return f;
+      };
+  std::string ignored;
+  std::optional<SDim> text = dimOf(
+      d,
+      [&](const std::string &name) -> std::optional<SDim> {
+        if (auto it = statics.find(name); it != statics.end())
+          return SDim::of(it->second);
+        return SDim::named(name);
+      },
+      ignored);
+  return rt::DimSpec{-1, text ? text->str() : "?", build(d)};
+}
+
 rt::Signature mlx::signatureOf(const ExportRequest &request) {
   const Function &fn = *request.function;
   int64_t anyShapeRank = request.anyShapeRank;
@@ -135,8 +170,12 @@ rt::Signature mlx::signatureOf(const ExportRequest &request) {
     else
       for (auto &d : p.type.dims) {
         std::optional<int64_t> size = staticSize(*d);
-        spec.dims.push_back(size ? rt::DimSpec{*size, ""}
-                                 : rt::DimSpec{-1, d->name});
+        if (size)
+          spec.dims.push_back(rt::DimSpec{*size, "", nullptr});
+        else if (d->kind == DimExpr::Kind::Sym)
+          spec.dims.push_back(rt::DimSpec{-1, d->name, nullptr});
+        else
+          spec.dims.push_back(formulaSpec(*d, request.statics));
       }
     sig.params.push_back(spec);
   }
@@ -349,6 +388,9 @@ private:
   /// The value of an integer expression known when compiling: literals,
   /// static parameters and literal dims, with + - * / %; else nullopt.
   std::optional<int64_t> constantValue(const Expr &e) const;
+  /// The size an integer expression of dims, static parameters and
+  /// literals stands for (`N / block`, `T - 1`); nullopt if it is not one.
+  std::optional<SDim> symbolicDim(const Expr &e) const;
 
   // --- what generation meets: these follow MLIRGen's emitWhole,
   // materialize, emitGeneric, emitElem and emitCall, and give the type of
@@ -429,32 +471,36 @@ void FunctionSema::run() {
       error(p.loc,
             "no value was given for the static parameter '" + p.name + "'");
   }
-  // Every dimension symbol is bound at its first use among the parameters.
+  // Every dimension symbol is bound at its first use among the parameters
+  // (as a dimension of its own: arithmetic such as `H + M` binds nothing).
   for (const Param &p : fn.params) {
     if (!names.insert(p.name).second)
       error(p.loc, "duplicate parameter '" + p.name + "'");
-    if (p.isStatic) {
-      out.paramShapes.push_back({});
+    if (p.isStatic)
       continue;
-    }
-    Shape shape;
     if (p.type.isAnyShape()) {
       for (int64_t d = 0; d < anyShapeRank; ++d) {
         std::string sym = "..." + std::to_string(d);
         if (!dims.count(sym))
           dims[sym] = SDim::named(sym);
-        shape.push_back(dims[sym]);
       }
-    } else {
-      for (auto &dim : p.type.dims)
-        if (dim->kind == DimExpr::Kind::Sym && !dims.count(dim->name)) {
-          if (names.count(dim->name))
-            error(dim->loc,
-                  "'" + dim->name + "' is both a parameter and a dimension");
-          dims[dim->name] = SDim::named(dim->name);
-        }
-      shape = shapeOfType(p.type, p.loc);
+      continue;
     }
+    for (auto &dim : p.type.dims)
+      if (dim->kind == DimExpr::Kind::Sym && !dims.count(dim->name)) {
+        if (llvm::any_of(fn.params,
+                         [&](const Param &q) { return q.name == dim->name; }))
+          error(dim->loc,
+                "'" + dim->name + "' is both a parameter and a dimension");
+        dims[dim->name] = SDim::named(dim->name);
+      }
+  }
+  for (const Param &p : fn.params) {
+    if (p.isStatic) {
+      out.paramShapes.push_back({});
+      continue;
+    }
+    Shape shape = shapeOfType(p.type, p.loc);
     out.paramShapes.push_back(shape);
     locals[p.name] = LocalType{declared(p.type.dtype), shape};
   }
@@ -524,32 +570,23 @@ Shape FunctionSema::shapeOfType(const TypeSpec &type, const Loc &at) {
       shape.push_back(dims.count(d->name) ? dims[d->name]
                                           : SDim::named(d->name));
       break;
-    case DimExpr::Kind::Ellipsis:
-      error(d->loc, "'...' must be the only dimension of a type");
-      shape.push_back(SDim::of(1));
-      break;
     default: {
-      // Arithmetic of literals and static parameters.
+      // Arithmetic of dimensions, static parameters and literals.
       std::string problem;
-      std::optional<int64_t> size = evaluateDim(
+      std::optional<SDim> size = dimOf(
           *d,
-          [&](const std::string &name) -> std::optional<int64_t> {
+          [&](const std::string &name) -> std::optional<SDim> {
             auto it = dims.find(name);
-            return it == dims.end() ? std::nullopt : it->second.constant;
+            if (it == dims.end())
+              return std::nullopt;
+            return it->second;
           },
           problem);
-      if (size && *size < 0)
-        problem = "dimension evaluates to " + std::to_string(*size);
-      if (!size || *size < 0) {
-        error(d->loc, problem.empty()
-                          ? "dimension arithmetic over run-time sizes is not "
-                            "supported yet: it works over literals and "
-                            "static parameters"
-                          : problem);
-        shape.push_back(SDim::of(1));
-        break;
+      if (!size) {
+        error(d->loc, problem);
+        size = SDim::of(1);
       }
-      shape.push_back(SDim::of(*size));
+      shape.push_back(*size);
       break;
     }
     }
@@ -940,6 +977,25 @@ std::optional<int64_t> FunctionSema::constantValue(const Expr &e) const {
   }
 }
 
+std::optional<SDim> FunctionSema::symbolicDim(const Expr &e) const {
+  if (std::optional<int64_t> v = constantValue(e))
+    return *v >= 0 ? std::optional<SDim>(SDim::of(*v)) : std::nullopt;
+  if (e.kind == Expr::Kind::Name) {
+    auto it = dims.find(e.name);
+    if (locals.count(e.name) || indexUses.count(&e) || it == dims.end())
+      return std::nullopt;
+    return it->second;
+  }
+  if (e.kind != Expr::Kind::Binary ||
+      (e.op != "+" && e.op != "-" && e.op != "*" && e.op != "/"))
+    return std::nullopt;
+  std::optional<SDim> a = symbolicDim(*e.operands[0]);
+  std::optional<SDim> b = symbolicDim(*e.operands[1]);
+  if (!a || !b)
+    return std::nullopt;
+  return SDim::arith(e.op[0], *a, *b);
+}
+
 void FunctionSema::unknownName(const std::string &name, const Loc &at) {
   if (auto it = loopLocals.find(name); it != loopLocals.end()) {
     error(at, "'" + name +
@@ -1082,14 +1138,8 @@ ExprInfo FunctionSema::analyzeCall(const Expr &e, Scope &scope) {
     }
     const Expr &count = *callArgs(e)[1];
     info.shape = args[0]->shape;
-    std::optional<int64_t> classes = constantValue(count);
-    if (classes && *classes >= 0 && count.kind != Expr::Kind::Name)
-      info.shape.push_back(SDim::of(*classes));
-    else if (count.kind == Expr::Kind::Int && count.intValue >= 0)
-      info.shape.push_back(SDim::of(count.intValue));
-    else if (count.kind == Expr::Kind::Name && dims.count(count.name) &&
-             !indexUses.count(&count))
-      info.shape.push_back(dims[count.name]);
+    if (std::optional<SDim> classes = symbolicDim(count))
+      info.shape.push_back(*classes);
     else {
       error(count.loc, "the number of classes of 'one_hot(c, K)' must be a "
                        "dimension name (such as K) or a non-negative integer");
@@ -1129,14 +1179,8 @@ ExprInfo FunctionSema::analyzeCall(const Expr &e, Scope &scope) {
       return fail();
     }
     for (const auto &dim : llvm::drop_begin(callArgs(e))) {
-      std::optional<int64_t> size = constantValue(*dim);
-      if (size && *size >= 0 && dim->kind != Expr::Kind::Name) {
-        info.shape.push_back(SDim::of(*size));
-        continue;
-      }
-      if (dim->kind == Expr::Kind::Name && dims.count(dim->name) &&
-          !indexUses.count(dim.get())) {
-        info.shape.push_back(dims[dim->name]);
+      if (std::optional<SDim> size = symbolicDim(*dim)) {
+        info.shape.push_back(*size);
         continue;
       }
       error(dim->loc, "a dimension of " + usage +
@@ -1184,19 +1228,21 @@ ExprInfo FunctionSema::analyzeCall(const Expr &e, Scope &scope) {
     call->statics[p.name] = *value;
     bound.try_emplace(p.name, SDim::of(*value), p.name);
   }
-  // A dim of the callee as arithmetic of static values and literals.
+  // A dim of the callee as arithmetic, in the caller's sizes.
   auto calleeDim = [&](const DimExpr &dim) {
     std::string ignored;
-    return evaluateDim(
+    return dimOf(
         dim,
-        [&](const std::string &name) -> std::optional<int64_t> {
+        [&](const std::string &name) -> std::optional<SDim> {
           auto it = bound.find(name);
           if (it == bound.end())
             return std::nullopt;
-          return it->second.first.constant;
+          return it->second.first;
         },
         ignored);
   };
+  // Arithmetic dims are checked once every symbol is bound.
+  std::vector<std::tuple<size_t, size_t, const DimExpr *>> arithmetic;
   for (auto [k, p] : llvm::enumerate(callee->params)) {
     const ExprInfo &arg = *args[k];
     const Loc &at = callArgs(e)[k]->loc;
@@ -1248,20 +1294,7 @@ ExprInfo FunctionSema::analyzeCall(const Expr &e, Scope &scope) {
         continue;
       }
       if (dim->kind != DimExpr::Kind::Sym) {
-        std::optional<int64_t> size = calleeDim(*dim);
-        if (!size) {
-          error(dim->loc, "dimension arithmetic over run-time sizes is not "
-                          "supported yet: it works over literals and static "
-                          "parameters");
-          return fail();
-        }
-        if (actual.constant && *actual.constant != *size) {
-          error(at, "argument '" + p.name + "' of '" + callee->name +
-                        "' must have size " + std::to_string(*size) +
-                        " in dimension " + std::to_string(d) + ", got " +
-                        actual.str());
-          return fail();
-        }
+        arithmetic.push_back({k, d, dim.get()});
         continue;
       }
       auto [it, inserted] = bound.try_emplace(dim->name, actual, p.name);
@@ -1274,6 +1307,20 @@ ExprInfo FunctionSema::analyzeCall(const Expr &e, Scope &scope) {
             << "'" << dim->name << "' is used here";
         return fail();
       }
+    }
+  }
+  for (auto [k, d, dim] : arithmetic) {
+    const Param &p = callee->params[k];
+    const SDim &actual = args[k]->shape[d];
+    std::optional<SDim> size = calleeDim(*dim);
+    if (!size || !size->sameAs(actual)) {
+      error(callArgs(e)[k]->loc,
+            "argument '" + p.name + "' of '" + callee->name +
+                "' must have size " + (size ? size->str() : "?") +
+                " in dimension " + std::to_string(d) + ", got " + actual.str())
+              .attachNote(loc(dim->loc))
+          << "the size is declared here";
+      return fail();
     }
   }
   for (auto &[name, value] : bound)
@@ -1290,8 +1337,8 @@ ExprInfo FunctionSema::analyzeCall(const Expr &e, Scope &scope) {
         else if (dim->kind == DimExpr::Kind::Sym &&
                  call->binding.count(dim->name))
           shape.push_back(call->binding[dim->name]);
-        else if (std::optional<int64_t> size = calleeDim(*dim))
-          shape.push_back(SDim::of(*size));
+        else if (std::optional<SDim> size = calleeDim(*dim))
+          shape.push_back(*size);
         else {
           error(dim->loc, "result dimension of '" + callee->name +
                               "' is not bound by its parameters");
@@ -1596,12 +1643,8 @@ void FunctionSema::checkFor(const Stmt &s) {
     }
   std::optional<SDim> extent;
   const Expr &lo = *s.values[0], &hi = *s.values[1];
-  if (constantValue(lo) == 0) {
-    if (hi.kind == Expr::Kind::Name && dims.count(hi.name))
-      extent = dims.at(hi.name);
-    else if (std::optional<int64_t> size = constantValue(hi); size >= 0)
-      extent = SDim::of(*size);
-  }
+  if (constantValue(lo) == 0)
+    extent = symbolicDim(hi);
   std::set<std::string> before;
   for (auto &entry : locals)
     before.insert(entry.first);

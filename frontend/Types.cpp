@@ -7,6 +7,41 @@
 
 using namespace mlx;
 
+std::optional<SDim> SDim::arith(char op, const SDim &a, const SDim &b) {
+  if (a.constant && b.constant) {
+    int64_t x = *a.constant, y = *b.constant;
+    switch (op) {
+    case '+':
+      return of(x + y);
+    case '-':
+      return of(x - y);
+    case '*':
+      return of(x * y);
+    default:
+      if (y == 0)
+        return std::nullopt;
+      return of(llvm::divideFloorSigned(x, y));
+    }
+  }
+  if (b.constant && ((*b.constant == 0 && (op == '+' || op == '-')) ||
+                     (*b.constant == 1 && (op == '*' || op == '/'))))
+    return a;
+  if (a.constant &&
+      ((*a.constant == 0 && op == '+') || (*a.constant == 1 && op == '*')))
+    return b;
+  if (b.constant && *b.constant == 0 && op == '/')
+    return std::nullopt;
+  auto text = [](const SDim &d) {
+    return d.isArith() ? "(" + d.str() + ")" : d.str();
+  };
+  SDim out;
+  out.op = op;
+  out.symbol = text(a) + " " + op + " " + text(b);
+  out.lhs = std::make_shared<SDim>(a);
+  out.rhs = std::make_shared<SDim>(b);
+  return out;
+}
+
 std::string mlx::shapeStr(const Shape &shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i)
@@ -92,39 +127,56 @@ mlx::callFloatType(const ast::Function &fn,
   return rt::DType::f32;
 }
 
-std::optional<int64_t> mlx::evaluateDim(
-    const ast::DimExpr &dim,
-    llvm::function_ref<std::optional<int64_t>(const std::string &)> symbol,
-    std::string &error) {
+std::optional<SDim>
+mlx::dimOf(const ast::DimExpr &dim,
+           llvm::function_ref<std::optional<SDim>(const std::string &)> symbol,
+           std::string &error) {
   using K = ast::DimExpr::Kind;
   switch (dim.kind) {
   case K::Int:
-    return dim.value;
-  case K::Sym:
-    return symbol(dim.name);
+    return SDim::of(dim.value);
+  case K::Sym: {
+    std::optional<SDim> s = symbol(dim.name);
+    if (!s)
+      error = "'" + dim.name + "' is not the dimension of any parameter";
+    return s;
+  }
   case K::Ellipsis:
+    error = "'...' must be the only dimension of a type";
     return std::nullopt;
   default:
     break;
   }
-  std::optional<int64_t> a = evaluateDim(*dim.lhs, symbol, error);
-  std::optional<int64_t> b = evaluateDim(*dim.rhs, symbol, error);
+  std::optional<SDim> a = dimOf(*dim.lhs, symbol, error);
+  std::optional<SDim> b = a ? dimOf(*dim.rhs, symbol, error) : std::nullopt;
   if (!a || !b)
     return std::nullopt;
-  switch (dim.kind) {
-  case K::Add:
-    return *a + *b;
-  case K::Sub:
-    return *a - *b;
-  case K::Mul:
-    return *a * *b;
-  default:
-    if (*b == 0) {
-      error = "division by zero in a dimension";
-      return std::nullopt;
-    }
-    return llvm::divideFloorSigned(*a, *b);
-  }
+  char op = dim.kind == K::Add   ? '+'
+            : dim.kind == K::Sub ? '-'
+            : dim.kind == K::Mul ? '*'
+                                 : '/';
+  std::optional<SDim> out = SDim::arith(op, *a, *b);
+  if (!out)
+    error = "division by zero in a dimension";
+  else if (out->constant && *out->constant < 0)
+    error = "dimension evaluates to " + std::to_string(*out->constant);
+  if (!out || (out->constant && *out->constant < 0))
+    return std::nullopt;
+  return out;
+}
+
+std::optional<int64_t> mlx::evaluateDim(
+    const ast::DimExpr &dim,
+    llvm::function_ref<std::optional<int64_t>(const std::string &)> symbol,
+    std::string &error) {
+  std::optional<SDim> size = dimOf(
+      dim,
+      [&](const std::string &name) -> std::optional<SDim> {
+        std::optional<int64_t> v = symbol(name);
+        return v ? std::optional<SDim>(SDim::of(*v)) : std::nullopt;
+      },
+      error);
+  return size ? size->constant : std::nullopt;
 }
 
 std::string mlx::instanceName(const ast::Function &fn, int64_t anyShapeRank,

@@ -19,25 +19,35 @@
 #include "llvm/ADT/StringRef.h"
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace mlx {
 
-/// A dimension size: a constant or a symbol (`N`; `...0` for the dims a
-/// `[...]` parameter stands for).
+/// A dimension size: a constant, a symbol (`N`; `...0` for the dims a
+/// `[...]` parameter stands for), or arithmetic of those (`H + M`,
+/// `N / block`: `op` and its operands, with `symbol` its canonical text).
 struct SDim {
   std::optional<int64_t> constant;
   std::string symbol;
+  char op = 0; ///< '+', '-', '*' or '/' (floor) for arithmetic.
+  std::shared_ptr<const SDim> lhs, rhs;
 
   static SDim of(int64_t size) { return {size, ""}; }
   static SDim named(std::string symbol) {
     return {std::nullopt, std::move(symbol)};
   }
+  /// `a op b`, folded where it can be (constants, x + 0, x · 1, x / 1);
+  /// nullopt for a division by zero.
+  static std::optional<SDim> arith(char op, const SDim &a, const SDim &b);
+  bool isArith() const { return op != 0; }
   std::string str() const {
     return constant ? std::to_string(*constant) : symbol;
   }
+  /// Equal sizes: the same constant, or the same symbol or arithmetic
+  /// written the same way (`H + M` is not `M + H`).
   bool sameAs(const SDim &other) const {
     if (constant || other.constant)
       return constant == other.constant;
@@ -89,6 +99,15 @@ rt::DType callFloatType(const ast::Function &fn,
 
 /// The values of a function instance's static parameters, by name.
 using StaticValues = std::map<std::string, int64_t>;
+
+/// The size a type's dimension expression stands for, its names given by
+/// `symbol` (nullopt: not bound, after setting `error`): constants fold,
+/// the rest is symbolic arithmetic. A negative constant or a division by
+/// zero is an error too.
+std::optional<SDim>
+dimOf(const ast::DimExpr &dim,
+      llvm::function_ref<std::optional<SDim>(const std::string &)> symbol,
+      std::string &error);
 
 /// The value of a dimension expression whose names all have constant
 /// values (`symbol` gives them; nullopt: not a constant). Division is

@@ -11,6 +11,29 @@
 
 using namespace mlx::rt;
 
+std::optional<int64_t> mlx::rt::DimFormula::evaluate(
+    const std::map<std::string, int64_t> &sizes) const {
+  if (!op) {
+    if (symbol.empty())
+      return value;
+    auto it = sizes.find(symbol);
+    return it == sizes.end() ? std::nullopt : std::optional(it->second);
+  }
+  std::optional<int64_t> a = lhs->evaluate(sizes), b = rhs->evaluate(sizes);
+  if (!a || !b || (op == '/' && *b == 0))
+    return std::nullopt;
+  switch (op) {
+  case '+':
+    return *a + *b;
+  case '-':
+    return *a - *b;
+  case '*':
+    return *a * *b;
+  default: // floor division
+    return *a / *b - ((*a % *b != 0) && ((*a < 0) != (*b < 0)));
+  }
+}
+
 bool mlx::rt::checkArguments(const Signature &sig, std::vector<Tensor> &args,
                              std::string &error) {
   if (args.size() != sig.params.size()) {
@@ -56,6 +79,8 @@ bool mlx::rt::checkArguments(const Signature &sig, std::vector<Tensor> &args,
     for (size_t d = 0; d < p.dims.size(); ++d) {
       const DimSpec &spec = p.dims[d];
       int64_t size = a.shape()[d];
+      if (spec.formula)
+        continue; // checked once every symbol is bound
       if (spec.size >= 0) {
         if (size != spec.size) {
           error = "argument '" + p.name + "' dimension " + std::to_string(d) +
@@ -78,6 +103,24 @@ bool mlx::rt::checkArguments(const Signature &sig, std::vector<Tensor> &args,
     }
     a = a.contiguous();
   }
+  // Dimensions given by formulas of the symbols (`W: f32[4 * H, H + M]`).
+  std::map<std::string, int64_t> sizes;
+  for (auto &[symbol, entry] : bound)
+    sizes[symbol] = entry.first;
+  for (size_t i = 0; i < args.size(); ++i)
+    for (size_t d = 0; d < sig.params[i].dims.size(); ++d) {
+      const DimSpec &spec = sig.params[i].dims[d];
+      if (!spec.formula)
+        continue;
+      std::optional<int64_t> want = spec.formula->evaluate(sizes);
+      int64_t size = args[i].shape()[d];
+      if (want && *want != size) {
+        error = "argument '" + sig.params[i].name + "' dimension " +
+                std::to_string(d) + " (" + spec.symbol + ") must be " +
+                std::to_string(*want) + " but is " + std::to_string(size);
+        return false;
+      }
+    }
   return true;
 }
 

@@ -11,16 +11,32 @@
 
 #include "runtime/Tensor.h"
 
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace mlx::rt {
 
-/// One dimension of a parameter type: a literal size or a symbol (`N`).
+/// Arithmetic of dimension symbols (`H + M`, `4 * H`): `op` '+', '-', '*'
+/// or '/' (floor) of two formulas, or a leaf (op 0): a symbol, or `value`.
+struct DimFormula {
+  char op = 0;
+  int64_t value = 0;
+  std::string symbol;
+  std::shared_ptr<const DimFormula> lhs, rhs;
+  /// Its value with `sizes` for the symbols; nullopt where one is missing.
+  std::optional<int64_t>
+  evaluate(const std::map<std::string, int64_t> &sizes) const;
+};
+
+/// One dimension of a parameter type: a literal size, a symbol (`N`), or
+/// a formula of symbols bound by other dimensions (`symbol` is its text).
 struct DimSpec {
   int64_t size = -1;  ///< >= 0 for a literal dimension.
-  std::string symbol; ///< The symbol's name otherwise.
+  std::string symbol; ///< The symbol's name (or the formula's text).
+  std::shared_ptr<const DimFormula> formula;
 };
 
 /// A parameter: its name, dtype and dimensions.
