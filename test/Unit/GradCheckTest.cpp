@@ -238,7 +238,8 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"transformer", "attention"},
         Case{"transformer", "causal_attention"},
         Case{"transformer", "layer_norm", {{"eps", P}}},
-        Case{"transformer", "ffn"}),
+        Case{"transformer", "ffn"}, Case{"transformer", "multi_head_attention"},
+        Case{"transformer", "transformer_block"}, Case{"llm", "gqa_attention"}),
     [](const ::testing::TestParamInfo<Case> &info) {
       return info.param.module + "_" + info.param.function;
     });
