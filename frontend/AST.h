@@ -89,9 +89,9 @@ struct Expr {
 };
 
 /// `x = e`, `x[i, :] = e`, `a, b = f(..)`, `return e, ...`,
-/// `for t in lo..hi { ... }`.
+/// `for t in lo..hi { ... }`, `check cond`.
 struct Stmt {
-  enum class Kind { Def, TupleDef, Return, For };
+  enum class Kind { Def, TupleDef, Return, For, Check };
   Kind kind;
   Loc loc;
   std::vector<std::string> targets;
@@ -105,6 +105,8 @@ struct Stmt {
   std::vector<std::unique_ptr<Expr>> values;
   /// For: the loop body.
   std::vector<Stmt> body;
+  /// Check: the condition as written.
+  std::string text;
 };
 
 /// Calls `f` on each statement of `stmts`, loop bodies included (a loop

@@ -268,6 +268,13 @@ private:
       s.kind = Stmt::Kind::Return;
       for (auto *e : r->expr())
         s.values.push_back(expr(e));
+    } else if (auto *c = dynamic_cast<MLXParser::CheckStmtContext *>(ctx)) {
+      s.kind = Stmt::Kind::Check;
+      antlr4::Token *first = c->expr()->getStart(),
+                    *last = c->expr()->getStop();
+      s.text = (first->getInputStream()->getText(antlr4::misc::Interval(
+          first->getStartIndex(), last->getStopIndex())));
+      s.values.push_back(expr(c->expr()));
     } else if (auto *f = dynamic_cast<MLXParser::ForStmtContext *>(ctx)) {
       s.kind = Stmt::Kind::For;
       s.targets.push_back(f->ID()->getText());

@@ -122,6 +122,8 @@ static void printStmts(const std::vector<Stmt> &stmts, unsigned depth,
       os << "return";
     } else if (s.kind == Stmt::Kind::For) {
       os << "for " << s.targets[0] << " in";
+    } else if (s.kind == Stmt::Kind::Check) {
+      os << "check";
     } else {
       for (size_t i = 0; i < s.targets.size(); ++i)
         os << (i ? ", " : "") << s.targets[i];

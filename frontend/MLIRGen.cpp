@@ -1181,6 +1181,11 @@ void FunctionGen::emitStmt(const Stmt &s) {
   case Stmt::Kind::For:
     emitFor(s);
     return;
+  case Stmt::Kind::Check:
+    if (!checked.provenChecks.count(&s))
+      b.create<mlir::mlx::AssertOp>(
+          loc(s.loc), emitWhole(*s.values[0], DType::boolean).value, s.text);
+    return;
   }
 }
 

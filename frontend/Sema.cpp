@@ -388,6 +388,9 @@ private:
   /// The value of an integer expression known when compiling: literals,
   /// static parameters and literal dims, with + - * / %; else nullopt.
   std::optional<int64_t> constantValue(const Expr &e) const;
+  /// The value of a comparison (or && / || of them) of values known when
+  /// compiling; nullopt otherwise.
+  std::optional<bool> constantCondition(const Expr &e) const;
   /// The size an integer expression of dims, static parameters and
   /// literals stands for (`N / block`, `T - 1`); nullopt if it is not one.
   std::optional<SDim> symbolicDim(const Expr &e) const;
@@ -977,6 +980,41 @@ std::optional<int64_t> FunctionSema::constantValue(const Expr &e) const {
   }
 }
 
+std::optional<bool> FunctionSema::constantCondition(const Expr &e) const {
+  if (e.kind == Expr::Kind::Bool)
+    return e.boolValue;
+  if (e.kind == Expr::Kind::Unary && e.op == "!") {
+    std::optional<bool> x = constantCondition(*e.operands[0]);
+    return x ? std::optional<bool>(!*x) : std::nullopt;
+  }
+  if (e.kind != Expr::Kind::Binary)
+    return std::nullopt;
+  if (e.op == "&&" || e.op == "||") {
+    std::optional<bool> a = constantCondition(*e.operands[0]);
+    std::optional<bool> b = constantCondition(*e.operands[1]);
+    if (!a || !b)
+      return std::nullopt;
+    return e.op == "&&" ? *a && *b : *a || *b;
+  }
+  std::optional<int64_t> a = constantValue(*e.operands[0]);
+  std::optional<int64_t> b = constantValue(*e.operands[1]);
+  if (!a || !b)
+    return std::nullopt;
+  if (e.op == "<")
+    return *a < *b;
+  if (e.op == "<=")
+    return *a <= *b;
+  if (e.op == ">")
+    return *a > *b;
+  if (e.op == ">=")
+    return *a >= *b;
+  if (e.op == "==")
+    return *a == *b;
+  if (e.op == "!=")
+    return *a != *b;
+  return std::nullopt;
+}
+
 std::optional<SDim> FunctionSema::symbolicDim(const Expr &e) const {
   if (std::optional<int64_t> v = constantValue(e))
     return *v >= 0 ? std::optional<SDim>(SDim::of(*v)) : std::nullopt;
@@ -1389,6 +1427,27 @@ void FunctionSema::checkStmt(const Stmt &s) {
   case Stmt::Kind::For:
     checkFor(s);
     return;
+  case Stmt::Kind::Check: {
+    // A condition on values (every element must hold), checked at run time
+    // unless it is known now: then a failing one is an error here.
+    const Expr &cond = *s.values[0];
+    const ExprInfo &info = analyze(cond, scope);
+    if (!info.ok)
+      return;
+    if (!info.type.isBool()) {
+      error(cond.loc, "a check needs a bool condition, got " + info.type.str());
+      return;
+    }
+    if (std::optional<bool> known = constantCondition(cond)) {
+      if (!*known)
+        error(s.loc, "check failed: " + s.text);
+      else
+        out.provenChecks.insert(&s);
+      return;
+    }
+    whole(cond, DType::boolean);
+    return;
+  }
   case Stmt::Kind::TupleDef: {
     const Expr &value = *s.values[0];
     const ExprInfo &info = analyze(value, scope);

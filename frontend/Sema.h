@@ -142,6 +142,8 @@ struct CheckedFunction {
   std::map<const ast::Expr *, std::vector<IndexVar *>> reduceVars;
   std::map<const ast::Stmt *, StmtInfo> stmts;
   std::map<const ast::Stmt *, LoopInfo> loops;
+  /// `check` statements proved true when compiling (nothing to run).
+  std::set<const ast::Stmt *> provenChecks;
   /// Every named value's type (the last definition of each name).
   std::map<std::string, LocalType> locals;
   std::deque<IndexVar> indexVars;

@@ -35,6 +35,7 @@ block : '{' stmt* '}' ;
 stmt
   : RETURN expr (',' expr)*                          # returnStmt
   | FOR ID IN loopRange block                        # forStmt
+  | CHECK expr                                       # checkStmt
   | ID '[' lhsIndex (',' lhsIndex)* ']' '=' expr     # indexedDef
   | ID (',' ID)+ '=' expr                            # tupleDef
   | ID '=' expr                                      # plainDef
@@ -82,6 +83,7 @@ DEF : 'def' ;
 RETURN : 'return' ;
 FOR : 'for' ;
 STATIC : 'static' ;
+CHECK : 'check' ;
 IN : 'in' ;
 SUM : 'sum' ;
 PROD : 'prod' ;

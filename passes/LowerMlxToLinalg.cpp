@@ -164,6 +164,17 @@ struct LowerScatterAdd : public OpConversionPattern<ScatterAddOp> {
                   ConversionPatternRewriter &rewriter) const override;
 };
 
+/// mlx.assert → the AND of the condition's elements (an scf.for nest), and
+/// a report where it is false.
+struct LowerAssert : public OpConversionPattern<AssertOp> {
+  LowerAssert(MLIRContext *ctx, const llvm::DenseMap<Operation *, int64_t> &ids)
+      : OpConversionPattern(ctx), ids(ids) {}
+  LogicalResult
+  matchAndRewrite(AssertOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override;
+  const llvm::DenseMap<Operation *, int64_t> &ids;
+};
+
 /// mlx.loop → scf.for with the same body; mlx.loop_yield → scf.yield.
 struct LowerLoop : public OpConversionPattern<LoopOp> {
   using OpConversionPattern::OpConversionPattern;
@@ -629,6 +640,40 @@ LowerScatterAdd::matchAndRewrite(ScatterAddOp op, OpAdaptor adaptor,
   return success();
 }
 
+LogicalResult
+LowerAssert::matchAndRewrite(AssertOp op, OpAdaptor adaptor,
+                             ConversionPatternRewriter &rewriter) const {
+  Location loc = op.getLoc();
+  Value condition = adaptor.getCondition();
+  auto type = cast<RankedTensorType>(condition.getType());
+  Value zero = rewriter.create<arith::ConstantIndexOp>(loc, 0);
+  Value one = rewriter.create<arith::ConstantIndexOp>(loc, 1);
+  Value yes = rewriter.create<arith::ConstantIntOp>(loc, 1, 1);
+  SmallVector<Value> lbs(type.getRank(), zero), steps(type.getRank(), one);
+  scf::LoopNest nest = scf::buildLoopNest(
+      rewriter, loc, lbs, tensorSizes(rewriter, loc, condition), steps,
+      ValueRange{yes},
+      [&](OpBuilder &b, Location l, ValueRange ivs,
+          ValueRange all) -> scf::ValueVector {
+        Value element = b.create<tensor::ExtractOp>(l, condition, ivs);
+        return {b.create<arith::AndIOp>(l, all[0], element)};
+      });
+  Value holds =
+      type.getRank()
+          ? nest.results[0]
+          : rewriter.create<tensor::ExtractOp>(loc, condition, ValueRange{});
+  auto module = op->getParentOfType<ModuleOp>();
+  rewriter.create<scf::IfOp>(
+      loc, rewriter.create<arith::XOrIOp>(loc, holds, yes),
+      [&](OpBuilder &b, Location l) {
+        Value none = b.create<arith::ConstantIndexOp>(l, -1);
+        buildReport(b, l, module, ids.lookup(op), none, none);
+        b.create<scf::YieldOp>(l);
+      });
+  rewriter.eraseOp(op);
+  return success();
+}
+
 /// Gives each bounds check its id and its entry in the module's
 /// `mlx.bounds_checks` table (what the driver says when it fails: the
 /// location now carries the call sites it was inlined through), and
@@ -640,27 +685,35 @@ tabulateBoundsChecks(ModuleOp module) {
   if (auto table = module->getAttrOfType<ArrayAttr>(kBoundsChecksAttr))
     llvm::append_range(checks, table);
   OpBuilder b(module.getContext());
-  auto entry = [&](Operation *op, Attribute dim, Attribute sizeName) {
-    checks.push_back(
-        DictionaryAttr::get(module.getContext(),
-                            {b.getNamedAttr("dim", dim),
-                             b.getNamedAttr("loc", LocationAttr(op->getLoc())),
-                             b.getNamedAttr("size_name", sizeName),
-                             b.getNamedAttr("tensor", op->getAttr("tensor"))}));
+  auto entry = [&](Operation *op, Attribute dim, Attribute sizeName,
+                   Attribute tensor) {
+    checks.push_back(DictionaryAttr::get(
+        module.getContext(), {b.getNamedAttr("dim", dim),
+                              b.getNamedAttr("loc", LocationAttr(op->getLoc())),
+                              b.getNamedAttr("size_name", sizeName),
+                              b.getNamedAttr("tensor", tensor)}));
   };
   module.walk([&](Operation *op) {
+    if (auto check = dyn_cast<AssertOp>(op)) {
+      // A check: dim -1, the condition's text as the "tensor".
+      ids[op] = checks.size();
+      entry(op, b.getI64IntegerAttr(-1), b.getStringAttr(""),
+            check.getMessageAttr());
+      return;
+    }
     if (auto gather = dyn_cast<GatherOp>(op)) {
       // One entry per computed index, from the op's id on.
       ids[op] = checks.size();
       for (auto [d, name] :
            llvm::zip(computedDims(gather.getDims()), gather.getSizeNames()))
-        entry(op, b.getI64IntegerAttr(d), name);
+        entry(op, b.getI64IntegerAttr(d), name, op->getAttr("tensor"));
       return;
     }
     if (!isa<CheckIndexOp, TakeOp, PutOp>(op))
       return;
     ids[op] = checks.size();
-    entry(op, op->getAttr("dim"), op->getAttr("size_name"));
+    entry(op, op->getAttr("dim"), op->getAttr("size_name"),
+          op->getAttr("tensor"));
   });
   if (ids.empty())
     return ids;
@@ -694,7 +747,7 @@ struct LowerMlxToLinalgPass
     patterns.add<LowerGeneric, LowerMapCall, LowerLoop, LowerLoopYield,
                  LowerScatterAdd>(ctx);
     patterns.add<LowerCheckIndex, LowerSliceOp<TakeOp>, LowerSliceOp<PutOp>,
-                 LowerGather>(ctx, ids);
+                 LowerGather, LowerAssert>(ctx, ids);
     if (failed(applyPartialConversion(module, target, std::move(patterns))))
       signalPassFailure();
   }

@@ -268,6 +268,8 @@ Module::call(llvm::StringRef name, std::vector<rt::Tensor> args) const {
       impl->executable->call(entry->signature, args);
   if (auto report = rt::takeBoundsReport()) {
     const mlir::mlx::BoundsCheck &c = impl->boundsChecks.at(report->id);
+    if (c.dim < 0) // a `check` statement
+      return session.errorAt(c.loc, "check failed: " + c.tensor);
     return session.errorAt(c.loc, "index " + llvm::Twine(report->index) +
                                       " is out of range for dimension " +
                                       llvm::Twine(c.dim) + " of '" + c.tensor +

@@ -351,4 +351,16 @@ def Mlx_ScatterAddOp : Mlx_Op<"scatter_add", [Pure,
   let hasVerifier = 1;
 }
 
+def Mlx_AssertOp : Mlx_Op<"assert", [MemoryEffects<[MemWrite]>]> {
+  let summary = "a run-time check that every element of a condition holds";
+  let description = [{
+    `check cond` in a function: where some element of `condition` is false,
+    `mlx_report_out_of_bounds` is called (as by `mlx.check_index`; the
+    module's table marks the entry as a check, `message` is the condition
+    as written) and the caller reports "check failed" after the call.
+  }];
+  let arguments = (ins TensorOf<[I1]>:$condition, StrAttr:$message);
+  let assemblyFormat = "$condition attr-dict `:` type($condition)";
+}
+
 #endif // MLX_OPS_TD
