@@ -6,6 +6,7 @@
   check_outputs.py NAME close OTHER TOL every |NAME − OTHER| <= TOL
   check_outputs.py NAME near VALUES TOL every |NAME − VALUES| <= TOL, up to
                                         the order of rows (VALUES: JSON)
+  check_outputs.py NAME below TOL       every |NAME| <= TOL
 
 Several checks may follow each other. Exit 1 with a message on failure.
 """
@@ -43,6 +44,14 @@ def main(argv):
                            for got in got_rows):
                     sys.exit(f"no row of {name} within {tol} of {row}: {values}")
             i += 4
+        elif check == "below":
+            tol = float(argv[i + 2])
+            flat = values if isinstance(values, list) else [values]
+            while flat and isinstance(flat[0], list):
+                flat = sum(flat, [])
+            if any(abs(v) > tol for v in flat):
+                sys.exit(f"{name} is not below {tol}: {values}")
+            i += 3
         else:
             sys.exit(f"unknown check {check}")
 
