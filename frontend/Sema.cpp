@@ -816,12 +816,21 @@ ExprInfo FunctionSema::analyzeUncached(const Expr &e, Scope &scope) {
     scope.resize(depth);
     if (!body.ok)
       return fail();
-    // A scan's bound by an index (`sum[j <= i]`) gives that index j's range.
+    // A scan's bound by an index (`sum[j <= i]`) gives that index j's range;
+    // a bound by a size (`max[u < size]`) gives the reduced index its own.
     if (e.bounded) {
-      const Expr &limit = *e.operands[0]->operands[0]->operands[1];
+      const Expr &test = *e.operands[0]->operands[0];
+      const Expr &limit = *test.operands[1];
       auto it = indexUses.find(&limit);
       if (it != indexUses.end() && !it->second->range && reduced[0]->range)
         bindRange(it->second, *reduced[0]->range, limit.loc);
+      std::optional<SDim> size = symbolicDim(limit);
+      if (!reduced[0]->range && size && (test.op == "<" || test.op == "<=")) {
+        if (test.op == "<=")
+          size = SDim::arith('+', *size, SDim::of(1));
+        if (size)
+          bindRange(reduced[0], *size, limit.loc);
+      }
     }
     for (IndexVar *var : reduced)
       if (!var->range) {

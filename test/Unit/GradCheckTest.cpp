@@ -55,6 +55,9 @@ TEST_P(GradCheck, MatchesCentralDifferences) {
   const ast::Function *fn = *found;
   int64_t rank = fn->isShapePolymorphic() ? 2 : 0;
   ExportRequest value{fn, rank, rt::DType::f64};
+  for (const ast::Param &p : fn->params)
+    if (p.isStatic && c.counts.count(p.name))
+      value.statics[p.name] = c.counts.at(p.name);
   ExportRequest gradient = value;
   for (auto [k, p] : llvm::enumerate(fn->params))
     if (rt::isFloat(p.type.dtype))
@@ -239,7 +242,9 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"transformer", "causal_attention"},
         Case{"transformer", "layer_norm", {{"eps", P}}},
         Case{"transformer", "ffn"}, Case{"transformer", "multi_head_attention"},
-        Case{"transformer", "transformer_block"}, Case{"llm", "gqa_attention"}),
+        Case{"transformer", "transformer_block"}, Case{"llm", "gqa_attention"},
+        Case{"cnn", "conv2d", {}, {{"stride", 1}, {"pad", 1}}},
+        Case{"cnn", "maxpool2d", {}, {{"size", 2}, {"stride", 1}}}),
     [](const ::testing::TestParamInfo<Case> &info) {
       return info.param.module + "_" + info.param.function;
     });
