@@ -244,6 +244,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"transformer", "ffn"}, Case{"transformer", "multi_head_attention"},
         Case{"transformer", "transformer_block"}, Case{"llm", "gqa_attention"},
         Case{"cnn", "conv2d", {}, {{"stride", 1}, {"pad", 1}}},
+        Case{"context", "flash_attention"},
         Case{"cnn", "maxpool2d", {}, {{"size", 2}, {"stride", 1}}}),
     [](const ::testing::TestParamInfo<Case> &info) {
       return info.param.module + "_" + info.param.function;
