@@ -49,7 +49,7 @@ def main(argv):
             flat = values if isinstance(values, list) else [values]
             while flat and isinstance(flat[0], list):
                 flat = sum(flat, [])
-            if any(abs(v) > tol for v in flat):
+            if any(not abs(v) <= tol for v in flat):  # NaN fails too
                 sys.exit(f"{name} is not below {tol}: {values}")
             i += 3
         else:
