@@ -7,6 +7,7 @@
   check_outputs.py NAME near VALUES TOL every |NAME − VALUES| <= TOL, up to
                                         the order of rows (VALUES: JSON)
   check_outputs.py NAME below TOL       every |NAME| <= TOL
+  check_outputs.py NAME ends VALUE TOL  |the last value of NAME − VALUE| <= TOL
 
 Several checks may follow each other. Exit 1 with a message on failure.
 """
@@ -43,6 +44,12 @@ def main(argv):
                 if not any(all(abs(a - b) <= tol for a, b in zip(row, got))
                            for got in got_rows):
                     sys.exit(f"no row of {name} within {tol} of {row}: {values}")
+            i += 4
+        elif check == "ends":
+            value, tol = float(argv[i + 2]), float(argv[i + 3])
+            last = values[-1] if isinstance(values, list) else values
+            if not abs(last - value) <= tol:
+                sys.exit(f"{name} ends at {last}, not within {tol} of {value}: {values}")
             i += 4
         elif check == "below":
             tol = float(argv[i + 2])
