@@ -118,41 +118,44 @@ struct LowerMapCall : public OpConversionPattern<MapCallOp> {
                   ConversionPatternRewriter &rewriter) const override;
 };
 
+/// Each checking op's entry in the module's bounds table
+/// (tabulateBoundsChecks).
+using CheckIds = llvm::DenseMap<Operation *, int64_t>;
+
+/// The lowering of an op that reports through the bounds table.
+template <typename Op> struct CheckedLowering : public OpConversionPattern<Op> {
+  CheckedLowering(MLIRContext *ctx, const CheckIds &ids)
+      : OpConversionPattern<Op>(ctx), ids(ids) {}
+  const CheckIds &ids;
+};
+
 /// mlx.check_index → `size > index ? input : (report(), zeros with size
-/// index + 1)`; `ids` gives each check its entry in the module's table.
-struct LowerCheckIndex : public OpConversionPattern<CheckIndexOp> {
-  LowerCheckIndex(MLIRContext *ctx,
-                  const llvm::DenseMap<Operation *, int64_t> &ids)
-      : OpConversionPattern(ctx), ids(ids) {}
+/// index + 1)`.
+struct LowerCheckIndex : public CheckedLowering<CheckIndexOp> {
+  using CheckedLowering::CheckedLowering;
   LogicalResult
   matchAndRewrite(CheckIndexOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override;
-  const llvm::DenseMap<Operation *, int64_t> &ids;
 };
 
 /// mlx.take / mlx.put → `0 <= index < size ? extract_slice / insert_slice
 /// : (report(), zeros / the input unchanged)`.
 template <typename SliceOp>
-struct LowerSliceOp : public OpConversionPattern<SliceOp> {
-  LowerSliceOp(MLIRContext *ctx,
-               const llvm::DenseMap<Operation *, int64_t> &ids)
-      : OpConversionPattern<SliceOp>(ctx), ids(ids) {}
+struct LowerSliceOp : public CheckedLowering<SliceOp> {
+  using CheckedLowering<SliceOp>::CheckedLowering;
   LogicalResult
   matchAndRewrite(SliceOp op, typename SliceOp::Adaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override;
-  const llvm::DenseMap<Operation *, int64_t> &ids;
 };
 
 /// mlx.gather → linalg.generic over the result reading the input with
 /// tensor.extract where every computed index is in range (a report and 0
 /// elsewhere); the computed indices come in as operands.
-struct LowerGather : public OpConversionPattern<GatherOp> {
-  LowerGather(MLIRContext *ctx, const llvm::DenseMap<Operation *, int64_t> &ids)
-      : OpConversionPattern(ctx), ids(ids) {}
+struct LowerGather : public CheckedLowering<GatherOp> {
+  using CheckedLowering::CheckedLowering;
   LogicalResult
   matchAndRewrite(GatherOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override;
-  const llvm::DenseMap<Operation *, int64_t> &ids;
 };
 
 /// mlx.scatter_add → an scf.for nest over the value's elements adding each
@@ -166,13 +169,11 @@ struct LowerScatterAdd : public OpConversionPattern<ScatterAddOp> {
 
 /// mlx.assert → the AND of the condition's elements (an scf.for nest), and
 /// a report where it is false.
-struct LowerAssert : public OpConversionPattern<AssertOp> {
-  LowerAssert(MLIRContext *ctx, const llvm::DenseMap<Operation *, int64_t> &ids)
-      : OpConversionPattern(ctx), ids(ids) {}
+struct LowerAssert : public CheckedLowering<AssertOp> {
+  using CheckedLowering::CheckedLowering;
   LogicalResult
   matchAndRewrite(AssertOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override;
-  const llvm::DenseMap<Operation *, int64_t> &ids;
 };
 
 /// mlx.loop → scf.for with the same body; mlx.loop_yield → scf.yield.
@@ -457,7 +458,7 @@ LogicalResult LowerSliceOp<SliceOp>::matchAndRewrite(
         b.create<scf::YieldOp>(l, r);
       },
       [&](OpBuilder &b, Location l) {
-        buildReport(b, l, module, ids.lookup(op), index, size);
+        buildReport(b, l, module, this->ids.lookup(op), index, size);
         Value r = input;
         if constexpr (std::is_same_v<SliceOp, TakeOp>) {
           SmallVector<Value> dims;
@@ -678,9 +679,8 @@ LowerAssert::matchAndRewrite(AssertOp op, OpAdaptor adaptor,
 /// `mlx.bounds_checks` table (what the driver says when it fails: the
 /// location now carries the call sites it was inlined through), and
 /// declares the report function the checks call.
-static llvm::DenseMap<Operation *, int64_t>
-tabulateBoundsChecks(ModuleOp module) {
-  llvm::DenseMap<Operation *, int64_t> ids;
+static CheckIds tabulateBoundsChecks(ModuleOp module) {
+  CheckIds ids;
   SmallVector<Attribute> checks;
   if (auto table = module->getAttrOfType<ArrayAttr>(kBoundsChecksAttr))
     llvm::append_range(checks, table);
@@ -737,7 +737,7 @@ struct LowerMlxToLinalgPass
   void runOnOperation() override {
     ModuleOp module = getOperation();
     MLIRContext *ctx = &getContext();
-    llvm::DenseMap<Operation *, int64_t> ids = tabulateBoundsChecks(module);
+    CheckIds ids = tabulateBoundsChecks(module);
     ConversionTarget target(*ctx);
     target.addIllegalDialect<MlxDialect>();
     target.addLegalDialect<linalg::LinalgDialect, tensor::TensorDialect,

@@ -80,15 +80,16 @@ TEST_P(GradCheck, MatchesCentralDifferences) {
   std::mt19937_64 rng(std::hash<std::string>()(c.module + c.function));
   std::normal_distribution<double> normal;
   std::uniform_real_distribution<double> uniform(0.1, 1.0);
+  // The sizes the symbols get, for dims given by formulas (W: f32[4 * H,
+  // H + M]).
+  std::map<std::string, int64_t> sizes;
+  for (const char *symbol : {"N", "D", "K", "M", "B", "I", "H", "O", "T", "S",
+                             "E", "F", "Q", "V", "A", "Z", "R", "X"})
+    sizes[symbol] = sizeOf(symbol);
   std::vector<rt::Tensor> args;
   for (auto [k, p] : llvm::enumerate(valueSig.params)) {
     std::vector<int64_t> shape;
     for (const rt::DimSpec &d : p.dims) {
-      // A formula (W: f32[4 * H, H + M]) of the sizes drawn for symbols.
-      std::map<std::string, int64_t> sizes;
-      for (const char *symbol : {"N", "D", "K", "M", "B", "I", "H", "O", "T",
-                                 "S", "E", "F", "Q", "V", "A", "Z", "R", "X"})
-        sizes[symbol] = sizeOf(symbol);
       shape.push_back(d.formula     ? *d.formula->evaluate(sizes)
                       : d.size >= 0 ? d.size
                       : d.symbol.rfind("...", 0) == 0
