@@ -84,7 +84,8 @@ std::optional<rt::DType>
 Sema::floatType(const ast::Function &fn,
                 llvm::ArrayRef<std::optional<rt::DType>> argumentDTypes) {
   size_t first = 0;
-  if (callFloatType(fn, argumentDTypes, &first) == rt::DType::f32)
+  if (callFloatType(fn, argumentDTypes, rt::DType::f32, &first) ==
+      rt::DType::f32)
     return rt::DType::f32;
   const ast::Param &f64Param = fn.params[first];
   for (auto [k, p] : llvm::enumerate(fn.params))
@@ -1253,7 +1254,7 @@ ExprInfo FunctionSema::analyzeCall(const Expr &e, Scope &scope) {
     argTypes.push_back(arg->type.kind == K::Concrete
                            ? std::optional<DType>(arg->type.dtype)
                            : std::nullopt);
-  call->floatType = callFloatType(*callee, argTypes);
+  call->floatType = callFloatType(*callee, argTypes, out.floatType);
   auto paramType = [&](DType d) {
     return rt::instanceDType(d, call->floatType);
   };

@@ -116,15 +116,19 @@ EType mlx::unifyTypes(EType a, EType b, llvm::StringRef what,
 rt::DType
 mlx::callFloatType(const ast::Function &fn,
                    llvm::ArrayRef<std::optional<rt::DType>> argumentDTypes,
-                   size_t *firstF64) {
-  for (size_t k = 0; k < fn.params.size() && k < argumentDTypes.size(); ++k)
-    if (fn.params[k].type.dtype == rt::DType::f32 &&
-        argumentDTypes[k] == rt::DType::f64) {
+                   rt::DType callerFloatType, size_t *firstF64) {
+  bool f32Passed = false;
+  for (size_t k = 0; k < fn.params.size() && k < argumentDTypes.size(); ++k) {
+    if (fn.params[k].type.dtype != rt::DType::f32)
+      continue;
+    if (argumentDTypes[k] == rt::DType::f64) {
       if (firstF64)
         *firstF64 = k;
       return rt::DType::f64;
     }
-  return rt::DType::f32;
+    f32Passed |= argumentDTypes[k] == rt::DType::f32;
+  }
+  return f32Passed ? rt::DType::f32 : callerFloatType;
 }
 
 std::optional<SDim>

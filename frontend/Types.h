@@ -90,11 +90,15 @@ EType unifyTypes(EType a, EType b, llvm::StringRef what, std::string &mismatch);
 
 /// The float-type rule of a call (with rt::instanceDType, what a declared
 /// `f32` then stands for): a function runs in f64 as soon as an f64 value
-/// is passed for a parameter declared f32, else in f32. `argumentDTypes`
-/// holds each argument's dtype where known (nullopt: a literal, which
-/// converts). Sets `firstF64` to that parameter's index when f64.
+/// is passed for a parameter declared f32, in f32 when an f32 value is, and
+/// otherwise (no float parameter, or only literals passed to them) in the
+/// caller's float type: `nf4_levels()` called from an f64 instance is f64.
+/// `argumentDTypes` holds each argument's dtype where known (nullopt: a
+/// literal, which converts). Sets `firstF64` to that parameter's index when
+/// f64.
 rt::DType callFloatType(const ast::Function &fn,
                         llvm::ArrayRef<std::optional<rt::DType>> argumentDTypes,
+                        rt::DType callerFloatType = rt::DType::f32,
                         size_t *firstF64 = nullptr);
 
 /// The values of a function instance's static parameters, by name.
