@@ -301,7 +301,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"weighted",
              "constrained_softmax_weighted",
              {{"valid", Domain::Mask}}},
-        Case{"weighted", "sort_weighted"},
+        Case{"weighted", "sort_weighted"}, Case{"weighted", "eigh_weighted"},
         Case{"lora",
              "nf4_dequantize",
              {{"codes", Domain::Class}, {"absmax", P}},
