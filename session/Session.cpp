@@ -15,6 +15,7 @@
 #include "llvm/Support/SourceMgr.h"
 
 #include <cmath>
+#include <mutex>
 
 using namespace mlx;
 
@@ -63,7 +64,15 @@ struct Session::Impl {
   Compiler compiler;
   /// The main file's name, for errors that have no line.
   std::string mainFile;
+  /// Held by every session method and by a module call's error path: the
+  /// context and the diagnostics buffer are one thread's at a time
+  /// (recursive: methods call each other).
+  std::recursive_mutex mutex;
 };
+
+/// Locks a session for the rest of the scope.
+#define MLX_LOCK_SESSION(implPtr)                                              \
+  std::lock_guard<std::recursive_mutex> sessionLock((implPtr)->mutex)
 
 llvm::Expected<std::unique_ptr<Session>>
 Session::create(SessionOptions options) {
@@ -87,6 +96,7 @@ Session::Session(std::unique_ptr<Impl> impl) : impl(std::move(impl)) {}
 Session::~Session() = default;
 
 llvm::Error Session::loadFile(const std::string &path) {
+  MLX_LOCK_SESSION(impl);
   impl->mainFile = path;
   if (!impl->compiler.loadFile(path))
     return impl->takeError();
@@ -95,6 +105,7 @@ llvm::Error Session::loadFile(const std::string &path) {
 
 llvm::Error Session::loadSource(const std::string &name,
                                 const std::string &source) {
+  MLX_LOCK_SESSION(impl);
   impl->mainFile = name;
   if (!impl->compiler.loadSource(name, source))
     return impl->takeError();
@@ -106,6 +117,7 @@ const ast::Module &Session::mainModule() const {
 }
 
 llvm::Expected<const ast::Function *> Session::function(llvm::StringRef name) {
+  MLX_LOCK_SESSION(impl);
   if (const ast::Function *fn = impl->compiler.findFunction(name.str()))
     return fn;
   std::vector<std::string> names;
@@ -124,12 +136,14 @@ std::vector<ExportRequest> Session::allExports() const {
 }
 
 llvm::Error Session::errorAt(const ast::Loc &loc, const llvm::Twine &message) {
+  MLX_LOCK_SESSION(impl);
   return impl->errorAt(impl->compiler.location(loc), message);
 }
 
 llvm::Expected<std::vector<int64_t>>
 Session::gradientParameters(const ast::Function &fn,
                             llvm::ArrayRef<std::string> names) {
+  MLX_LOCK_SESSION(impl);
   if (auto wrt = impl->compiler.sema().gradientParameters(fn, names))
     return *wrt;
   return impl->takeError();
@@ -138,18 +152,60 @@ Session::gradientParameters(const ast::Function &fn,
 llvm::Expected<rt::DType>
 Session::floatType(const ast::Function &fn,
                    llvm::ArrayRef<std::optional<rt::DType>> argumentDTypes) {
+  MLX_LOCK_SESSION(impl);
   if (auto dtype = impl->compiler.sema().floatType(fn, argumentDTypes))
     return *dtype;
   return impl->takeError();
 }
 
+llvm::Expected<ExportRequest>
+Session::requestFor(const ast::Function &fn, llvm::ArrayRef<rt::Tensor> args,
+                    std::optional<rt::DType> floatType) {
+  MLX_LOCK_SESSION(impl);
+  if (args.size() != fn.params.size())
+    return errorAt(fn.loc, "'" + fn.name + "' takes " +
+                               llvm::Twine(fn.params.size()) +
+                               " arguments but " + llvm::Twine(args.size()) +
+                               " were given");
+  ExportRequest request{&fn};
+  if (!floatType) {
+    std::vector<std::optional<rt::DType>> dtypes;
+    for (const rt::Tensor &a : args)
+      dtypes.push_back(a.dtype());
+    auto fromArguments = this->floatType(fn, dtypes);
+    if (!fromArguments)
+      return fromArguments.takeError();
+    floatType = *fromArguments;
+  }
+  request.floatType = *floatType;
+  for (auto [k, p] : llvm::enumerate(fn.params)) {
+    if (p.type.isAnyShape() && request.anyShapeRank == 0)
+      request.anyShapeRank = args[k].rank();
+    if (!p.isStatic)
+      continue;
+    // (A static declared float is Sema's error, found when compiling.)
+    if (args[k].rank() != 0 ||
+        (rt::isFloat(args[k].dtype()) && !rt::isFloat(p.type.dtype)))
+      return errorAt(
+          p.loc,
+          "static parameter '" + p.name + "' needs one integer, got " +
+              (args[k].rank() != 0
+                   ? "shape " + rt::formatShape(args[k].shape())
+                   : std::string("an ") + rt::dtypeName(args[k].dtype())));
+    request.statics[p.name] = (int64_t)args[k].getDouble(0);
+  }
+  return request;
+}
+
 rt::Signature Session::signature(const ExportRequest &request) const {
+  MLX_LOCK_SESSION(impl);
   return impl->compiler.signature(request);
 }
 
 llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
 Session::lower(const std::vector<ExportRequest> &exports, Stage stage,
                CompileOptions options) {
+  MLX_LOCK_SESSION(impl);
   mlir::OwningOpRef<mlir::ModuleOp> module = impl->compiler.generate(exports);
   if (!module || mlir::failed(mlir::verify(*module)))
     return impl->takeError();
@@ -170,11 +226,13 @@ Session::lower(const std::vector<ExportRequest> &exports, Stage stage,
 }
 
 llvm::Error Session::printTarget(mlir::ModuleOp module, llvm::raw_ostream &os) {
+  MLX_LOCK_SESSION(impl);
   return impl->target->printLowered(module, os);
 }
 
 llvm::Error Session::build(const std::vector<ExportRequest> &exports,
                            llvm::StringRef path, CompileOptions options) {
+  MLX_LOCK_SESSION(impl);
   if (llvm::Error err = impl->target->checkArtefactPath(path))
     return err;
   auto module = lower(exports, Stage::Target, options);
@@ -217,6 +275,7 @@ Module::~Module() = default;
 llvm::Expected<std::unique_ptr<Module>>
 Session::compile(const std::vector<ExportRequest> &exports,
                  CompileOptions options) {
+  MLX_LOCK_SESSION(impl);
   auto module = lower(exports, Stage::Target, options);
   if (!module)
     return module.takeError();
@@ -250,17 +309,25 @@ Module::call(llvm::StringRef name, std::vector<rt::Tensor> args) const {
     return fail("no compiled function '" + name + "'");
   Session::Impl &session = *impl->session;
   const ast::Function &fn = *entry->function;
-  auto at = [&](const ast::Loc &loc) { return session.compiler.location(loc); };
+  // Calls run concurrently; only their errors need the session.
+  auto errorAt = [&](mlir::Location loc, const llvm::Twine &message) {
+    MLX_LOCK_SESSION(&session);
+    return session.errorAt(loc, message);
+  };
+  auto errorAtSource = [&](const ast::Loc &loc, const llvm::Twine &message) {
+    MLX_LOCK_SESSION(&session);
+    return session.errorAt(session.compiler.location(loc), message);
+  };
   std::string error;
   if (!rt::checkArguments(entry->signature, args, error))
-    return session.errorAt(at(fn.loc), error);
+    return errorAtSource(fn.loc, error);
   if (impl->options.checkNumerics)
     for (auto [k, a] : llvm::enumerate(args))
       if (rt::isFloat(a.dtype()))
         for (int64_t i = 0; i < a.numElements(); ++i)
           if (!std::isfinite(a.getDouble(i)))
-            return session.errorAt(
-                at(fn.params[k].loc),
+            return errorAtSource(
+                fn.params[k].loc,
                 "argument '" + fn.params[k].name + "' holds " +
                     (std::isnan(a.getDouble(i)) ? "NaN" : "an infinity") +
                     " at element " + std::to_string(i) + " (--check-numerics)");
@@ -269,17 +336,16 @@ Module::call(llvm::StringRef name, std::vector<rt::Tensor> args) const {
   if (auto report = rt::takeBoundsReport()) {
     const mlir::mlx::BoundsCheck &c = impl->boundsChecks.at(report->id);
     if (c.dim < 0) // a `check` statement
-      return session.errorAt(c.loc, "check failed: " + c.tensor);
-    return session.errorAt(c.loc, "index " + llvm::Twine(report->index) +
-                                      " is out of range for dimension " +
-                                      llvm::Twine(c.dim) + " of '" + c.tensor +
-                                      "' (size " + c.sizeName + " = " +
-                                      llvm::Twine(report->size) + ")");
+      return errorAt(c.loc, "check failed: " + c.tensor);
+    return errorAt(c.loc, "index " + llvm::Twine(report->index) +
+                              " is out of range for dimension " +
+                              llvm::Twine(c.dim) + " of '" + c.tensor +
+                              "' (size " + c.sizeName + " = " +
+                              llvm::Twine(report->size) + ")");
   }
   if (auto report = rt::takeNumericsReport())
-    return session.errorAt(impl->numericsChecks.at(report->id),
-                           llvm::Twine("first ") +
-                               (report->nan ? "NaN" : "infinity") +
-                               " produced here (--check-numerics)");
+    return errorAt(impl->numericsChecks.at(report->id),
+                   llvm::Twine("first ") + (report->nan ? "NaN" : "infinity") +
+                       " produced here (--check-numerics)");
   return results;
 }

@@ -128,6 +128,13 @@ public:
   llvm::Expected<rt::DType>
   floatType(const ast::Function &fn,
             llvm::ArrayRef<std::optional<rt::DType>> argumentDTypes);
+  /// The request that runs `fn` on `args` (one per parameter, in order;
+  /// static parameters as integer scalars): in `floatType`, by default the
+  /// one the arguments' dtypes give; `[...]` at the rank of the first
+  /// argument for such a parameter; static values taken from theirs.
+  llvm::Expected<ExportRequest>
+  requestFor(const ast::Function &fn, llvm::ArrayRef<rt::Tensor> args,
+             std::optional<rt::DType> floatType = std::nullopt);
   /// The signature of a request's entry point, results named after what
   /// the function returns (`d<param>` for gradients).
   rt::Signature signature(const ExportRequest &request) const;

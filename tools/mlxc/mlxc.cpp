@@ -411,25 +411,17 @@ private:
     auto floatType = session.floatType(fn, fileDTypes);
     if (!floatType)
       return floatType.takeError();
-    int64_t anyShapeRank = -1;
     for (auto [k, p] : llvm::enumerate(fn.params)) {
       std::string error;
       rt::DType dtype = rt::instanceDType(p.type.dtype, *floatType);
       if (!fileDTypes[k] &&
           !rt::parseLiteral(given[p.name], dtype, args[k], error))
         return session.errorAt(p.loc, "argument '" + p.name + "': " + error);
-      if (p.type.isAnyShape() && anyShapeRank < 0)
-        anyShapeRank = args[k].rank();
-      if (p.isStatic) {
-        if (args[k].rank() != 0)
-          return session.errorAt(p.loc, "static parameter '" + p.name +
-                                            "' needs one integer, got shape " +
-                                            rt::formatShape(args[k].shape()));
-        request.statics[p.name] = (int64_t)args[k].getDouble(0);
-      }
     }
-    request.anyShapeRank = std::max<int64_t>(anyShapeRank, 0);
-    request.floatType = *floatType;
+    auto instance = session.requestFor(fn, args, *floatType);
+    if (!instance)
+      return instance.takeError();
+    request = *instance;
     return llvm::Error::success();
   }
 
