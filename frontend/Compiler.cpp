@@ -9,20 +9,28 @@
 #include "llvm/Support/Program.h"
 
 #include <cstdlib>
+#include <dlfcn.h>
 
 using namespace mlx;
 
 std::vector<std::string> mlx::stdlibDirectories() {
   std::vector<std::string> dirs;
-  // Next to an installed binary: <prefix>/bin/mlxc →
-  // <prefix>/share/mlxc/stdlib.
-  std::string exe = llvm::sys::fs::getMainExecutable(nullptr, nullptr);
-  if (!exe.empty()) {
+  // Next to the installed file holding this code, <prefix>/bin/mlxc or
+  // <prefix>/lib/libmlxc.so (the embedding API), and next to the program
+  // → <prefix>/share/mlxc/stdlib.
+  auto besideInstalled = [&](llvm::StringRef file) {
+    if (file.empty())
+      return;
     llvm::SmallString<256> dir(
-        llvm::sys::path::parent_path(llvm::sys::path::parent_path(exe)));
+        llvm::sys::path::parent_path(llvm::sys::path::parent_path(file)));
     llvm::sys::path::append(dir, "share", "mlxc", "stdlib");
-    dirs.push_back(std::string(dir));
-  }
+    if (llvm::find(dirs, std::string(dir)) == dirs.end())
+      dirs.push_back(std::string(dir));
+  };
+  Dl_info self;
+  if (dladdr((void *)&mlx::stdlibDirectories, &self) && self.dli_fname)
+    besideInstalled(self.dli_fname);
+  besideInstalled(llvm::sys::fs::getMainExecutable(nullptr, nullptr));
   dirs.push_back(MLX_STDLIB_INSTALL_DIR);
   dirs.push_back(MLX_STDLIB_BUILD_DIR);
   return dirs;
