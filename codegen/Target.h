@@ -45,9 +45,17 @@ public:
   /// Prints a lowered module in the target's own form (`--stage=llvm`).
   virtual llvm::Error printLowered(mlir::ModuleOp module,
                                    llvm::raw_ostream &os) const = 0;
-  /// Loads a lowered module into this process (JIT).
+  /// Compiles a lowered module to what `loadBinary` loads (on the CPU an
+  /// object file for the host): what the compile cache keeps.
+  virtual llvm::Expected<std::string>
+  compileBinary(mlir::ModuleOp module) const = 0;
+  /// Loads a binary of `compileBinary` into this process (JIT); an error,
+  /// never a crash, for bytes that are not one.
   virtual llvm::Expected<std::unique_ptr<rt::Executable>>
-  load(mlir::ModuleOp module) const = 0;
+  loadBinary(llvm::StringRef binary) const = 0;
+  /// What a binary depends on besides the module (the CPU it is compiled
+  /// for), for the compile cache's keys.
+  virtual std::string binaryKey() const = 0;
   /// An error if `path` cannot name an artefact of this target; checked
   /// before compiling.
   virtual llvm::Error checkArtefactPath(llvm::StringRef path) const = 0;

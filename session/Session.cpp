@@ -284,7 +284,10 @@ Session::compile(const std::vector<ExportRequest> &exports,
   moduleImpl->options = options;
   moduleImpl->boundsChecks = mlir::mlx::boundsChecks(**module);
   moduleImpl->numericsChecks = mlir::mlx::numericsCheckLocations(**module);
-  auto executable = impl->target->load(**module);
+  auto binary = impl->target->compileBinary(**module);
+  if (!binary)
+    return binary.takeError();
+  auto executable = impl->target->loadBinary(*binary);
   if (!executable)
     return executable.takeError();
   moduleImpl->executable = std::move(*executable);

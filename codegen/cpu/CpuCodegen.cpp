@@ -35,7 +35,6 @@
 #include "mlir/Dialect/SCF/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
-#include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
@@ -53,6 +52,7 @@
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/Target/TargetMachine.h"
+#include "llvm/TargetParser/Host.h"
 
 using namespace mlir;
 
@@ -321,9 +321,8 @@ hostTargetMachine(std::optional<llvm::Reloc::Model> relocation) {
 }
 
 /// Tells LLVM the module is for `machine`: its triple and data layout, and
-/// on every function the CPU and its features, so that the JIT's code
-/// generator uses the host's vector units whatever target machine the
-/// ExecutionEngine sets up for itself.
+/// on every function the CPU and its features, so that the optimizer's cost
+/// model and the code generator use the host's vector units.
 static void targetModule(llvm::Module &module, llvm::TargetMachine &machine) {
   module.setDataLayout(machine.createDataLayout());
   module.setTargetTriple(machine.getTargetTriple().getTriple());
@@ -335,72 +334,60 @@ static void targetModule(llvm::Module &module, llvm::TargetMachine &machine) {
   }
 }
 
-std::unique_ptr<ExecutionEngine> mlx::createJitEngine(ModuleOp module,
-                                                      std::string &error) {
-  auto machine = hostTargetMachine(std::nullopt);
-  if (!machine) {
-    error = llvm::toString(machine.takeError());
-    return nullptr;
-  }
-  // -O3 with the host's cost model (without a target machine the
-  // vectorizers see no vector registers and emit scalar code).
-  auto transformer = makeOptimizingTransformer(3, 0, machine->get());
-  ExecutionEngineOptions options;
-  options.transformer = transformer;
-  options.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;
-  std::string buildError;
-  // llvmModuleBuilder is a function_ref: the lambda must outlive create().
-  auto builder = [&](Operation *op,
-                     llvm::LLVMContext &ctx) -> std::unique_ptr<llvm::Module> {
-    auto llvmModule = translateToLLVMIR(cast<ModuleOp>(op), ctx, buildError);
-    if (llvmModule)
-      targetModule(*llvmModule, **machine);
-    return llvmModule;
-  };
-  options.llvmModuleBuilder = builder;
-  auto engine = ExecutionEngine::create(module, options);
-  if (!engine) {
-    error =
-        buildError.empty() ? llvm::toString(engine.takeError()) : buildError;
-    if (!buildError.empty())
-      llvm::consumeError(engine.takeError());
-    return nullptr;
-  }
-  return std::move(*engine);
-}
-
-bool mlx::emitObjectFile(ModuleOp module, llvm::StringRef path,
-                         std::string &error) {
+std::optional<std::string> mlx::emitObject(ModuleOp module, bool defaultReports,
+                                           std::string &error) {
   initializeNativeTarget();
   llvm::LLVMContext ctx;
   std::unique_ptr<llvm::Module> llvmModule =
       translateToLLVMIR(module, ctx, error);
   if (!llvmModule)
-    return false;
-  addDefaultBoundsReport(*llvmModule);
+    return std::nullopt;
+  if (defaultReports)
+    addDefaultBoundsReport(*llvmModule);
   auto machine = hostTargetMachine(llvm::Reloc::PIC_);
   if (!machine) {
     error = llvm::toString(machine.takeError());
-    return false;
+    return std::nullopt;
   }
   targetModule(*llvmModule, **machine);
   if (llvm::Error err =
           makeOptimizingTransformer(3, 0, machine->get())(llvmModule.get())) {
     error = llvm::toString(std::move(err));
-    return false;
+    return std::nullopt;
   }
+  llvm::SmallVector<char, 0> object;
+  llvm::raw_svector_ostream os(object);
+  llvm::legacy::PassManager passes;
+  if ((*machine)->addPassesToEmitFile(passes, os, nullptr,
+                                      llvm::CodeGenFileType::ObjectFile)) {
+    error = "the target cannot emit object files";
+    return std::nullopt;
+  }
+  passes.run(*llvmModule);
+  return std::string(object.begin(), object.end());
+}
+
+bool mlx::emitObjectFile(ModuleOp module, llvm::StringRef path,
+                         std::string &error) {
+  std::optional<std::string> object =
+      emitObject(module, /*defaultReports=*/true, error);
+  if (!object)
+    return false;
   std::error_code ec;
   llvm::raw_fd_ostream os(path, ec, llvm::sys::fs::OF_None);
   if (ec) {
     error = ec.message();
     return false;
   }
-  llvm::legacy::PassManager passes;
-  if ((*machine)->addPassesToEmitFile(passes, os, nullptr,
-                                      llvm::CodeGenFileType::ObjectFile)) {
-    error = "the target cannot emit object files";
-    return false;
-  }
-  passes.run(*llvmModule);
+  os << *object;
   return true;
+}
+
+std::string mlx::hostCpuDescription() {
+  std::string text =
+      llvm::sys::getProcessTriple() + " " + llvm::sys::getHostCPUName().str();
+  for (const auto &[feature, enabled] : llvm::sys::getHostCPUFeatures())
+    if (enabled)
+      text += " +" + feature.str();
+  return text;
 }

@@ -16,6 +16,7 @@
 #include "llvm/ADT/StringRef.h"
 
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace llvm {
@@ -25,7 +26,6 @@ class Module;
 
 namespace mlir {
 class DialectRegistry;
-class ExecutionEngine;
 class OpPassManager;
 class Pass;
 namespace mlx {
@@ -59,14 +59,21 @@ void registerCpuPipelines();
 std::unique_ptr<llvm::Module>
 translateToLLVMIR(ModuleOp module, llvm::LLVMContext &ctx, std::string &error);
 
-/// JIT-compiles an LLVM-dialect module (with the packed entry points).
-/// Returns null and sets `error` on failure.
-std::unique_ptr<ExecutionEngine> createJitEngine(ModuleOp module,
-                                                 std::string &error);
+/// Compiles an LLVM-dialect module (with the packed entry points) to a
+/// position-independent object file for the host CPU, optimized at -O3: what
+/// the JIT loads, the compile cache keeps and `mlxc build` links. With
+/// `defaultReports`, an out-of-range subscript aborts unless the program
+/// defines mlx_report_out_of_bounds (a library has no driver to report to).
+/// Returns nullopt and sets `error` on failure.
+std::optional<std::string> emitObject(ModuleOp module, bool defaultReports,
+                                      std::string &error);
 
-/// Writes an object file for the host CPU. Returns false and sets `error`
-/// on failure.
+/// Writes emitObject's object file to `path`. Returns false and sets
+/// `error` on failure.
 bool emitObjectFile(ModuleOp module, llvm::StringRef path, std::string &error);
+
+/// The host CPU's name and features (what objects are compiled for).
+std::string hostCpuDescription();
 
 } // namespace mlx
 } // namespace mlir

@@ -1,8 +1,9 @@
 //===- CpuTarget.cpp - the CPU target ---------------------------*- C++ -*-===//
 //
-// The Target interface over codegen/cpu: its pipeline, the JIT (an
-// ExecutionEngine behind rt::Executable, called through the packed memref
-// ABI) and AOT artefacts (.o, or .so linked by `cc`, plus the C header).
+// The Target interface over codegen/cpu: its pipeline, the JIT (an object
+// file for the host CPU, loaded into an ORC LLJIT behind rt::Executable and
+// called through the packed memref ABI; the compile cache keeps the object)
+// and AOT artefacts (.o, or .so linked by `cc`, plus the C header).
 //
 // A rank-R strided memref descriptor is {allocated ptr, aligned ptr,
 // offset, sizes[R], strides[R]}: 3 + 2R eight-byte words. Results are laid
@@ -15,10 +16,9 @@
 #include "passes/Passes.h"
 #include "runtime/Numerics.h"
 
-#include "mlir/ExecutionEngine/ExecutionEngine.h"
-#include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/Pass/PassManager.h"
-#include "llvm/ExecutionEngine/Orc/Mangling.h"
+#include "llvm/ExecutionEngine/Orc/ExecutionUtils.h"
+#include "llvm/ExecutionEngine/Orc/LLJIT.h"
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
 #include "llvm/Support/FileSystem.h"
@@ -39,8 +39,8 @@ namespace {
 /// JIT-compiled code, called through `mlx_call_NAME(void **args)`.
 class CpuExecutable : public rt::Executable {
 public:
-  explicit CpuExecutable(std::unique_ptr<mlir::ExecutionEngine> engine)
-      : engine(std::move(engine)) {}
+  explicit CpuExecutable(std::unique_ptr<llvm::orc::LLJIT> jit)
+      : jit(std::move(jit)) {}
 
   bool exports(const std::string &name) const override {
     return entry(name) != nullptr;
@@ -101,16 +101,16 @@ private:
     std::lock_guard<std::mutex> lock(entriesMutex);
     auto [it, inserted] = entries.try_emplace(name, nullptr);
     if (inserted) {
-      auto address = engine->lookup("mlx_call_" + name);
+      auto address = jit->lookup("mlx_call_" + name);
       if (address)
-        it->second = *address;
+        it->second = address->toPtr<void *>();
       else
         llvm::consumeError(address.takeError());
     }
     return it->second;
   }
 
-  std::unique_ptr<mlir::ExecutionEngine> engine;
+  std::unique_ptr<llvm::orc::LLJIT> jit;
   mutable std::mutex entriesMutex;
   mutable std::map<std::string, void *> entries;
 };
@@ -142,24 +142,50 @@ public:
     return llvm::Error::success();
   }
 
-  llvm::Expected<std::unique_ptr<rt::Executable>>
-  load(mlir::ModuleOp module) const override {
+  llvm::Expected<std::string>
+  compileBinary(mlir::ModuleOp module) const override {
     std::string error;
-    auto engine = mlir::mlx::createJitEngine(module, error);
-    if (!engine)
+    std::optional<std::string> object =
+        mlir::mlx::emitObject(module, /*defaultReports=*/false, error);
+    if (!object)
       return fail("JIT compilation failed: " + error);
-    // What checked code reports to (runtime/Numerics.h).
-    engine->registerSymbols([](llvm::orc::MangleAndInterner interner) {
-      llvm::orc::SymbolMap symbols;
-      symbols[interner("mlx_report_nonfinite")] = {
-          llvm::orc::ExecutorAddr::fromPtr(&mlx_report_nonfinite),
-          llvm::JITSymbolFlags::Exported};
-      symbols[interner(mlir::mlx::kOutOfBoundsReport)] = {
-          llvm::orc::ExecutorAddr::fromPtr(&mlx_report_out_of_bounds),
-          llvm::JITSymbolFlags::Exported};
-      return symbols;
-    });
-    return std::make_unique<CpuExecutable>(std::move(engine));
+    return std::move(*object);
+  }
+
+  llvm::Expected<std::unique_ptr<rt::Executable>>
+  loadBinary(llvm::StringRef binary) const override {
+    auto jit = llvm::orc::LLJITBuilder().create();
+    if (!jit)
+      return jit.takeError();
+    llvm::orc::JITDylib &lib = (*jit)->getMainJITDylib();
+    // libm, malloc and free from the process; what checked code reports to
+    // (runtime/Numerics.h) by address.
+    auto process =
+        llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
+            (*jit)->getDataLayout().getGlobalPrefix());
+    if (!process)
+      return process.takeError();
+    lib.addGenerator(std::move(*process));
+    llvm::orc::MangleAndInterner mangle((*jit)->getExecutionSession(),
+                                        (*jit)->getDataLayout());
+    llvm::orc::SymbolMap reports;
+    reports[mangle("mlx_report_nonfinite")] = {
+        llvm::orc::ExecutorAddr::fromPtr(&mlx_report_nonfinite),
+        llvm::JITSymbolFlags::Exported};
+    reports[mangle(mlir::mlx::kOutOfBoundsReport)] = {
+        llvm::orc::ExecutorAddr::fromPtr(&mlx_report_out_of_bounds),
+        llvm::JITSymbolFlags::Exported};
+    if (llvm::Error err =
+            lib.define(llvm::orc::absoluteSymbols(std::move(reports))))
+      return std::move(err);
+    if (llvm::Error err = (*jit)->addObjectFile(
+            llvm::MemoryBuffer::getMemBufferCopy(binary, "mlx-object")))
+      return std::move(err);
+    return std::make_unique<CpuExecutable>(std::move(*jit));
+  }
+
+  std::string binaryKey() const override {
+    return mlir::mlx::hostCpuDescription();
   }
 
   llvm::Error checkArtefactPath(llvm::StringRef path) const override {
