@@ -260,6 +260,7 @@ struct Module::Impl {
   /// What run-time checks report, by id.
   std::vector<mlir::mlx::BoundsCheck> boundsChecks;
   std::vector<mlir::Location> numericsChecks;
+  BinarySource source = BinarySource::Compiled;
 
   const Entry *find(llvm::StringRef name) const {
     for (const Entry &e : entries)
@@ -276,7 +277,7 @@ llvm::Expected<std::unique_ptr<Module>>
 Session::compile(const std::vector<ExportRequest> &exports,
                  CompileOptions options) {
   MLX_LOCK_SESSION(impl);
-  auto module = lower(exports, Stage::Target, options);
+  auto module = lower(exports, Stage::Linalg, options);
   if (!module)
     return module.takeError();
   auto moduleImpl = std::make_unique<Module::Impl>();
@@ -284,12 +285,46 @@ Session::compile(const std::vector<ExportRequest> &exports,
   moduleImpl->options = options;
   moduleImpl->boundsChecks = mlir::mlx::boundsChecks(**module);
   moduleImpl->numericsChecks = mlir::mlx::numericsCheckLocations(**module);
-  auto binary = impl->target->compileBinary(**module);
-  if (!binary)
-    return binary.takeError();
-  auto executable = impl->target->loadBinary(*binary);
-  if (!executable)
-    return executable.takeError();
+
+  // The key: the module at the linalg level (every target's input) and what
+  // compiling it further depends on.
+  std::string key;
+  if (options.cache != CacheUse::Off) {
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    (*module)->print(os);
+    key = compile_cache::keyOf(
+        {text, impl->target->name().str(), impl->target->binaryKey(),
+         std::to_string(options.checkNumerics) + " " +
+             std::to_string(options.loopCheckpointInterval)});
+  }
+  auto compileNow = [&]() -> llvm::Expected<std::string> {
+    mlir::PassManager pm(&impl->ctx);
+    impl->target->buildPipeline(pm);
+    if (mlir::failed(pm.run(**module)))
+      return impl->takeError();
+    auto binary = impl->target->compileBinary(**module);
+    if (binary && !key.empty())
+      compile_cache::store(key, *binary);
+    return binary;
+  };
+  std::optional<std::string> cached;
+  if (options.cache == CacheUse::Use)
+    cached = compile_cache::find(key, moduleImpl->source);
+  auto executable =
+      cached ? impl->target->loadBinary(*cached)
+             : llvm::Expected<std::unique_ptr<rt::Executable>>(nullptr);
+  if (!cached || !executable) {
+    if (!executable) // a cached binary that does not load: compile again
+      llvm::consumeError(executable.takeError());
+    moduleImpl->source = BinarySource::Compiled;
+    auto binary = compileNow();
+    if (!binary)
+      return binary.takeError();
+    executable = impl->target->loadBinary(*binary);
+    if (!executable)
+      return executable.takeError();
+  }
   moduleImpl->executable = std::move(*executable);
   for (const ExportRequest &r : exports) {
     rt::Signature sig = signature(r);
@@ -299,6 +334,8 @@ Session::compile(const std::vector<ExportRequest> &exports,
   }
   return std::unique_ptr<Module>(new Module(std::move(moduleImpl)));
 }
+
+BinarySource Module::source() const { return impl->source; }
 
 const rt::Signature *Module::signature(llvm::StringRef name) const {
   const Impl::Entry *entry = impl->find(name);

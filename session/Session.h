@@ -18,6 +18,7 @@
 
 #include "frontend/MLIRGen.h"
 #include "runtime/Executable.h"
+#include "session/CompileCache.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
@@ -39,6 +40,13 @@ struct SessionOptions {
   std::string backend = "cpu";
 };
 
+/// How a compile uses the compile cache (session/CompileCache.h).
+enum class CacheUse {
+  Off,     ///< compile, keep nothing
+  Use,     ///< load a cached binary when there is one, else compile and keep
+  Refresh, ///< compile (a cold start), and keep the binary
+};
+
 /// How to compile.
 struct CompileOptions {
   /// Instrument every equation to report the first NaN or infinity it
@@ -47,6 +55,8 @@ struct CompileOptions {
   /// Back-propagation through loops records every step's carried state (0)
   /// or one every this many steps, recomputing the rest from it.
   unsigned loopCheckpointInterval = 0;
+  /// The compile cache (for `compile`; `build` always compiles).
+  CacheUse cache = CacheUse::Use;
 };
 
 /// Diagnostics as a value: the text the CLI prints for them.
@@ -89,6 +99,8 @@ public:
   /// value comes back as a diagnostic at the equation, with its call sites.
   llvm::Expected<std::vector<rt::Tensor>>
   call(llvm::StringRef name, std::vector<rt::Tensor> args) const;
+  /// Whether its code was compiled now or came from the compile cache.
+  BinarySource source() const;
 
 private:
   friend class Session;

@@ -21,3 +21,6 @@ config.environment["PATH"] = os.pathsep.join(
     [config.llvm_tools_dir, config.environment.get("PATH", os.environ.get("PATH", ""))])
 # Imports must come from -I/MLX_PATH/stdlib only, never from a stray env.
 config.environment.pop("MLX_PATH", None)
+# The compile cache of the tests lives in the build tree, not in $HOME.
+config.environment["MLX_CACHE_DIR"] = os.path.join(config.mlx_obj_root, "test", "compile-cache")
+config.environment.pop("MLX_CACHE_TRACE", None)

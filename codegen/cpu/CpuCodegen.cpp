@@ -298,7 +298,7 @@ std::unique_ptr<llvm::Module> mlx::translateToLLVMIR(ModuleOp module,
   return llvmModule;
 }
 
-static void initializeNativeTarget() {
+void mlx::initializeNativeTarget() {
   static bool initialized = [] {
     llvm::InitializeNativeTarget();
     llvm::InitializeNativeTargetAsmPrinter();
@@ -311,7 +311,7 @@ static void initializeNativeTarget() {
 /// time), for optimizing and emitting code.
 static llvm::Expected<std::unique_ptr<llvm::TargetMachine>>
 hostTargetMachine(std::optional<llvm::Reloc::Model> relocation) {
-  initializeNativeTarget();
+  mlx::initializeNativeTarget();
   auto builder = llvm::orc::JITTargetMachineBuilder::detectHost();
   if (!builder)
     return builder.takeError();
@@ -336,7 +336,7 @@ static void targetModule(llvm::Module &module, llvm::TargetMachine &machine) {
 
 std::optional<std::string> mlx::emitObject(ModuleOp module, bool defaultReports,
                                            std::string &error) {
-  initializeNativeTarget();
+  mlx::initializeNativeTarget();
   llvm::LLVMContext ctx;
   std::unique_ptr<llvm::Module> llvmModule =
       translateToLLVMIR(module, ctx, error);

@@ -72,6 +72,10 @@ std::optional<std::string> emitObject(ModuleOp module, bool defaultReports,
 /// `error` on failure.
 bool emitObjectFile(ModuleOp module, llvm::StringRef path, std::string &error);
 
+/// Initializes LLVM's code generator and assembly printer for the host
+/// (once per process): needed to emit objects and to load them.
+void initializeNativeTarget();
+
 /// The host CPU's name and features (what objects are compiled for).
 std::string hostCpuDescription();
 

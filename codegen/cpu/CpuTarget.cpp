@@ -154,6 +154,7 @@ public:
 
   llvm::Expected<std::unique_ptr<rt::Executable>>
   loadBinary(llvm::StringRef binary) const override {
+    mlir::mlx::initializeNativeTarget();
     auto jit = llvm::orc::LLJITBuilder().create();
     if (!jit)
       return jit.takeError();
