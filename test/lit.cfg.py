@@ -24,3 +24,7 @@ config.environment.pop("MLX_PATH", None)
 # The compile cache of the tests lives in the build tree, not in $HOME.
 config.environment["MLX_CACHE_DIR"] = os.path.join(config.mlx_obj_root, "test", "compile-cache")
 config.environment.pop("MLX_CACHE_TRACE", None)
+# Sanitized builds: programs built outside the tree cannot load an
+# instrumented libmlxc.so (the sanitizer runtime must come first).
+if getattr(config, "mlx_sanitize", False):
+    config.available_features.add("sanitize")
