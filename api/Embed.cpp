@@ -229,6 +229,9 @@ Expected<Compiler> Compiler::create(Options options) {
   auto session = mlx::Session::create({options.importPaths, options.backend});
   if (!session)
     return Expected<Compiler>::failure(textOf(session.takeError()));
+  if (llvm::Error err =
+          (*session)->checkCodegen({options.optLevel, options.cpu}))
+    return Expected<Compiler>::failure(textOf(std::move(err)));
   return Compiler(std::move(options));
 }
 
@@ -250,7 +253,10 @@ Expected<Module> Compiler::compile(const std::string *path,
     return Expected<Module>::failure(textOf(checked.takeError()));
   auto state = std::make_shared<detail::ModuleState>();
   state->session = std::move(*session);
-  state->options = {options.checkNumerics, options.loopCheckpointInterval};
+  state->options = {options.checkNumerics,
+                    options.loopCheckpointInterval,
+                    mlx::CacheUse::Use,
+                    {options.optLevel, options.cpu}};
   return Module(std::move(state));
 }
 

@@ -248,6 +248,7 @@ def main():
         roof = compute_roof if case.kind == "flop" else memory_roof
         row = {"case": case.name, "mlxc_min_ms": mlxc["min_ms"],
                "mlxc_median_ms": mlxc["median_ms"], "mlxc_compile_ms": mlxc["compile_ms"],
+               "mlxc_cached_compile_ms": mlxc["cached_compile_ms"],
                "mlxc_threads": mlxc["threads"], "rate": rate,
                "unit": "GFLOP/s" if case.kind == "flop" else "GB/s",
                "roof_percent": 100 * rate / roof,
@@ -258,7 +259,8 @@ def main():
         rows.append(row)
         peer_text = ", ".join(f"{k} {a:.2f}" for k, (a, _) in peers.items())
         print(f"{case.name}: mlxc {mlxc['min_ms']:.2f} ms (median {mlxc['median_ms']:.2f}, "
-              f"compile {mlxc['compile_ms']:.0f} ms), {rate:.1f} {row['unit']} = "
+              f"compile {mlxc['compile_ms']:.0f} ms cold, {mlxc['cached_compile_ms']:.0f} ms "
+              f"cached), {rate:.1f} {row['unit']} = "
               f"{row['roof_percent']:.0f}% of roof; {peer_text}; best peer/mlxc "
               f"{row['best_peer_over_mlxc']:.2f}" + ("" if row["probe_ok"] else " [probe failed]"),
               flush=True)

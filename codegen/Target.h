@@ -19,6 +19,7 @@
 #include "llvm/Support/Error.h"
 
 #include <memory>
+#include <string>
 
 namespace mlir {
 class DialectRegistry;
@@ -30,6 +31,16 @@ class raw_ostream;
 } // namespace llvm
 
 namespace mlx {
+
+/// How a target generates code.
+struct CodegenOptions {
+  /// LLVM's optimisation level, 0 to 3.
+  unsigned optLevel = 3;
+  /// The CPU to compile for: "host" (detected at run time, with its
+  /// features), or an LLVM CPU name ("x86-64-v3", "znver4", …) for a
+  /// portable build.
+  std::string cpu = "host";
+};
 
 class Target {
 public:
@@ -48,14 +59,17 @@ public:
   /// Compiles a lowered module to what `loadBinary` loads (on the CPU an
   /// object file for the host): what the compile cache keeps.
   virtual llvm::Expected<std::string>
-  compileBinary(mlir::ModuleOp module) const = 0;
+  compileBinary(mlir::ModuleOp module, const CodegenOptions &options) const = 0;
   /// Loads a binary of `compileBinary` into this process (JIT); an error,
   /// never a crash, for bytes that are not one.
   virtual llvm::Expected<std::unique_ptr<rt::Executable>>
   loadBinary(llvm::StringRef binary) const = 0;
   /// What a binary depends on besides the module (the CPU it is compiled
-  /// for), for the compile cache's keys.
-  virtual std::string binaryKey() const = 0;
+  /// for, the options), for the compile cache's keys.
+  virtual std::string binaryKey(const CodegenOptions &options) const = 0;
+  /// An error when `options` name something this target cannot do (an
+  /// unknown CPU, an optimisation level above 3).
+  virtual llvm::Error checkOptions(const CodegenOptions &options) const = 0;
   /// An error if `path` cannot name an artefact of this target; checked
   /// before compiling.
   virtual llvm::Error checkArtefactPath(llvm::StringRef path) const = 0;
@@ -64,8 +78,8 @@ public:
   /// it came from. Nothing is left at `path` on failure.
   virtual llvm::Error emit(mlir::ModuleOp module,
                            llvm::ArrayRef<rt::Signature> signatures,
-                           llvm::StringRef path,
-                           llvm::StringRef sourceName) const = 0;
+                           llvm::StringRef path, llvm::StringRef sourceName,
+                           const CodegenOptions &options) const = 0;
 };
 
 } // namespace mlx

@@ -140,6 +140,10 @@ llvm::Error Session::errorAt(const ast::Loc &loc, const llvm::Twine &message) {
   return impl->errorAt(impl->compiler.location(loc), message);
 }
 
+llvm::Error Session::checkCodegen(const CodegenOptions &options) {
+  return impl->target->checkOptions(options);
+}
+
 llvm::Expected<std::vector<int64_t>>
 Session::gradientParameters(const ast::Function &fn,
                             llvm::ArrayRef<std::string> names) {
@@ -235,13 +239,16 @@ llvm::Error Session::build(const std::vector<ExportRequest> &exports,
   MLX_LOCK_SESSION(impl);
   if (llvm::Error err = impl->target->checkArtefactPath(path))
     return err;
+  if (llvm::Error err = impl->target->checkOptions(options.codegen))
+    return err;
   auto module = lower(exports, Stage::Target, options);
   if (!module)
     return module.takeError();
   std::vector<rt::Signature> signatures;
   for (const ExportRequest &r : exports)
     signatures.push_back(signature(r));
-  return impl->target->emit(**module, signatures, path, impl->mainFile);
+  return impl->target->emit(**module, signatures, path, impl->mainFile,
+                            options.codegen);
 }
 
 //===----------------------------------------------------------------------===//
@@ -277,6 +284,8 @@ llvm::Expected<std::unique_ptr<Module>>
 Session::compile(const std::vector<ExportRequest> &exports,
                  CompileOptions options) {
   MLX_LOCK_SESSION(impl);
+  if (llvm::Error err = impl->target->checkOptions(options.codegen))
+    return std::move(err);
   auto module = lower(exports, Stage::Linalg, options);
   if (!module)
     return module.takeError();
@@ -294,7 +303,8 @@ Session::compile(const std::vector<ExportRequest> &exports,
     llvm::raw_string_ostream os(text);
     (*module)->print(os);
     key = compile_cache::keyOf(
-        {text, impl->target->name().str(), impl->target->binaryKey(),
+        {text, impl->target->name().str(),
+         impl->target->binaryKey(options.codegen),
          std::to_string(options.checkNumerics) + " " +
              std::to_string(options.loopCheckpointInterval)});
   }
@@ -303,7 +313,7 @@ Session::compile(const std::vector<ExportRequest> &exports,
     impl->target->buildPipeline(pm);
     if (mlir::failed(pm.run(**module)))
       return impl->takeError();
-    auto binary = impl->target->compileBinary(**module);
+    auto binary = impl->target->compileBinary(**module, options.codegen);
     if (binary && !key.empty())
       compile_cache::store(key, *binary);
     return binary;

@@ -16,6 +16,7 @@
 #ifndef MLX_SESSION_SESSION_H
 #define MLX_SESSION_SESSION_H
 
+#include "codegen/Target.h"
 #include "frontend/MLIRGen.h"
 #include "runtime/Executable.h"
 #include "session/CompileCache.h"
@@ -57,6 +58,8 @@ struct CompileOptions {
   unsigned loopCheckpointInterval = 0;
   /// The compile cache (for `compile`; `build` always compiles).
   CacheUse cache = CacheUse::Use;
+  /// Code generation: optimisation level and CPU.
+  CodegenOptions codegen = {};
 };
 
 /// Diagnostics as a value: the text the CLI prints for them.
@@ -167,6 +170,8 @@ public:
   llvm::Error build(const std::vector<ExportRequest> &exports,
                     llvm::StringRef path, CompileOptions options = {});
 
+  /// An error when the target cannot generate code with `options`.
+  llvm::Error checkCodegen(const CodegenOptions &options);
   /// A user error at a source location, as a value (for a driver's own
   /// checks of its arguments).
   llvm::Error errorAt(const ast::Loc &loc, const llvm::Twine &message);

@@ -48,6 +48,8 @@
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
+#include "llvm/MC/MCSubtargetInfo.h"
+#include "llvm/MC/TargetRegistry.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
@@ -307,17 +309,51 @@ void mlx::initializeNativeTarget() {
   (void)initialized;
 }
 
-/// A target machine for the host CPU (its name and features detected at run
-/// time), for optimizing and emitting code.
+/// A target machine for `options.cpu` on the host's architecture: the host
+/// CPU with its features detected at run time, or a named CPU with its
+/// default features.
 static llvm::Expected<std::unique_ptr<llvm::TargetMachine>>
-hostTargetMachine(std::optional<llvm::Reloc::Model> relocation) {
+targetMachine(std::optional<llvm::Reloc::Model> relocation, unsigned optLevel,
+              const std::string &cpu) {
   mlx::initializeNativeTarget();
-  auto builder = llvm::orc::JITTargetMachineBuilder::detectHost();
-  if (!builder)
-    return builder.takeError();
-  builder->setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
-  builder->setRelocationModel(relocation);
-  return builder->createTargetMachine();
+  llvm::orc::JITTargetMachineBuilder builder(
+      llvm::Triple(llvm::sys::getProcessTriple()));
+  if (cpu == "host") {
+    auto host = llvm::orc::JITTargetMachineBuilder::detectHost();
+    if (!host)
+      return host.takeError();
+    builder = std::move(*host);
+  } else {
+    builder.setCPU(cpu);
+  }
+  static const llvm::CodeGenOptLevel levels[] = {
+      llvm::CodeGenOptLevel::None, llvm::CodeGenOptLevel::Less,
+      llvm::CodeGenOptLevel::Default, llvm::CodeGenOptLevel::Aggressive};
+  builder.setCodeGenOptLevel(levels[std::min(optLevel, 3u)]);
+  builder.setRelocationModel(relocation);
+  return builder.createTargetMachine();
+}
+
+std::string mlx::checkCodegenOptions(unsigned optLevel,
+                                     const std::string &cpu) {
+  if (optLevel > 3)
+    return "the optimisation level must be 0 to 3, got " +
+           std::to_string(optLevel);
+  if (cpu == "host")
+    return "";
+  initializeNativeTarget();
+  std::string error, triple = llvm::sys::getProcessTriple();
+  const llvm::Target *target =
+      llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!target)
+    return error;
+  std::unique_ptr<llvm::MCSubtargetInfo> info(
+      target->createMCSubtargetInfo(triple, "", ""));
+  if (info && info->isCPUStringValid(cpu))
+    return "";
+  return "unknown CPU '" + cpu + "' for " + triple +
+         " (host, or an LLVM CPU name such as x86-64, x86-64-v2, x86-64-v3, "
+         "x86-64-v4, znver4)";
 }
 
 /// Tells LLVM the module is for `machine`: its triple and data layout, and
@@ -335,6 +371,8 @@ static void targetModule(llvm::Module &module, llvm::TargetMachine &machine) {
 }
 
 std::optional<std::string> mlx::emitObject(ModuleOp module, bool defaultReports,
+                                           unsigned optLevel,
+                                           const std::string &cpu,
                                            std::string &error) {
   mlx::initializeNativeTarget();
   llvm::LLVMContext ctx;
@@ -344,14 +382,14 @@ std::optional<std::string> mlx::emitObject(ModuleOp module, bool defaultReports,
     return std::nullopt;
   if (defaultReports)
     addDefaultBoundsReport(*llvmModule);
-  auto machine = hostTargetMachine(llvm::Reloc::PIC_);
+  auto machine = targetMachine(llvm::Reloc::PIC_, optLevel, cpu);
   if (!machine) {
     error = llvm::toString(machine.takeError());
     return std::nullopt;
   }
   targetModule(*llvmModule, **machine);
-  if (llvm::Error err =
-          makeOptimizingTransformer(3, 0, machine->get())(llvmModule.get())) {
+  if (llvm::Error err = makeOptimizingTransformer(optLevel, 0, machine->get())(
+          llvmModule.get())) {
     error = llvm::toString(std::move(err));
     return std::nullopt;
   }
@@ -368,9 +406,10 @@ std::optional<std::string> mlx::emitObject(ModuleOp module, bool defaultReports,
 }
 
 bool mlx::emitObjectFile(ModuleOp module, llvm::StringRef path,
+                         unsigned optLevel, const std::string &cpu,
                          std::string &error) {
   std::optional<std::string> object =
-      emitObject(module, /*defaultReports=*/true, error);
+      emitObject(module, /*defaultReports=*/true, optLevel, cpu, error);
   if (!object)
     return false;
   std::error_code ec;
@@ -383,9 +422,12 @@ bool mlx::emitObjectFile(ModuleOp module, llvm::StringRef path,
   return true;
 }
 
-std::string mlx::hostCpuDescription() {
+std::string mlx::cpuDescription(unsigned optLevel, const std::string &cpu) {
   std::string text =
-      llvm::sys::getProcessTriple() + " " + llvm::sys::getHostCPUName().str();
+      llvm::sys::getProcessTriple() + " O" + std::to_string(optLevel) + " ";
+  if (cpu != "host")
+    return text + cpu;
+  text += llvm::sys::getHostCPUName().str();
   for (const auto &[feature, enabled] : llvm::sys::getHostCPUFeatures())
     if (enabled)
       text += " +" + feature.str();

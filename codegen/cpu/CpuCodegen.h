@@ -60,24 +60,31 @@ std::unique_ptr<llvm::Module>
 translateToLLVMIR(ModuleOp module, llvm::LLVMContext &ctx, std::string &error);
 
 /// Compiles an LLVM-dialect module (with the packed entry points) to a
-/// position-independent object file for the host CPU, optimized at -O3: what
+/// position-independent object file for `cpu` ("host": the host CPU with
+/// its features; or an LLVM CPU name), optimized at `optLevel`: what
 /// the JIT loads, the compile cache keeps and `mlxc build` links. With
 /// `defaultReports`, an out-of-range subscript aborts unless the program
 /// defines mlx_report_out_of_bounds (a library has no driver to report to).
 /// Returns nullopt and sets `error` on failure.
 std::optional<std::string> emitObject(ModuleOp module, bool defaultReports,
+                                      unsigned optLevel, const std::string &cpu,
                                       std::string &error);
 
 /// Writes emitObject's object file to `path`. Returns false and sets
 /// `error` on failure.
-bool emitObjectFile(ModuleOp module, llvm::StringRef path, std::string &error);
+bool emitObjectFile(ModuleOp module, llvm::StringRef path, unsigned optLevel,
+                    const std::string &cpu, std::string &error);
 
 /// Initializes LLVM's code generator and assembly printer for the host
 /// (once per process): needed to emit objects and to load them.
 void initializeNativeTarget();
 
-/// The host CPU's name and features (what objects are compiled for).
-std::string hostCpuDescription();
+/// What objects compiled at `optLevel` for `cpu` are for: the triple, the
+/// level, the CPU and (for "host") its features.
+std::string cpuDescription(unsigned optLevel, const std::string &cpu);
+
+/// An empty string when `optLevel` and `cpu` are valid, else what is wrong.
+std::string checkCodegenOptions(unsigned optLevel, const std::string &cpu);
 
 } // namespace mlx
 } // namespace mlir

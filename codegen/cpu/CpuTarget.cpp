@@ -143,10 +143,11 @@ public:
   }
 
   llvm::Expected<std::string>
-  compileBinary(mlir::ModuleOp module) const override {
+  compileBinary(mlir::ModuleOp module,
+                const CodegenOptions &options) const override {
     std::string error;
-    std::optional<std::string> object =
-        mlir::mlx::emitObject(module, /*defaultReports=*/false, error);
+    std::optional<std::string> object = mlir::mlx::emitObject(
+        module, /*defaultReports=*/false, options.optLevel, options.cpu, error);
     if (!object)
       return fail("JIT compilation failed: " + error);
     return std::move(*object);
@@ -185,8 +186,14 @@ public:
     return std::make_unique<CpuExecutable>(std::move(*jit));
   }
 
-  std::string binaryKey() const override {
-    return mlir::mlx::hostCpuDescription();
+  std::string binaryKey(const CodegenOptions &options) const override {
+    return mlir::mlx::cpuDescription(options.optLevel, options.cpu);
+  }
+
+  llvm::Error checkOptions(const CodegenOptions &options) const override {
+    std::string error =
+        mlir::mlx::checkCodegenOptions(options.optLevel, options.cpu);
+    return error.empty() ? llvm::Error::success() : fail(error);
   }
 
   llvm::Error checkArtefactPath(llvm::StringRef path) const override {
@@ -200,8 +207,8 @@ public:
 
   llvm::Error emit(mlir::ModuleOp module,
                    llvm::ArrayRef<rt::Signature> signatures,
-                   llvm::StringRef path,
-                   llvm::StringRef sourceName) const override {
+                   llvm::StringRef path, llvm::StringRef sourceName,
+                   const CodegenOptions &options) const override {
     if (llvm::Error err = checkArtefactPath(path))
       return err;
     std::string output = path.str(), error;
@@ -209,7 +216,8 @@ public:
     std::string pid = std::to_string(getpid());
     std::string object = shared ? output + ".tmp.o" : output;
     std::string tmpObject = object + ".part." + pid;
-    if (!mlir::mlx::emitObjectFile(module, tmpObject, error)) {
+    if (!mlir::mlx::emitObjectFile(module, tmpObject, options.optLevel,
+                                   options.cpu, error)) {
       llvm::sys::fs::remove(tmpObject);
       return fail("cannot write '" + output + "': " + error);
     }

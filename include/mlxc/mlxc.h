@@ -121,6 +121,11 @@ struct Options {
   /// Back-propagation through loops keeps every step (0) or one every this
   /// many steps, recomputing the others.
   unsigned loopCheckpointInterval = 0;
+  /// LLVM's optimisation level, 0 to 3.
+  unsigned optLevel = 3;
+  /// The CPU to compile for: "host" (detected at run time), or an LLVM CPU
+  /// name such as "x86-64-v3" (which the host must be able to run).
+  std::string cpu = "host";
 };
 
 namespace detail {

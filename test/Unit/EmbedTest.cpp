@@ -228,6 +228,36 @@ TEST(EmbedErrors, UnknownBackend) {
                        "vulkan)\n");
 }
 
+TEST(EmbedErrors, UnknownCpuAndOptLevel) {
+  mlxc::Options options;
+  options.cpu = "pentium9";
+  auto c = mlxc::Compiler::create(options);
+  ASSERT_FALSE(bool(c));
+  EXPECT_EQ(c.error(), "error: unknown CPU 'pentium9' for "
+                       "x86_64-pc-linux-gnu (host, or an LLVM CPU name such "
+                       "as x86-64, x86-64-v2, x86-64-v3, x86-64-v4, znver4)\n");
+  options.cpu = "x86-64";
+  options.optLevel = 9;
+  auto o = mlxc::Compiler::create(options);
+  ASSERT_FALSE(bool(o));
+  EXPECT_EQ(o.error(), "error: the optimisation level must be 0 to 3, got 9\n");
+}
+
+TEST(Embed, PortableCpuAndOptLevel) {
+  mlxc::Options options;
+  options.cpu = "x86-64";
+  options.optLevel = 1;
+  auto c = mlxc::Compiler::create(options);
+  ASSERT_TRUE(bool(c)) << c.error();
+  auto module = c->compileSource(attendSource);
+  ASSERT_TRUE(bool(module)) << module.error();
+  std::vector<float> Q = {1, 0, 1, 0}, K = {0.5, 0.5, 1, -1}, V = {1, 0, 0, 1};
+  auto out = (*module->function("attend"))(
+      {f32({2, 2}, Q), f32({2, 2}, K), f32({2, 2}, V)});
+  ASSERT_TRUE(bool(out)) << out.error();
+  EXPECT_NEAR((*out)[0].at(2), 0.412521, 1e-6);
+}
+
 TEST(EmbedErrors, UnknownFunction) {
   auto module = compiler().compileSource(attendSource, "model.mlx");
   ASSERT_TRUE(bool(module)) << module.error();

@@ -127,6 +127,16 @@ cl::opt<unsigned> loopCheckpoint(
              "recompute the others (0: keep every step's)"),
     cl::cat(category), cl::sub(emitCommand), cl::sub(runCommand),
     cl::sub(benchCommand), cl::sub(buildCommand));
+cl::opt<unsigned> optLevel("opt-level", cl::init(3), cl::value_desc("N"),
+                           cl::desc("LLVM's optimisation level, 0 to 3"),
+                           cl::cat(category), cl::sub(runCommand),
+                           cl::sub(benchCommand), cl::sub(buildCommand));
+cl::opt<std::string>
+    cpu("cpu", cl::init("host"), cl::value_desc("NAME"),
+        cl::desc("the CPU to compile for: host (detected), or an LLVM CPU "
+                 "name (x86-64-v3, znver4, ...) for a portable build"),
+        cl::cat(category), cl::sub(runCommand), cl::sub(benchCommand),
+        cl::sub(buildCommand));
 cl::opt<int> repeat("repeat", cl::init(10), cl::value_desc("N"),
                     cl::desc("the number of timed calls"), cl::cat(category),
                     cl::sub(benchCommand));
@@ -141,6 +151,7 @@ struct Options {
   bool json = false, checkNumerics = false;
   unsigned loopCheckpoint = 0;
   int repeat = 10;
+  CodegenOptions codegen;
 };
 
 int usageError(const std::string &msg) {
@@ -223,6 +234,7 @@ std::optional<int> parseOptions(int argc, char **argv, Options &opts) {
   opts.json = json;
   opts.checkNumerics = checkNumerics;
   opts.loopCheckpoint = loopCheckpoint;
+  opts.codegen = {optLevel, cpu};
   for (const std::string &g : grads) {
     if (llvm::StringRef(g).trim().empty())
       return usageError("--grad needs ARG[,ARG...]");
@@ -445,7 +457,8 @@ private:
     // a cached one (read back from the cache as a new process would).
     bool benchmark = opts.command == "bench";
     CompileOptions options{opts.checkNumerics, opts.loopCheckpoint,
-                           benchmark ? CacheUse::Refresh : CacheUse::Use};
+                           benchmark ? CacheUse::Refresh : CacheUse::Use,
+                           opts.codegen};
     auto compileTimed = [&](double &ms) {
       auto start = std::chrono::steady_clock::now();
       auto module = session.compile({request}, options);
@@ -570,8 +583,9 @@ private:
     auto exports = requestedExports();
     if (!exports)
       return report(exports.takeError());
-    if (llvm::Error err =
-            session.build(*exports, opts.output, {false, opts.loopCheckpoint}))
+    if (llvm::Error err = session.build(
+            *exports, opts.output,
+            {false, opts.loopCheckpoint, CacheUse::Off, opts.codegen}))
       return report(std::move(err));
     return 0;
   }
