@@ -2,7 +2,8 @@
 //
 // One descriptor struct per (dtype, rank) with a `_of` helper for
 // contiguous data, one results struct and the two entry points per
-// function, and `mlx_check_NAME`, which checks argument shapes in C.
+// function, `mlx_check_NAME`, which checks argument shapes in C, and
+// `mlx_run_NAME`, the entry point that checks them first.
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/CHeader.h"
@@ -87,6 +88,9 @@ void mlx::writeCHeader(llvm::raw_ostream &os,
         "argument>);\n"
      << " *   void mlx_call_NAME(void **args);  args[0] = out, args[1+i] = "
         "&argument i\n"
+     << " * and mlx_run_NAME(out, <descriptors>, message, size), which\n"
+     << " * first checks the shapes (mlx_check_NAME): 0 after the call, else\n"
+     << " * 1 with the mismatch in `message` and nothing called.\n"
      << " * A descriptor is a strided memref: {allocated, aligned, offset,\n"
      << " * sizes[R], strides[R]} (strides in elements). Each result's\n"
      << " * 'allocated' pointer is owned by the caller: release it with "
@@ -171,7 +175,22 @@ void mlx::writeCHeader(llvm::raw_ostream &os,
       os << ", " << params[i] << " *" << sig.params[i].name;
     os << ");\nvoid mlx_call_" << sig.name << "(void **args);\n";
     writeCheck(os, sig, params);
-    os << "\n";
+    // The checked entry point: shapes first, then the call.
+    os << "/* The checked call: 0 after calling " << sig.name
+       << ", else 1 and a message (nothing is called). */\n"
+       << "static inline int mlx_run_" << sig.name << "(" << sig.name
+       << "_results *out";
+    for (size_t i = 0; i < params.size(); ++i)
+      os << ", " << params[i] << " *" << sig.params[i].name;
+    os << ", char *message, size_t size) {\n  if (mlx_check_" << sig.name
+       << "(";
+    for (size_t i = 0; i < params.size(); ++i)
+      os << sig.params[i].name << ", ";
+    os << "message, size))\n    return 1;\n  _mlir_ciface_" << sig.name
+       << "(out";
+    for (size_t i = 0; i < params.size(); ++i)
+      os << ", " << sig.params[i].name;
+    os << ");\n  return 0;\n}\n\n";
   }
   os << "#ifdef __cplusplus\n}\n#endif\n\n#endif\n";
 }

@@ -12,12 +12,13 @@ int main() {
   float z[6] = {1, 2, 3, 0, 0, 1000};
   mlx_f32_2d Z = {z, z, 0, {2, 3}, {3, 1}};
   char message[256];
-  if (mlx_check_row_softmax(&Z, message, sizeof message)) {
+  row_softmax_results p;
+  // mlx_run_NAME checks the shapes, then calls (1 and a message on a
+  // mismatch, nothing called).
+  if (mlx_run_row_softmax(&p, &Z, message, sizeof message)) {
     std::printf("check: %s\n", message);
     return 1;
   }
-  row_softmax_results p;
-  _mlir_ciface_row_softmax(&p, &Z);
   auto P = [&](int b, int k) {
     return p.P.aligned[p.P.offset + b * p.P.strides[0] + k * p.P.strides[1]];
   };
@@ -29,6 +30,9 @@ int main() {
   float zz[3] = {1, 2, 3}, y[3] = {0, 1, 0};
   mlx_f32_1d dz = {zz, zz, 0, {3}, {1}}, dy = {y, y, 0, {3}, {1}};
   xent_grad_results g;
+  mlx_f32_1d short_y = {y, y, 0, {2}, {1}};
+  if (mlx_run_xent_grad(&g, &dz, &short_y, message, sizeof message))
+    std::printf("check: %s\n", message);
   _mlir_ciface_xent_grad(&g, &dz, &dy);
   double g1 = g.result.aligned[g.result.offset + g.result.strides[0]];
   std::printf("d/dz1 = %.4f (softmax - y: %.4f)\n", g1, std::exp(2.0) / e - 1);

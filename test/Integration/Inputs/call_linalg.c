@@ -39,5 +39,11 @@ int main(void) {
   mlx_f32_1d short_y = vec(y, 2);
   if (mlx_check_dot(&dx, &short_y, message, sizeof message))
     printf("check: %s\n", message);
+  /* The checked entry point: the same check, then the call. */
+  printf("run = %d\n", mlx_run_dot(&r, &dx, &short_y, message, sizeof message));
+  if (mlx_run_dot(&r, &dx, &dy, message, sizeof message) == 0) {
+    printf("run dot = %g\n", r.result.aligned[r.result.offset]);
+    free(r.result.allocated);
+  }
   return 0;
 }
