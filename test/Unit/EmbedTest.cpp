@@ -66,6 +66,30 @@ const char *attendSource =
     "  return causal_attention(Q, K, V)\n"
     "}\n";
 
+TEST(Embed, Tensors) {
+  Tensor z = Tensor::zeros(DType::i64, {2, 3});
+  EXPECT_EQ(z.dtype(), DType::i64);
+  EXPECT_EQ(z.rank(), 2);
+  EXPECT_EQ(z.numElements(), 6);
+  EXPECT_EQ(z.strides(), (std::vector<int64_t>{3, 1}));
+  EXPECT_EQ(valuesOf(z), std::vector<double>(6, 0.0));
+  z.data<int64_t>()[4] = 7; // copies share the buffer
+  Tensor same = z;
+  EXPECT_EQ(same.at(4), 7);
+  double values[2] = {1.5, -2};
+  Tensor copied = Tensor::copyOf(DType::f64, {2}, values);
+  values[0] = 0; // a copy, not a view
+  EXPECT_EQ(valuesOf(copied), (std::vector<double>{1.5, -2}));
+  Tensor viewed = Tensor::view(DType::f64, {2}, values);
+  EXPECT_EQ(viewed.data(), (void *)values);
+  EXPECT_EQ(valuesOf(viewed), (std::vector<double>{0, -2}));
+  Tensor scalar;
+  EXPECT_EQ(scalar.rank(), 0);
+  EXPECT_EQ(std::string(mlxc::dtypeName(DType::boolean)), "bool");
+  EXPECT_EQ(mlxc::dtypeSize(DType::f64), 8u);
+  EXPECT_EQ(mlxc::dtypeSize(DType::boolean), 1u);
+}
+
 TEST(Embed, CompilesSourceAndCallsIt) {
   auto module = compiler().compileSource(attendSource);
   ASSERT_TRUE(bool(module)) << module.error();
