@@ -11,6 +11,7 @@ PACKAGES=(
   llvm-19-dev libmlir-19-dev mlir-19-tools llvm-19-tools clang-19
   antlr4 libantlr4-runtime-dev
   libgtest-dev
+  pkg-config  # test/Integration/embed-pkgconfig.test
   "$@"
 )
 

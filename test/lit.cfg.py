@@ -28,3 +28,6 @@ config.environment.pop("MLX_CACHE_TRACE", None)
 # instrumented libmlxc.so (the sanitizer runtime must come first).
 if getattr(config, "mlx_sanitize", False):
     config.available_features.add("sanitize")
+import shutil
+if shutil.which("pkg-config"):
+    config.available_features.add("pkg-config")
