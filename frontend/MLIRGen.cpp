@@ -96,7 +96,7 @@ class ModuleGen;
 class FunctionGen {
 public:
   FunctionGen(ModuleGen &mod, const CheckedFunction &checked,
-              mlir::func::FuncOp func);
+              mlir::func::FuncOp func, bool trace = false);
   void generate();
 
 private:
@@ -144,6 +144,10 @@ private:
   const CheckedFunction &checked;
   const Function &fn;
   mlir::func::FuncOp func;
+  /// A trace instance (`mlxc trace`) also returns the value each top-level
+  /// statement defines, in source order: (name, line, value).
+  bool trace;
+  std::vector<std::tuple<std::string, int64_t, TVal>> traced;
   mlir::OpBuilder b;
   std::map<std::string, TVal> locals;
   const std::map<std::string, SDim> &dims;
@@ -170,8 +174,8 @@ public:
       return mlir::failure(); // let the printing handler see it too
     });
     for (const ExportRequest &r : exports) {
-      auto func =
-          getOrDeclare(*r.function, r.anyShapeRank, r.floatType, r.statics);
+      auto func = getOrDeclare(*r.function, r.anyShapeRank, r.floatType,
+                               r.statics, r.trace);
       if (!r.wrt.empty()) {
         exportGradient(func, r.wrt, exportName(r));
         continue;
@@ -180,7 +184,7 @@ public:
       func->setAttr("llvm.emit_c_interface", builder.getUnitAttr());
     }
     while (!pending.empty()) {
-      auto [fn, rank, floatType, statics, func] = pending.front();
+      auto [fn, rank, floatType, statics, func, trace] = pending.front();
       pending.pop_front();
       std::unique_ptr<CheckedFunction> checked =
           Sema(ctx, functions).check(*fn, rank, floatType, statics);
@@ -188,7 +192,7 @@ public:
       for (const CalleeInstance &c : checked->callees)
         getOrDeclare(*c.function, c.anyShapeRank, c.floatType, c.statics);
       if (checked->ok)
-        FunctionGen(*this, *checked, func).generate();
+        FunctionGen(*this, *checked, func, trace).generate();
       else
         func.setPrivate(); // a declaration; the module is dropped
     }
@@ -249,9 +253,10 @@ public:
 
   /// The func.func of an instance, declared now and generated later.
   mlir::func::FuncOp getOrDeclare(const Function &fn, int64_t rank,
-                                  DType floatType,
-                                  const StaticValues &statics) {
-    std::string name = instanceName(fn, rank, floatType, statics);
+                                  DType floatType, const StaticValues &statics,
+                                  bool trace = false) {
+    std::string name =
+        instanceName(fn, rank, floatType, statics) + (trace ? "_trace" : "");
     if (auto existing = module->lookupSymbol<mlir::func::FuncOp>(name))
       return existing;
     mlir::OpBuilder::InsertionGuard guard(builder);
@@ -265,7 +270,7 @@ public:
         toLocation(ctx, fn.loc), name,
         builder.getFunctionType(inputs, results));
     func.setPrivate();
-    pending.push_back({&fn, rank, floatType, statics, func});
+    pending.push_back({&fn, rank, floatType, statics, func, trace});
     return func;
   }
 
@@ -301,7 +306,7 @@ public:
   mlir::OpBuilder builder;
   mlir::OwningOpRef<mlir::ModuleOp> module;
   std::deque<std::tuple<const Function *, int64_t, DType, StaticValues,
-                        mlir::func::FuncOp>>
+                        mlir::func::FuncOp, bool>>
       pending;
   unsigned errors = 0;
 };
@@ -311,8 +316,9 @@ public:
 //===----------------------------------------------------------------------===//
 
 FunctionGen::FunctionGen(ModuleGen &mod, const CheckedFunction &checked,
-                         mlir::func::FuncOp func)
-    : mod(mod), checked(checked), fn(*checked.fn), func(func), b(&mod.ctx),
+                         mlir::func::FuncOp func, bool trace)
+    : mod(mod), checked(checked), fn(*checked.fn), func(func), trace(trace),
+      b(&mod.ctx),
       dims(checked.dims), infos(checked.infos), indexUses(checked.indexUses),
       reduceVars(checked.reduceVars) {}
 
@@ -354,8 +360,21 @@ void FunctionGen::generate() {
     if (!p.isStatic)
       locals[p.name] = TVal{arg, checked.declared(p.type.dtype), shape};
   }
-  for (const Stmt &s : fn.body)
+  for (const Stmt &s : fn.body) {
     emitStmt(s);
+    if (!trace || s.kind == Stmt::Kind::Return || s.kind == Stmt::Kind::Check)
+      continue;
+    // For a loop, the states it leaves (its carried values), else the
+    // names the statement defines.
+    std::vector<std::string> names;
+    if (s.kind == Stmt::Kind::For)
+      for (const auto &[name, t] : checked.loops.at(&s).carried)
+        names.push_back(name);
+    else
+      names = s.targets;
+    for (const std::string &name : names)
+      traced.push_back({name, (int64_t)s.loc.line, locals.at(name)});
+  }
 }
 
 void FunctionGen::define(const std::string &name, TVal value) {
@@ -1309,6 +1328,22 @@ void FunctionGen::emitReturn(const Stmt &s) {
            sameShape(v.shape, checked.resultShapes[k]) &&
            "Sema checked the returned types");
     results.push_back(castTo(v, func.getFunctionType().getResult(k)).value);
+  }
+  if (trace) {
+    // The traced values follow the results; their names and lines go on
+    // the function (`mlx.trace_names`, `mlx.trace_lines`).
+    llvm::SmallVector<mlir::Type> types(func.getFunctionType().getResults());
+    llvm::SmallVector<mlir::Attribute> names;
+    llvm::SmallVector<int64_t> lines;
+    for (const auto &[name, line, v] : traced) {
+      results.push_back(v.value);
+      types.push_back(v.value.getType());
+      names.push_back(b.getStringAttr(name));
+      lines.push_back(line);
+    }
+    func.setType(b.getFunctionType(func.getFunctionType().getInputs(), types));
+    func->setAttr("mlx.trace_names", b.getArrayAttr(names));
+    func->setAttr("mlx.trace_lines", b.getDenseI64ArrayAttr(lines));
   }
   b.create<mlir::func::ReturnOp>(loc(s.loc), results);
 }

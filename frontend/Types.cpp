@@ -208,6 +208,8 @@ std::string mlx::exportName(const ExportRequest &request) {
   const ast::Function &fn = *request.function;
   std::string name = instanceName(fn, request.anyShapeRank, request.floatType,
                                   request.statics);
+  if (request.trace)
+    return name + "_trace";
   if (request.wrt.empty())
     return name;
   name += "_grad";

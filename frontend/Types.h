@@ -141,6 +141,9 @@ struct ExportRequest {
   std::vector<int64_t> wrt = {};
   /// The values of the function's static parameters.
   StaticValues statics = {};
+  /// Export `<instance>_trace` instead: the function's results followed by
+  /// the value of each top-level statement (`mlxc trace`; no gradients).
+  bool trace = false;
 };
 
 /// The exported name of a request: its instance name, and for a gradient

@@ -54,6 +54,8 @@ struct ResultSpec {
   std::string name;
   DType dtype = DType::f32;
   int64_t rank = 0;
+  /// For the traced values of a trace entry: the source line that made it.
+  int64_t line = 0;
 };
 
 /// The signature of an exported function.

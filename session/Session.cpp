@@ -7,6 +7,7 @@
 #include "passes/Passes.h"
 #include "runtime/Numerics.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
@@ -280,6 +281,32 @@ struct Module::Impl {
 Module::Module(std::unique_ptr<Impl> impl) : impl(std::move(impl)) {}
 Module::~Module() = default;
 
+/// The signature of `request`, and for a trace request the traced values
+/// after its results, as generation made them (`mlx.trace_names`).
+rt::Signature Session::withTraceResults(const ExportRequest &request,
+                                        mlir::ModuleOp module) const {
+  rt::Signature sig = signature(request);
+  if (!request.trace)
+    return sig;
+  auto func = module.lookupSymbol<mlir::func::FuncOp>(sig.name);
+  auto names = func->getAttrOfType<mlir::ArrayAttr>("mlx.trace_names");
+  mlir::TypeRange types = func.getFunctionType().getResults().drop_front(
+      func.getNumResults() - names.size());
+  auto lines = func->getAttrOfType<mlir::DenseI64ArrayAttr>("mlx.trace_lines");
+  for (auto [name, type, line] : llvm::zip(names, types, lines.asArrayRef())) {
+    auto tensor = mlir::cast<mlir::RankedTensorType>(type);
+    mlir::Type element = tensor.getElementType();
+    rt::DType dtype = element.isF32()         ? rt::DType::f32
+                      : element.isF64()       ? rt::DType::f64
+                      : element.isInteger(1)  ? rt::DType::boolean
+                      : element.isInteger(32) ? rt::DType::i32
+                                              : rt::DType::i64;
+    sig.results.push_back({mlir::cast<mlir::StringAttr>(name).str(), dtype,
+                           tensor.getRank(), line});
+  }
+  return sig;
+}
+
 llvm::Expected<std::unique_ptr<Module>>
 Session::compile(const std::vector<ExportRequest> &exports,
                  CompileOptions options) {
@@ -294,6 +321,9 @@ Session::compile(const std::vector<ExportRequest> &exports,
   moduleImpl->options = options;
   moduleImpl->boundsChecks = mlir::mlx::boundsChecks(**module);
   moduleImpl->numericsChecks = mlir::mlx::numericsCheckLocations(**module);
+  std::vector<rt::Signature> signatures;
+  for (const ExportRequest &r : exports)
+    signatures.push_back(withTraceResults(r, **module));
 
   // The key: the module at the linalg level (every target's input) and what
   // compiling it further depends on.
@@ -336,8 +366,7 @@ Session::compile(const std::vector<ExportRequest> &exports,
       return executable.takeError();
   }
   moduleImpl->executable = std::move(*executable);
-  for (const ExportRequest &r : exports) {
-    rt::Signature sig = signature(r);
+  for (auto [r, sig] : llvm::zip(exports, signatures)) {
     if (!moduleImpl->executable->exports(sig.name))
       return fail("no entry point for '" + sig.name + "'");
     moduleImpl->entries.push_back({std::move(sig), r.function});

@@ -180,6 +180,8 @@ private:
   friend class Module;
   struct Impl;
   explicit Session(std::unique_ptr<Impl> impl);
+  rt::Signature withTraceResults(const ExportRequest &request,
+                                 mlir::ModuleOp module) const;
   std::unique_ptr<Impl> impl;
 };
 

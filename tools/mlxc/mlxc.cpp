@@ -26,14 +26,17 @@
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/TargetParser/Host.h"
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <map>
 #include <optional>
 
@@ -56,6 +59,9 @@ usage:
              [--repeat N] [--json]      time calls after a warm-up (compile
                                         time apart)
   mlxc build FILE -o OUT [-f NAME]...   write OUT.o or OUT.so plus OUT.h
+  mlxc trace FILE -f NAME [--arg NAME=VALUE]... [--grad ARG,...]
+                                        run NAME and print each equation
+                                        line beside the values it made
 `mlxc COMMAND --help` lists a command's options.
 )";
 
@@ -69,39 +75,44 @@ cl::SubCommand
 cl::SubCommand
     buildCommand("build",
                  "write an object file or shared library plus its C header");
-cl::SubCommand *const commands[] = {&checkCommand, &emitCommand, &runCommand,
-                                    &benchCommand, &buildCommand};
+cl::SubCommand traceCommand("trace", "run a function and print each equation "
+                                     "line with the values it produced");
+cl::SubCommand *const commands[] = {&checkCommand, &emitCommand,
+                                    &runCommand,   &benchCommand,
+                                    &buildCommand, &traceCommand};
 
 cl::list<std::string> positionals(cl::Positional, cl::desc("FILE"),
                                   cl::cat(category), cl::sub(checkCommand),
                                   cl::sub(emitCommand), cl::sub(runCommand),
-                                  cl::sub(benchCommand), cl::sub(buildCommand));
+                                  cl::sub(traceCommand), cl::sub(benchCommand),
+                                  cl::sub(buildCommand));
 cl::list<std::string> strays(cl::Positional, cl::Hidden);
 cl::list<std::string>
     importPaths("I", cl::Prefix, cl::value_desc("DIR"),
                 cl::desc("add an import search path ($MLX_PATH is searched "
                          "too)"),
                 cl::cat(category), cl::sub(checkCommand), cl::sub(emitCommand),
-                cl::sub(runCommand), cl::sub(benchCommand),
-                cl::sub(buildCommand));
+                cl::sub(runCommand), cl::sub(traceCommand),
+                cl::sub(benchCommand), cl::sub(buildCommand));
 cl::opt<std::string>
     backend("backend", cl::init("cpu"), cl::value_desc("cpu|vulkan"),
             cl::desc("the target to compile for (vulkan needs a build with "
                      "the Vulkan backend)"),
             cl::cat(category), cl::sub(emitCommand), cl::sub(runCommand),
-            cl::sub(benchCommand), cl::sub(buildCommand));
+            cl::sub(traceCommand), cl::sub(benchCommand),
+            cl::sub(buildCommand));
 cl::list<std::string> functions("f", cl::value_desc("NAME"),
                                 cl::desc("the function (run, bench: one)"),
                                 cl::cat(category), cl::sub(emitCommand),
-                                cl::sub(runCommand), cl::sub(benchCommand),
-                                cl::sub(buildCommand));
+                                cl::sub(runCommand), cl::sub(traceCommand),
+                                cl::sub(benchCommand), cl::sub(buildCommand));
 cl::alias functionsLong("function", cl::aliasopt(functions),
                         cl::desc("alias for -f"));
 cl::list<std::string>
     grads("grad", cl::CommaSeparated, cl::value_desc("ARG,..."),
           cl::desc("add the gradients dARG of the sum of the float results"),
           cl::cat(category), cl::sub(emitCommand), cl::sub(runCommand),
-          cl::sub(benchCommand), cl::sub(buildCommand));
+          cl::sub(traceCommand), cl::sub(benchCommand), cl::sub(buildCommand));
 cl::opt<std::string> stage("stage", cl::init("mlx"), cl::value_desc("STAGE"),
                            cl::desc("ast, mlx, grad, linalg or llvm"),
                            cl::cat(category), cl::sub(emitCommand));
@@ -109,8 +120,9 @@ cl::list<std::string>
     arguments("arg", cl::value_desc("NAME=VALUE"),
               cl::desc("an argument: a literal ([1,2], 3.5) or a .npy file "
                        "(emit, build: the static parameters' values)"),
-              cl::cat(category), cl::sub(runCommand), cl::sub(benchCommand),
-              cl::sub(emitCommand), cl::sub(buildCommand));
+              cl::cat(category), cl::sub(runCommand), cl::sub(traceCommand),
+              cl::sub(benchCommand), cl::sub(emitCommand),
+              cl::sub(buildCommand));
 cl::opt<bool> json("json", cl::desc("print JSON"), cl::cat(category),
                    cl::sub(runCommand), cl::sub(benchCommand));
 cl::opt<std::string> saveDir("save", cl::value_desc("DIR"),
@@ -126,17 +138,18 @@ cl::opt<unsigned> loopCheckpoint(
     cl::desc("gradients through loops keep every K-th step's state and "
              "recompute the others (0: keep every step's)"),
     cl::cat(category), cl::sub(emitCommand), cl::sub(runCommand),
-    cl::sub(benchCommand), cl::sub(buildCommand));
+    cl::sub(traceCommand), cl::sub(benchCommand), cl::sub(buildCommand));
 cl::opt<unsigned> optLevel("opt-level", cl::init(3), cl::value_desc("N"),
                            cl::desc("LLVM's optimisation level, 0 to 3"),
                            cl::cat(category), cl::sub(runCommand),
-                           cl::sub(benchCommand), cl::sub(buildCommand));
+                           cl::sub(traceCommand), cl::sub(benchCommand),
+                           cl::sub(buildCommand));
 cl::opt<std::string>
     cpu("cpu", cl::init("host"), cl::value_desc("NAME"),
         cl::desc("the CPU to compile for: host (detected), or an LLVM CPU "
                  "name (x86-64-v3, znver4, ...) for a portable build"),
-        cl::cat(category), cl::sub(runCommand), cl::sub(benchCommand),
-        cl::sub(buildCommand));
+        cl::cat(category), cl::sub(runCommand), cl::sub(traceCommand),
+        cl::sub(benchCommand), cl::sub(buildCommand));
 cl::opt<int> repeat("repeat", cl::init(10), cl::value_desc("N"),
                     cl::desc("the number of timed calls"), cl::cat(category),
                     cl::sub(benchCommand));
@@ -293,6 +306,8 @@ public:
       return emit();
     if (opts.command == "run" || opts.command == "bench")
       return runFunction();
+    if (opts.command == "trace")
+      return traceFunction();
     return build();
   }
 
@@ -575,6 +590,103 @@ private:
       llvm::outs() << " = " << rt::formatValues(t, false) << "\n";
     }
     return 0;
+  }
+
+  /// `mlxc trace`: an instrumented instance returns the value of every
+  /// top-level statement too; each is printed under its source line (small
+  /// tensors in full, large ones summarized), then the results and, with
+  /// --grad, the gradients.
+  int traceFunction() {
+    if (opts.functions.size() != 1)
+      return fail("trace needs exactly one -f NAME");
+    auto fn = session.function(opts.functions[0]);
+    if (!fn)
+      return report(fn.takeError());
+    ExportRequest request{*fn};
+    std::vector<rt::Tensor> args;
+    if (llvm::Error err = readArguments(**fn, request, args))
+      return report(std::move(err));
+    auto wrt = session.gradientParameters(**fn, opts.grads);
+    if (!wrt)
+      return report(wrt.takeError());
+    std::vector<ExportRequest> requests = {request};
+    requests[0].trace = true;
+    if (!wrt->empty()) {
+      requests.push_back(request);
+      requests[1].wrt = *wrt;
+    }
+    auto module = session.compile(
+        requests, {false, opts.loopCheckpoint, CacheUse::Use, opts.codegen});
+    if (!module)
+      return report(module.takeError());
+    const rt::Signature &sig = *(*module)->signature(exportName(requests[0]));
+    auto results = (*module)->call(sig.name, args);
+    if (!results)
+      return report(results.takeError());
+    auto source = llvm::MemoryBuffer::getFile(*(*fn)->loc.file);
+    llvm::SmallVector<llvm::StringRef> lines;
+    if (source)
+      (*source)->getBuffer().split(lines, '\n');
+    auto print = [&](const rt::ResultSpec &spec, const rt::Tensor &t) {
+      llvm::outs() << "      " << spec.name << ": " << rt::dtypeName(t.dtype());
+      if (t.rank())
+        llvm::outs() << rt::formatShape(t.shape());
+      llvm::outs() << " = " << summarized(t) << "\n";
+    };
+    llvm::outs() << (*fn)->name << " (" << *(*fn)->loc.file << ":"
+                 << (*fn)->loc.line << ")\n";
+    size_t numResults = (*fn)->results.size();
+    int64_t lastLine = 0;
+    for (size_t k = numResults; k < sig.results.size(); ++k) {
+      const rt::ResultSpec &spec = sig.results[k];
+      if (spec.line != lastLine && spec.line > 0 &&
+          spec.line <= (int64_t)lines.size())
+        llvm::outs() << llvm::format("%4d | ", (int)spec.line)
+                     << lines[spec.line - 1].trim() << "\n";
+      lastLine = spec.line;
+      print(spec, (*results)[k]);
+    }
+    for (const ast::Stmt &stmt : (*fn)->body)
+      if (stmt.kind == ast::Stmt::Kind::Return && stmt.loc.line > 0 &&
+          stmt.loc.line <= lines.size())
+        llvm::outs() << llvm::format("%4d | ", (int)stmt.loc.line)
+                     << lines[stmt.loc.line - 1].trim() << "\n";
+    llvm::outs() << "results\n";
+    for (size_t k = 0; k < numResults; ++k)
+      print(sig.results[k], (*results)[k]);
+    if (requests.size() == 1)
+      return 0;
+    const rt::Signature &gradSig =
+        *(*module)->signature(exportName(requests[1]));
+    auto grads = (*module)->call(gradSig.name, args);
+    if (!grads)
+      return report(grads.takeError());
+    llvm::outs() << "gradients of the sum of the float results\n";
+    for (size_t k = numResults; k < gradSig.results.size(); ++k)
+      print(gradSig.results[k], (*grads)[k]);
+    return 0;
+  }
+
+  /// A tensor's values: in full up to 64 elements, else its min, max and
+  /// mean and its first elements.
+  static std::string summarized(const rt::Tensor &t) {
+    if (t.numElements() <= 64)
+      return rt::formatValues(t, false);
+    double lo = INFINITY, hi = -INFINITY, total = 0;
+    for (int64_t i = 0; i < t.numElements(); ++i) {
+      double v = t.getDouble(i);
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+      total += v;
+    }
+    auto g = [](double v) {
+      return llvm::formatv("{0}", llvm::format("%g", v)).str();
+    };
+    std::string first;
+    for (int64_t i = 0; i < 6; ++i)
+      first += (i ? ", " : "") + g(t.getDouble(i));
+    return "min " + g(lo) + ", max " + g(hi) + ", mean " +
+           g(total / t.numElements()) + "; first [" + first + ", ...]";
   }
 
   int build() {
