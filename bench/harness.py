@@ -12,8 +12,8 @@ timed here (as shipped and, where the API has it, writing into a
 preallocated `out=`), interleaved case by case, all limited to the same
 thread count: torch.set_num_threads, threadpoolctl for the BLAS pools, and
 OMP_WAIT_POLICY=passive OPENBLAS_THREAD_TIMEOUT=4 so the pools do not spin
-against each other. mlxc's compiled code runs on one thread today; the
-table says what ran on how many threads.
+against each other; mlxc's parallel loops get MLX_NUM_THREADS=N. The table
+says what ran on how many threads.
 
 Reported per case: min and median of the repeats, GFLOP/s (compute-bound
 cases) or GB/s (memory-bound: bytes read + written once), % of the roof
@@ -185,13 +185,14 @@ def make_cases(rng):
     return cases
 
 
-def mlxc_bench(mlxc, case, paths, repeat):
+def mlxc_bench(mlxc, case, paths, repeat, threads):
     cmd = [mlxc, "bench", case.mlx, "-f", case.fn, "--repeat", str(repeat), "--json"]
     for name in case.inputs:
         cmd += ["--arg", f"{name}={paths[name]}"]
     if case.grads:
         cmd += ["--grad", ",".join(case.grads)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    env = dict(os.environ, MLX_NUM_THREADS=str(threads))
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out)
 
 
@@ -238,7 +239,7 @@ def main():
             paths[name] = os.path.join(tmp, f"{case.fn}_{name}.npy")
             np.save(paths[name], a)
         probe = sgemm_gflops(512, n) / sgemm_gflops(512, 1)
-        mlxc = mlxc_bench(opts.mlxc, case, paths, opts.repeat)
+        mlxc = mlxc_bench(opts.mlxc, case, paths, opts.repeat, n)
         peers = {}
         with threadpool_limits(n):
             for label, fn in list(case.torch_fns.items()) + list(case.numpy_fns.items()):
@@ -278,7 +279,8 @@ def main():
 def markdown_table(machine, rows):
     lines = [f"Measured on {machine['cpu']} ({', '.join(machine['features'])}); "
              f"peers at {machine['threads']} threads (torch {machine['torch']}, "
-             f"NumPy {machine['numpy']}), mlxc at 1 thread; roofs measured in the same run: "
+             f"NumPy {machine['numpy']}), mlxc at {machine['threads']} (MLX_NUM_THREADS); "
+             f"roofs measured in the same run: "
              f"sgemm {machine['compute_roof_gflops']:.0f} GFLOP/s, copy "
              f"{machine['memory_roof_gbs']:.1f} GB/s.",
              "",

@@ -12,6 +12,7 @@ PACKAGES=(
   antlr4 libantlr4-runtime-dev
   libgtest-dev
   pkg-config  # test/Integration/embed-pkgconfig.test
+  libomp5-19  # the OpenMP runtime parallel loops call (JIT and built libraries)
   "$@"
 )
 

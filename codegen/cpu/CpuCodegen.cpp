@@ -30,6 +30,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/MemRef/Transforms/AllocationOpInterfaceImpl.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/OpenMP/OpenMPDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/BufferDeallocationOpInterfaceImpl.h"
 #include "mlir/Dialect/SCF/Transforms/BufferizableOpInterfaceImpl.h"
@@ -40,6 +41,7 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/OpenMP/OpenMPToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Transforms/Passes.h"
@@ -61,7 +63,7 @@ using namespace mlir;
 void mlx::registerCpuTargetDialects(DialectRegistry &registry) {
   registry.insert<memref::MemRefDialect, bufferization::BufferizationDialect,
                   cf::ControlFlowDialect, affine::AffineDialect,
-                  LLVM::LLVMDialect>();
+                  LLVM::LLVMDialect, omp::OpenMPDialect>();
   arith::registerBufferizableOpInterfaceExternalModels(registry);
   arith::registerBufferDeallocationOpInterfaceExternalModels(registry);
   linalg::registerBufferizableOpInterfaceExternalModels(registry);
@@ -74,6 +76,7 @@ void mlx::registerCpuTargetDialects(DialectRegistry &registry) {
   memref::registerAllocationOpInterfaceExternalModels(registry);
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
+  registerOpenMPDialectTranslation(registry);
 }
 
 namespace {
@@ -94,6 +97,110 @@ struct ReadOnlyArgumentsPass
   }
 };
 } // namespace
+
+/// `mlx-sequential-inner-loops`: keeps as scf.parallel only the parallel
+/// loops no other loop encloses (one parallel level: a loop nested in
+/// another, or in a sequential loop such as a recurrence's steps, runs
+/// where its enclosing iteration runs) and makes the others scf.for nests.
+struct SequentialInnerLoopsPass
+    : public PassWrapper<SequentialInnerLoopsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(SequentialInnerLoopsPass)
+  void runOnOperation() override {
+    SmallVector<scf::ParallelOp> inner;
+    getOperation().walk([&](scf::ParallelOp loop) {
+      Operation *parent = loop->getParentOp();
+      while (parent && !isa<func::FuncOp>(parent)) {
+        if (isa<scf::ParallelOp, scf::ForOp, scf::WhileOp>(parent)) {
+          inner.push_back(loop);
+          break;
+        }
+        parent = parent->getParentOp();
+      }
+    });
+    // Innermost first (post-order walk): each is rewritten in place.
+    for (scf::ParallelOp loop : inner) {
+      if (!loop.getInitVals().empty())
+        continue; // (linalg's parallel loops carry no reductions)
+      OpBuilder b(loop);
+      IRMapping mapping;
+      Location loc = loop.getLoc();
+      for (auto [lb, ub, step, iv] :
+           llvm::zip(loop.getLowerBound(), loop.getUpperBound(), loop.getStep(),
+                     loop.getInductionVars())) {
+        auto nest = b.create<scf::ForOp>(loc, lb, ub, step);
+        mapping.map(iv, nest.getInductionVar());
+        b.setInsertionPoint(nest.getBody()->getTerminator());
+      }
+      for (Operation &op : loop.getBody()->without_terminator())
+        b.clone(op, mapping);
+      loop.erase();
+    }
+  }
+};
+
+/// The work below which a parallel loop runs on the calling thread alone:
+/// iterations of its whole nest (forking a team costs a few microseconds).
+constexpr int64_t kMinParallelWork = 1 << 16;
+
+/// `mlx-parallel-threshold`: gives every omp.parallel (from an outermost
+/// scf.parallel) the condition that its nest does enough work to pay for
+/// the threads: the product of its trip counts, the parallel loop's and
+/// those of the loops inside it whose bounds are known before it.
+struct ParallelThresholdPass
+    : public PassWrapper<ParallelThresholdPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ParallelThresholdPass)
+  void runOnOperation() override {
+    getOperation().walk([&](omp::ParallelOp parallel) {
+      OpBuilder b(parallel);
+      Location loc = parallel.getLoc();
+      auto outside = [&](Value v) {
+        return !parallel.getRegion().isAncestor(v.getParentRegion());
+      };
+      Value work = b.create<arith::ConstantIndexOp>(loc, 1);
+      auto multiply = [&](Value lb, Value ub, Value step) {
+        if (!outside(lb) || !outside(ub) || !outside(step))
+          return;
+        Value span = b.create<arith::SubIOp>(loc, ub, lb);
+        Value trips = b.create<arith::CeilDivSIOp>(loc, span, step);
+        trips = b.create<arith::MaxSIOp>(
+            loc, trips, b.create<arith::ConstantIndexOp>(loc, 0));
+        work = b.create<arith::MulIOp>(loc, work, trips);
+      };
+      parallel.walk([&](Operation *op) {
+        if (auto nest = dyn_cast<omp::LoopNestOp>(op))
+          for (auto [lb, ub, step] : llvm::zip(
+                   nest.getLowerBound(), nest.getUpperBound(), nest.getStep()))
+            multiply(lb, ub, step);
+        else if (auto loop = dyn_cast<scf::ForOp>(op))
+          multiply(loop.getLowerBound(), loop.getUpperBound(), loop.getStep());
+      });
+      Value enough = b.create<arith::CmpIOp>(
+          loc, arith::CmpIPredicate::sge, work,
+          b.create<arith::ConstantIndexOp>(loc, kMinParallelWork));
+      parallel.getIfExprMutable().assign(enough);
+    });
+    // scf-to-openmp wraps each loop body in a memref.alloca_scope, which
+    // must stay one block and so cannot hold the loops scf-to-cf makes of
+    // the nested scf.for. Nothing allocates on the stack in these bodies
+    // (buffers come from memref.alloc): the scopes are inlined.
+    SmallVector<memref::AllocaScopeOp> scopes;
+    getOperation().walk([&](memref::AllocaScopeOp scope) {
+      bool stack = false;
+      scope.walk([&](memref::AllocaOp) { stack = true; });
+      if (!stack)
+        scopes.push_back(scope);
+    });
+    for (memref::AllocaScopeOp scope : scopes) {
+      Block &body = scope.getBodyRegion().front();
+      Operation *yield = body.getTerminator();
+      scope->replaceAllUsesWith(yield->getOperands());
+      yield->erase();
+      scope->getBlock()->getOperations().splice(Block::iterator(scope),
+                                                body.getOperations());
+      scope.erase();
+    }
+  }
+};
 
 void mlx::buildLinalgToLLVMPipeline(OpPassManager &pm) {
   // Tensors → buffers across function boundaries; exported functions take
@@ -123,7 +230,14 @@ void mlx::buildLinalgToLLVMPipeline(OpPassManager &pm) {
   // The clones that hand out owned results (e.g. an argument returned as a
   // gradient) become alloc + copy.
   pm.addPass(createBufferizationToMemRefPass());
-  pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  // Threads: each nest's outermost parallel loops are shared out over an
+  // OpenMP team (static schedule: every element is computed the same way
+  // whatever the thread count, so results are bit-identical), when the nest
+  // is big enough; loops inside run sequentially within an iteration.
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
+  pm.addPass(std::make_unique<SequentialInnerLoopsPass>());
+  pm.addPass(createConvertSCFToOpenMPPass());
+  pm.addPass(std::make_unique<ParallelThresholdPass>());
   // Subviews from slices carry strided metadata that LLVM lowering expands.
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
@@ -138,6 +252,7 @@ void mlx::buildLinalgToLLVMPipeline(OpPassManager &pm) {
   pm.addPass(createFinalizeMemRefToLLVMConversionPass());
   pm.addPass(createConvertControlFlowToLLVMPass());
   pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createConvertOpenMPToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
   pm.addPass(createCanonicalizerPass());
 }

@@ -21,6 +21,7 @@
 #include "llvm/ExecutionEngine/Orc/LLJIT.h"
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
+#include "llvm/Support/DynamicLibrary.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
@@ -35,6 +36,9 @@
 using namespace mlx;
 
 namespace {
+
+/// The OpenMP runtime's file, loaded by the JIT and linked by `mlxc build`.
+constexpr const char *kOpenMPRuntime = "libomp.so.5";
 
 /// JIT-compiled code, called through `mlx_call_NAME(void **args)`.
 class CpuExecutable : public rt::Executable {
@@ -119,6 +123,26 @@ llvm::Error fail(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
 
+/// The OpenMP runtime that parallel loops call (__kmpc_fork_call, ...),
+/// loaded into the process once. MLX_NUM_THREADS sets the team size
+/// (else OMP_NUM_THREADS; default: every core), and idle
+/// workers stop spinning after KMP_BLOCKTIME ms (default here 1 ms, not
+/// libomp's 200: spinning workers take cores from everything else).
+llvm::Error loadThreadRuntime() {
+  static const std::string error = [] {
+    if (const char *n = std::getenv("MLX_NUM_THREADS"); n && *n)
+      setenv("OMP_NUM_THREADS", n, /*overwrite=*/1);
+    setenv("KMP_BLOCKTIME", "1", /*overwrite=*/0);
+    std::string message;
+    if (llvm::sys::DynamicLibrary::LoadLibraryPermanently(kOpenMPRuntime,
+                                                          &message))
+      return "cannot load the thread runtime " + std::string(kOpenMPRuntime) +
+             " (Debian package libomp5-19): " + message;
+    return std::string();
+  }();
+  return error.empty() ? llvm::Error::success() : fail(error);
+}
+
 class CpuTarget : public Target {
 public:
   llvm::StringRef name() const override { return "cpu"; }
@@ -156,6 +180,8 @@ public:
   llvm::Expected<std::unique_ptr<rt::Executable>>
   loadBinary(llvm::StringRef binary) const override {
     mlir::mlx::initializeNativeTarget();
+    if (llvm::Error err = loadThreadRuntime())
+      return std::move(err);
     auto jit = llvm::orc::LLJITBuilder().create();
     if (!jit)
       return jit.takeError();
@@ -228,8 +254,15 @@ public:
         llvm::sys::fs::remove(tmpObject);
         return fail("linking a shared library needs 'cc' on the PATH");
       }
-      llvm::SmallVector<llvm::StringRef> argv = {*cc,    "-shared", "-o",
-                                                 tmpLib, tmpObject, "-lm"};
+      // libomp only where parallel loops need it (--as-needed).
+      llvm::SmallVector<llvm::StringRef> argv = {*cc,
+                                                 "-shared",
+                                                 "-o",
+                                                 tmpLib,
+                                                 tmpObject,
+                                                 "-lm",
+                                                 "-Wl,--as-needed",
+                                                 "-l:libomp.so.5"};
       int rc = llvm::sys::ExecuteAndWait(*cc, argv);
       llvm::sys::fs::remove(tmpObject);
       if (rc != 0) {

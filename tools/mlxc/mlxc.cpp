@@ -39,6 +39,7 @@
 #include <cmath>
 #include <map>
 #include <optional>
+#include <thread>
 
 using namespace mlx;
 
@@ -524,8 +525,12 @@ private:
         times.size() % 2
             ? times[times.size() / 2]
             : (times[times.size() / 2 - 1] + times[times.size() / 2]) / 2;
-    // Compiled code runs on the calling thread.
-    const int threads = 1;
+    // Parallel loops run on an OpenMP team of MLX_NUM_THREADS (else
+    // OMP_NUM_THREADS, else every core) threads.
+    int threads = (int)std::thread::hardware_concurrency();
+    for (const char *name : {"OMP_NUM_THREADS", "MLX_NUM_THREADS"}) // last wins
+      if (const char *n = std::getenv(name); n && std::atoi(n) > 0)
+        threads = std::atoi(n);
     if (opts.json) {
       llvm::json::OStream out(llvm::outs());
       out.object([&] {
@@ -542,9 +547,10 @@ private:
     }
     llvm::outs() << llvm::format(
         "%s: compile %.1f ms cold, %.1f ms cached (%s); per call min %.4f "
-        "ms, median %.4f ms over %d calls (%d thread) on the host CPU (%s)\n",
+        "ms, median %.4f ms over %d calls (%d thread%s) on the host CPU (%s)\n",
         sig.name.c_str(), compileMs, cachedMs, cache, times.front(), median,
-        opts.repeat, threads, llvm::sys::getHostCPUName().str().c_str());
+        opts.repeat, threads, threads == 1 ? "" : "s",
+        llvm::sys::getHostCPUName().str().c_str());
     return 0;
   }
 
