@@ -98,38 +98,49 @@ struct ReadOnlyArgumentsPass
 };
 } // namespace
 
-/// `mlx-sequential-inner-loops`: keeps as scf.parallel only the parallel
-/// loops no other loop encloses (one parallel level: a loop nested in
-/// another, or in a sequential loop such as a recurrence's steps, runs
-/// where its enclosing iteration runs) and makes the others scf.for nests.
+/// `mlx-sequential-inner-loops`: keeps parallel only the first dim of the
+/// parallel loops no other loop encloses (one parallel level: a loop nested
+/// in another, or in a sequential loop such as a recurrence's steps, runs
+/// where its enclosing iteration runs; and a team shares out rows, keeping
+/// each row's loop whole, where collapsing the dims would cost a division
+/// per element and the row's vectorization), and makes the rest scf.for
+/// nests in the same order.
 struct SequentialInnerLoopsPass
     : public PassWrapper<SequentialInnerLoopsPass, OperationPass<ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(SequentialInnerLoopsPass)
   void runOnOperation() override {
-    SmallVector<scf::ParallelOp> inner;
+    SmallVector<std::pair<scf::ParallelOp, bool>> loops; // (loop, outermost)
     getOperation().walk([&](scf::ParallelOp loop) {
-      Operation *parent = loop->getParentOp();
-      while (parent && !isa<func::FuncOp>(parent)) {
-        if (isa<scf::ParallelOp, scf::ForOp, scf::WhileOp>(parent)) {
-          inner.push_back(loop);
-          break;
-        }
-        parent = parent->getParentOp();
-      }
+      bool outermost = true;
+      for (Operation *parent = loop->getParentOp();
+           parent && !isa<func::FuncOp>(parent); parent = parent->getParentOp())
+        if (isa<scf::ParallelOp, scf::ForOp, scf::WhileOp>(parent))
+          outermost = false;
+      if (!outermost || loop.getNumLoops() > 1)
+        loops.push_back({loop, outermost});
     });
     // Innermost first (post-order walk): each is rewritten in place.
-    for (scf::ParallelOp loop : inner) {
+    for (auto [loop, outermost] : loops) {
       if (!loop.getInitVals().empty())
         continue; // (linalg's parallel loops carry no reductions)
       OpBuilder b(loop);
       IRMapping mapping;
       Location loc = loop.getLoc();
-      for (auto [lb, ub, step, iv] :
-           llvm::zip(loop.getLowerBound(), loop.getUpperBound(), loop.getStep(),
-                     loop.getInductionVars())) {
-        auto nest = b.create<scf::ForOp>(loc, lb, ub, step);
-        mapping.map(iv, nest.getInductionVar());
-        b.setInsertionPoint(nest.getBody()->getTerminator());
+      for (unsigned k = 0; k < loop.getNumLoops(); ++k) {
+        Value lb = loop.getLowerBound()[k], ub = loop.getUpperBound()[k],
+              step = loop.getStep()[k];
+        Operation *nest;
+        if (k == 0 && outermost) {
+          auto team = b.create<scf::ParallelOp>(
+              loc, ValueRange{lb}, ValueRange{ub}, ValueRange{step});
+          mapping.map(loop.getInductionVars()[k], team.getInductionVars()[0]);
+          nest = team;
+        } else {
+          auto sequential = b.create<scf::ForOp>(loc, lb, ub, step);
+          mapping.map(loop.getInductionVars()[k], sequential.getInductionVar());
+          nest = sequential;
+        }
+        b.setInsertionPoint(nest->getRegion(0).front().getTerminator());
       }
       for (Operation &op : loop.getBody()->without_terminator())
         b.clone(op, mapping);
