@@ -453,20 +453,33 @@ private:
     return llvm::Error::success();
   }
 
-  int runFunction() {
+  /// The one -f function's request and arguments (--arg) and the --grad
+  /// parameters; an exit code when something is wrong.
+  std::optional<int> prepareCall(ExportRequest &request,
+                                 std::vector<rt::Tensor> &args,
+                                 std::vector<int64_t> &wrt) {
     if (opts.functions.size() != 1)
       return fail(opts.command + " needs exactly one -f NAME");
     auto fn = session.function(opts.functions[0]);
     if (!fn)
       return report(fn.takeError());
-    ExportRequest request{*fn};
-    std::vector<rt::Tensor> args;
+    request = ExportRequest{*fn};
     if (llvm::Error err = readArguments(**fn, request, args))
       return report(std::move(err));
-    auto wrt = session.gradientParameters(**fn, opts.grads);
-    if (!wrt)
-      return report(wrt.takeError());
-    request.wrt = *wrt;
+    auto parameters = session.gradientParameters(**fn, opts.grads);
+    if (!parameters)
+      return report(parameters.takeError());
+    wrt = *parameters;
+    return std::nullopt;
+  }
+
+  int runFunction() {
+    ExportRequest request{nullptr};
+    std::vector<rt::Tensor> args;
+    std::vector<int64_t> wrt;
+    if (std::optional<int> failed = prepareCall(request, args, wrt))
+      return *failed;
+    request.wrt = wrt;
     rt::Signature sig = session.signature(request);
 
     // bench times a cold start (compiled now, then kept in the cache) and
@@ -603,23 +616,17 @@ private:
   /// tensors in full, large ones summarized), then the results and, with
   /// --grad, the gradients.
   int traceFunction() {
-    if (opts.functions.size() != 1)
-      return fail("trace needs exactly one -f NAME");
-    auto fn = session.function(opts.functions[0]);
-    if (!fn)
-      return report(fn.takeError());
-    ExportRequest request{*fn};
+    ExportRequest request{nullptr};
     std::vector<rt::Tensor> args;
-    if (llvm::Error err = readArguments(**fn, request, args))
-      return report(std::move(err));
-    auto wrt = session.gradientParameters(**fn, opts.grads);
-    if (!wrt)
-      return report(wrt.takeError());
+    std::vector<int64_t> wrt;
+    if (std::optional<int> failed = prepareCall(request, args, wrt))
+      return *failed;
+    const ast::Function *fn = request.function;
     std::vector<ExportRequest> requests = {request};
     requests[0].trace = true;
-    if (!wrt->empty()) {
+    if (!wrt.empty()) {
       requests.push_back(request);
-      requests[1].wrt = *wrt;
+      requests[1].wrt = wrt;
     }
     auto module = session.compile(
         requests, {false, opts.loopCheckpoint, CacheUse::Use, opts.codegen});
@@ -629,7 +636,7 @@ private:
     auto results = (*module)->call(sig.name, args);
     if (!results)
       return report(results.takeError());
-    auto source = llvm::MemoryBuffer::getFile(*(*fn)->loc.file);
+    auto source = llvm::MemoryBuffer::getFile(*fn->loc.file);
     llvm::SmallVector<llvm::StringRef> lines;
     if (source)
       (*source)->getBuffer().split(lines, '\n');
@@ -639,9 +646,9 @@ private:
         llvm::outs() << rt::formatShape(t.shape());
       llvm::outs() << " = " << summarized(t) << "\n";
     };
-    llvm::outs() << (*fn)->name << " (" << *(*fn)->loc.file << ":"
-                 << (*fn)->loc.line << ")\n";
-    size_t numResults = (*fn)->results.size();
+    llvm::outs() << fn->name << " (" << *fn->loc.file << ":" << fn->loc.line
+                 << ")\n";
+    size_t numResults = fn->results.size();
     int64_t lastLine = 0;
     for (size_t k = numResults; k < sig.results.size(); ++k) {
       const rt::ResultSpec &spec = sig.results[k];
@@ -652,7 +659,7 @@ private:
       lastLine = spec.line;
       print(spec, (*results)[k]);
     }
-    for (const ast::Stmt &stmt : (*fn)->body)
+    for (const ast::Stmt &stmt : fn->body)
       if (stmt.kind == ast::Stmt::Kind::Return && stmt.loc.line > 0 &&
           stmt.loc.line <= lines.size())
         llvm::outs() << llvm::format("%4d | ", (int)stmt.loc.line)
