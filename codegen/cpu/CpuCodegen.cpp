@@ -442,8 +442,8 @@ static llvm::Expected<std::unique_ptr<llvm::TargetMachine>>
 targetMachine(std::optional<llvm::Reloc::Model> relocation, unsigned optLevel,
               const std::string &cpu) {
   mlx::initializeNativeTarget();
-  llvm::orc::JITTargetMachineBuilder builder(
-      llvm::Triple(llvm::sys::getProcessTriple()));
+  llvm::orc::JITTargetMachineBuilder builder{
+      llvm::Triple(llvm::sys::getProcessTriple())};
   if (cpu == "host") {
     auto host = llvm::orc::JITTargetMachineBuilder::detectHost();
     if (!host)
