@@ -14,6 +14,7 @@
 #include "codegen/cpu/CHeader.h"
 #include "codegen/cpu/CpuCodegen.h"
 #include "passes/Passes.h"
+#include "runtime/Allocator.h"
 #include "runtime/Numerics.h"
 
 #include "mlir/Pass/PassManager.h"
@@ -92,7 +93,7 @@ public:
           (char *)(intptr_t)desc[1] + desc[2] * (int64_t)rt::dtypeSize(r.dtype);
       std::shared_ptr<void> &owner = owners[allocated];
       if (!owner)
-        owner = std::shared_ptr<void>((void *)allocated, std::free);
+        owner = std::shared_ptr<void>((void *)allocated, mlx_free);
       out.push_back(rt::Tensor::view(r.dtype, shape, strides, data, owner));
     }
     return out;
@@ -186,8 +187,8 @@ public:
     if (!jit)
       return jit.takeError();
     llvm::orc::JITDylib &lib = (*jit)->getMainJITDylib();
-    // libm, malloc and free from the process; what checked code reports to
-    // (runtime/Numerics.h) by address.
+    // libm and libomp from the process; what checked code reports to
+    // (runtime/Numerics.h) and its allocator by address.
     auto process =
         llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
             (*jit)->getDataLayout().getGlobalPrefix());
@@ -203,6 +204,11 @@ public:
     reports[mangle(mlir::mlx::kOutOfBoundsReport)] = {
         llvm::orc::ExecutorAddr::fromPtr(&mlx_report_out_of_bounds),
         llvm::JITSymbolFlags::Exported};
+    // Its memory: large blocks are reused (runtime/Allocator.h).
+    reports[mangle("malloc")] = {llvm::orc::ExecutorAddr::fromPtr(&mlx_alloc),
+                                 llvm::JITSymbolFlags::Exported};
+    reports[mangle("free")] = {llvm::orc::ExecutorAddr::fromPtr(&mlx_free),
+                               llvm::JITSymbolFlags::Exported};
     if (llvm::Error err =
             lib.define(llvm::orc::absoluteSymbols(std::move(reports))))
       return std::move(err);

@@ -1,4 +1,5 @@
 //===- RuntimeTest.cpp - tensors, literals, .npy, argument checks -----===//
+#include "runtime/Allocator.h"
 #include "runtime/Call.h"
 #include "runtime/Tensor.h"
 
@@ -107,4 +108,29 @@ TEST(Call, ArgumentChecksNameTheDim) {
   args = {Tensor::allocate(DType::f64, {3}), Tensor::allocate(DType::f32, {3})};
   EXPECT_FALSE(checkArguments(sig, args, error));
   EXPECT_NE(error.find("must be f32 but is f64"), std::string::npos);
+}
+
+// The allocator of compiled code reuses large blocks (mapped pages) and
+// leaves small ones to malloc.
+TEST(Allocator, ReusesLargeBlocks) {
+  size_t before = mlx::rt::cachedAllocationBytes();
+  void *big = mlx_alloc(3 << 20);
+  ASSERT_NE(big, nullptr);
+  static_cast<char *>(big)[(3 << 20) - 1] = 1; // writable to the end
+  mlx_free(big);
+  EXPECT_EQ(mlx::rt::cachedAllocationBytes(), before + (3 << 20));
+  // A request of about that size gets the same block back.
+  void *again = mlx_alloc((3 << 20) - 100);
+  EXPECT_EQ(again, big);
+  EXPECT_EQ(mlx::rt::cachedAllocationBytes(), before);
+  // One much smaller than the idle block does not take it.
+  mlx_free(again);
+  void *smaller = mlx_alloc(1 << 20);
+  EXPECT_NE(smaller, big);
+  mlx_free(smaller);
+  void *small = mlx_alloc(100);
+  size_t idle = mlx::rt::cachedAllocationBytes();
+  mlx_free(small); // small blocks are not kept
+  EXPECT_EQ(mlx::rt::cachedAllocationBytes(), idle);
+  mlx_free(nullptr);
 }
