@@ -9,8 +9,8 @@ respect to every float parameter, `mlxc bench --grad`), per call after a
 warm-up, compile time apart; then PyTorch's forward and forward+backward on
 the same inputs in the same run. Reports milliseconds and the ratios
 backward/forward = (gradient call − forward) / forward, and mlxc/PyTorch.
-Both sides run on one thread (mlxc's code is single-threaded today; the
-BLAS pool is capped with threadpoolctl). scripts/bench.sh installs the
+Both sides run on one thread (mlxc with MLX_NUM_THREADS=1; the BLAS pool
+is capped with threadpoolctl). scripts/bench.sh installs the
 peers (PyTorch, NumPy, threadpoolctl, OpenBLAS): without
 libopenblas0-pthread Debian's torch runs on the reference BLAS, which
 flatters mlxc several times over.
@@ -37,7 +37,8 @@ def mlxc_bench(mlxc, module, fn, args, grads, repeat):
         cmd += ["--arg", f"{name}={path}"]
     if grads:
         cmd += ["--grad", ",".join(grads)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True,
+                         env=dict(os.environ, MLX_NUM_THREADS="1")).stdout
     return json.loads(out)
 
 
