@@ -183,6 +183,30 @@ def make_cases(rng):
         "MLP 784-1024-10 batch 256 fwd+bwd", os.path.join(STDLIB, "nn.mlx"), "mlp2", mlp,
         3 * 2.0 * 256 * (784 * 1024 + 1024 * 10), "flop",
         {"torch autograd": mlp_grad}, {}, grads=("W1", "b1", "W2", "b2")))
+
+    # One AdamW step over 10 M parameters as one tensor: reads w, m, v, g,
+    # writes w, m, v. PyTorch's optimizer updates in place.
+    N = 10_000_000
+    w, g = f32(N), f32(N, scale=0.01)
+    m, v = np.zeros(N, np.float32), np.full(N, 1e-4, np.float32)
+    hyper = {"t": np.array(3, np.int32), "lr": np.array(1e-3, np.float32),
+             "b1": np.array(0.9, np.float32), "b2": np.array(0.999, np.float32),
+             "eps": np.array(1e-8, np.float32), "wd": np.array(0.01, np.float32)}
+    tw = torch.from_numpy(w.copy()).requires_grad_(True)
+    tw.grad = torch.from_numpy(g)
+    adamw = torch.optim.AdamW([tw], lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+    nw, nm, nv = w.copy(), m.copy(), v.copy()
+
+    def np_adamw():
+        nw[:] -= 1e-3 * 0.01 * nw
+        nm[:] = 0.9 * nm + 0.1 * g
+        nv[:] = 0.999 * nv + 0.001 * g * g
+        nw[:] -= 1e-3 * (nm / (1 - 0.9 ** 3)) / (np.sqrt(nv / (1 - 0.999 ** 3)) + 1e-8)
+
+    cases.append(Case(
+        "AdamW step 10M", os.path.join(STDLIB, "optim.mlx"), "adamw_step",
+        {"w": w, "m": m, "v": v, "g": g, **hyper}, 7 * 4 * N, "byte",
+        {"torch AdamW": adamw.step}, {"numpy": np_adamw}))
     return cases
 
 
