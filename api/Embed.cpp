@@ -247,10 +247,8 @@ Expected<Module> Compiler::compile(const std::string *path,
     return Expected<Module>::failure(textOf(std::move(loaded)));
   // Every function is checked now (as `mlxc check` does), so that errors
   // come with the module rather than at a first call.
-  auto checked =
-      (*session)->lower((*session)->allExports(), mlx::Stage::Mlx, {});
-  if (!checked)
-    return Expected<Module>::failure(textOf(checked.takeError()));
+  if (llvm::Error err = (*session)->checkAll())
+    return Expected<Module>::failure(textOf(std::move(err)));
   auto state = std::make_shared<detail::ModuleState>();
   state->session = std::move(*session);
   state->options = {options.checkNumerics,

@@ -471,6 +471,8 @@ void FunctionSema::run() {
     }
     if (auto it = out.statics.find(p.name); it != out.statics.end())
       dims[p.name] = SDim::of(it->second);
+    else if (out.symbolicStatics)
+      dims[p.name] = SDim::named(p.name);
     else
       error(p.loc,
             "no value was given for the static parameter '" + p.name + "'");
@@ -1264,6 +1266,17 @@ ExprInfo FunctionSema::analyzeCall(const Expr &e, Scope &scope) {
     if (!p.isStatic)
       continue;
     std::optional<int64_t> value = constantValue(*callArgs(e)[k]);
+    const Expr &arg = *callArgs(e)[k];
+    if (!value && out.symbolicStatics && arg.kind == Expr::Kind::Name &&
+        dims.count(arg.name) && llvm::any_of(fn.params, [&](const Param &q) {
+          return q.isStatic && q.name == arg.name;
+        })) {
+      // One of this function's own (symbolic) statics: the callee's dims
+      // follow it; the instance is checked where it gets a value.
+      call->unknownStatics = true;
+      bound.try_emplace(p.name, dims.at(arg.name), p.name);
+      continue;
+    }
     if (!value) {
       error(callArgs(e)[k]->loc,
             "'" + p.name + "' is a static parameter of '" + callee->name +
@@ -1996,8 +2009,9 @@ std::vector<LocalType> FunctionSema::call(const Expr &e,
     // mapped indices and the element shape.
     Shape full = mapped;
     full.insert(full.end(), ci.anyShape->begin(), ci.anyShape->end());
-    out.callees.push_back(
-        {&callee, (int64_t)full.size(), ci.floatType, ci.statics});
+    if (!ci.unknownStatics)
+      out.callees.push_back(
+          {&callee, (int64_t)full.size(), ci.floatType, ci.statics});
     for (auto [k, p] : llvm::enumerate(callee.params)) {
       const Expr &arg = *callArgs(e)[k];
       if (!p.type.isAnyShape())
@@ -2013,7 +2027,8 @@ std::vector<LocalType> FunctionSema::call(const Expr &e,
           results[k].shape = full;
     return results;
   }
-  out.callees.push_back({&callee, 0, ci.floatType, ci.statics});
+  if (!ci.unknownStatics)
+    out.callees.push_back({&callee, 0, ci.floatType, ci.statics});
   if (vars.empty()) {
     for (auto [k, p] : llvm::enumerate(callee.params))
       whole(*callArgs(e)[k], paramType(p.type.dtype));
@@ -2044,15 +2059,15 @@ std::vector<LocalType> FunctionSema::call(const Expr &e,
   return {LocalType{ci.resultTypes[0], full}};
 }
 
-std::unique_ptr<CheckedFunction> Sema::check(const Function &fn,
-                                             int64_t anyShapeRank,
-                                             DType floatType,
-                                             const StaticValues &statics) {
+std::unique_ptr<CheckedFunction>
+Sema::check(const Function &fn, int64_t anyShapeRank, DType floatType,
+            const StaticValues &statics, bool symbolicStatics) {
   auto out = std::make_unique<CheckedFunction>();
   out->fn = &fn;
   out->anyShapeRank = anyShapeRank;
   out->floatType = floatType;
   out->statics = statics;
+  out->symbolicStatics = symbolicStatics;
   FunctionSema(ctx, functions, *out).run();
   return out;
 }

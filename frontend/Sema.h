@@ -53,6 +53,9 @@ struct CallInfo {
   std::vector<int64_t> wrt;
   /// The values passed for the callee's static parameters.
   StaticValues statics;
+  /// A static argument is a size of unknown value (a function checked with
+  /// symbolic statics): the callee instance is not known, nor checked here.
+  bool unknownStatics = false;
 };
 
 /// The argument expressions of a call; `grad(f, x)(args)` keeps its callee
@@ -131,6 +134,10 @@ struct CheckedFunction {
   rt::DType floatType = rt::DType::f32;
   /// The values of the static parameters (dims of constant size here).
   StaticValues statics;
+  /// Static parameters without a value are sizes of unknown value (what
+  /// `mlxc check` checks a function with static parameters as); nothing is
+  /// generated from such a check.
+  bool symbolicStatics = false;
   /// False after diagnostics: nothing is to be generated.
   bool ok = false;
   /// The dimension symbols the parameters bind, and the shapes of the
@@ -211,7 +218,8 @@ public:
   std::unique_ptr<CheckedFunction> check(const ast::Function &fn,
                                          int64_t anyShapeRank,
                                          rt::DType floatType,
-                                         const StaticValues &statics = {});
+                                         const StaticValues &statics = {},
+                                         bool symbolicStatics = false);
 
 private:
   void error(const ast::Loc &loc, const llvm::Twine &message);

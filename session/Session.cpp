@@ -136,6 +136,22 @@ std::vector<ExportRequest> Session::allExports() const {
   return impl->compiler.allExports();
 }
 
+llvm::Error Session::checkAll() {
+  MLX_LOCK_SESSION(impl);
+  auto module = lower(allExports(), Stage::Mlx);
+  if (!module)
+    return module.takeError();
+  bool ok = true;
+  for (const auto &fn : mainModule().functions)
+    if (llvm::any_of(fn->params,
+                     [](const ast::Param &p) { return p.isStatic; }))
+      ok &= impl->compiler.sema()
+                .check(*fn, fn->isShapePolymorphic() ? 1 : 0, rt::DType::f32,
+                       {}, /*symbolicStatics=*/true)
+                ->ok;
+  return ok ? llvm::Error::success() : impl->takeError();
+}
+
 llvm::Error Session::errorAt(const ast::Loc &loc, const llvm::Twine &message) {
   MLX_LOCK_SESSION(impl);
   return impl->errorAt(impl->compiler.location(loc), message);

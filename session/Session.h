@@ -130,6 +130,10 @@ public:
   llvm::Expected<const ast::Function *> function(llvm::StringRef name);
   /// Requests for every function of the main file (`[...]` ones at rank 1).
   std::vector<ExportRequest> allExports() const;
+  /// Checks every function of the main file (`mlxc check`): those of
+  /// allExports by generating them, and those with static parameters with
+  /// the statics as sizes of unknown value.
+  llvm::Error checkAll();
 
   /// The parameter indices of `names` for a gradient of `fn`: each must be
   /// a float parameter, given once, and `fn` must have a float result.

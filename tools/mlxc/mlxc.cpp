@@ -358,8 +358,8 @@ private:
   }
 
   int check() {
-    auto module = session.lower(session.allExports(), Stage::Mlx);
-    return module ? 0 : report(module.takeError());
+    llvm::Error err = session.checkAll();
+    return err ? report(std::move(err)) : 0;
   }
 
   int emit() {
