@@ -3,13 +3,17 @@
 // include/mlxc/mlxc.h on top of session/Session.h: a Module is a session
 // that loaded one main file; a Function compiles one instance per distinct
 // request its arguments ask for (float type, `[...]` rank, static values)
-// on first use and keeps it. Tensors cross the boundary as views: no copy of
-// arguments, results handed over with their buffers.
+// on first use and keeps it; a call finds its instance from the arguments'
+// dtypes, ranks and static values without asking the session again. Tensors
+// cross the boundary as views: no copy of arguments, results handed over with
+// their buffers.
 //
 //===----------------------------------------------------------------------===//
 #include "mlxc/mlxc.h"
 
 #include "session/Session.h"
+
+#include "llvm/ADT/STLExtras.h"
 
 #include <cstring>
 #include <map>
@@ -121,11 +125,31 @@ struct FunctionState {
   };
   std::mutex mutex;
   std::map<std::string, Instance> instances;
+  /// The instance of each argumentKey seen (a call's fast path).
+  std::map<std::string, const Instance *> byArguments;
 
-  /// The instance for `args`, compiled on first use.
+  /// What picks the instance, read off the arguments alone: each one's
+  /// dtype and rank, and a static one's value.
+  std::string argumentKey(const std::vector<mlx::rt::Tensor> &args) const {
+    std::string key;
+    for (auto [k, a] : llvm::enumerate(args)) {
+      key += std::to_string((int)a.dtype()) + ":" + std::to_string(a.rank());
+      if (k < function->params.size() && function->params[k].isStatic &&
+          a.rank() == 0)
+        key += "=" + std::to_string((int64_t)a.getDouble(0));
+      key += ",";
+    }
+    return key;
+  }
+
+  /// The instance for `args`, compiled on first use; later calls with the
+  /// same argumentKey find it without the session.
   Expected<const Instance *>
   instanceFor(const std::vector<mlx::rt::Tensor> &args) {
+    std::string key = argumentKey(args);
     std::lock_guard<std::mutex> lock(mutex);
+    if (auto it = byArguments.find(key); it != byArguments.end())
+      return it->second;
     mlx::Session &session = *module->session;
     auto request = session.requestFor(*function, args);
     if (!request)
@@ -133,15 +157,15 @@ struct FunctionState {
     request->wrt = wrt;
     mlx::rt::Signature signature = session.signature(*request);
     auto found = instances.find(signature.name);
-    if (found != instances.end())
-      return &found->second;
-    auto code = session.compile({*request}, module->options);
-    if (!code)
-      return Expected<const Instance *>::failure(textOf(code.takeError()));
-    Instance &added = instances[signature.name];
-    added.code = std::move(*code);
-    added.signature = std::move(signature);
-    return &added;
+    if (found == instances.end()) {
+      auto code = session.compile({*request}, module->options);
+      if (!code)
+        return Expected<const Instance *>::failure(textOf(code.takeError()));
+      found = instances.emplace(signature.name, Instance{}).first;
+      found->second.code = std::move(*code);
+      found->second.signature = std::move(signature);
+    }
+    return byArguments[key] = &found->second;
   }
 };
 } // namespace mlxc::detail
