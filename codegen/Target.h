@@ -53,8 +53,11 @@ public:
   /// Adds the passes from linalg on tensors down to the target's last IR
   /// level.
   virtual void buildPipeline(mlir::OpPassManager &pm) const = 0;
-  /// Prints a lowered module in the target's own form (`--stage=llvm`).
+  /// Prints a lowered module in the target's own form: `stage` is what
+  /// `--stage` names, "llvm" (the host code's LLVM IR) or "spirv" (the
+  /// kernels); an error for a stage the target does not have.
   virtual llvm::Error printLowered(mlir::ModuleOp module,
+                                   llvm::StringRef stage,
                                    llvm::raw_ostream &os) const = 0;
   /// Compiles a lowered module to what `loadBinary` loads (on the CPU an
   /// object file for the host): what the compile cache keeps.

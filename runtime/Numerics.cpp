@@ -4,6 +4,7 @@
 namespace {
 thread_local std::optional<mlx::rt::NumericsReport> firstReport;
 thread_local std::optional<mlx::rt::BoundsReport> firstBoundsReport;
+thread_local std::optional<std::string> firstCallError;
 
 template <typename T> std::optional<T> take(std::optional<T> &slot) {
   std::optional<T> report = slot;
@@ -29,4 +30,13 @@ std::optional<mlx::rt::NumericsReport> mlx::rt::takeNumericsReport() {
 
 std::optional<mlx::rt::BoundsReport> mlx::rt::takeBoundsReport() {
   return take(firstBoundsReport);
+}
+
+void mlx::rt::reportCallError(std::string message) {
+  if (!firstCallError)
+    firstCallError = std::move(message);
+}
+
+std::optional<std::string> mlx::rt::takeCallError() {
+  return take(firstCallError);
 }

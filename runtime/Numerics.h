@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 
 extern "C" {
 /// Called by checked code; keeps the first report of the calling thread.
@@ -40,6 +41,13 @@ struct BoundsReport {
 
 /// Returns and clears the calling thread's first bounds report.
 std::optional<BoundsReport> takeBoundsReport();
+
+/// Keeps the calling thread's first error of a call that cannot finish (a
+/// device that fails, memory it cannot allocate); the driver reports it.
+void reportCallError(std::string message);
+
+/// Returns and clears the calling thread's first call error.
+std::optional<std::string> takeCallError();
 
 } // namespace mlx::rt
 

@@ -2,6 +2,9 @@
 #include "session/Session.h"
 
 #include "codegen/cpu/CpuTarget.h"
+#ifdef MLX_HAVE_VULKAN
+#include "codegen/vulkan/VulkanTarget.h"
+#endif
 #include "frontend/Compiler.h"
 #include "frontend/DiagnosticPrinter.h"
 #include "passes/Passes.h"
@@ -80,10 +83,18 @@ Session::create(SessionOptions options) {
   std::unique_ptr<Target> target;
   if (options.backend == "cpu")
     target = createCpuTarget();
-  else if (options.backend == "vulkan")
+  else if (options.backend == "vulkan") {
+#ifdef MLX_HAVE_VULKAN
+    auto vulkan = createVulkanTarget();
+    if (!vulkan)
+      return vulkan.takeError();
+    target = std::move(*vulkan);
+#else
     return fail("this build of mlxc has no Vulkan backend (--backend "
-                "vulkan); --backend cpu is available");
-  else
+                "vulkan; configure with -DMLX_VULKAN=ON, as scripts/setup.sh "
+                "does); --backend cpu is available");
+#endif
+  } else
     return fail("unknown backend '" + options.backend +
                 "' (--backend cpu or vulkan)");
   mlir::DialectRegistry registry;
@@ -246,9 +257,10 @@ Session::lower(const std::vector<ExportRequest> &exports, Stage stage,
   return std::move(module);
 }
 
-llvm::Error Session::printTarget(mlir::ModuleOp module, llvm::raw_ostream &os) {
+llvm::Error Session::printTarget(mlir::ModuleOp module, llvm::StringRef stage,
+                                 llvm::raw_ostream &os) {
   MLX_LOCK_SESSION(impl);
-  return impl->target->printLowered(module, os);
+  return impl->target->printLowered(module, stage, os);
 }
 
 llvm::Error Session::build(const std::vector<ExportRequest> &exports,
@@ -428,6 +440,11 @@ Module::call(llvm::StringRef name, std::vector<rt::Tensor> args) const {
                     " at element " + std::to_string(i) + " (--check-numerics)");
   std::vector<rt::Tensor> results =
       impl->executable->call(entry->signature, args);
+  if (auto error = rt::takeCallError()) {
+    rt::takeBoundsReport();
+    rt::takeNumericsReport();
+    return fail(*error);
+  }
   if (auto report = rt::takeBoundsReport()) {
     const mlir::mlx::BoundsCheck &c = impl->boundsChecks.at(report->id);
     if (c.dim < 0) // a `check` statement

@@ -164,7 +164,8 @@ public:
         CompileOptions options = {});
   /// Prints a module lowered to Stage::Target in the target's own form
   /// (LLVM IR on the CPU).
-  llvm::Error printTarget(mlir::ModuleOp module, llvm::raw_ostream &os);
+  llvm::Error printTarget(mlir::ModuleOp module, llvm::StringRef stage,
+                          llvm::raw_ostream &os);
   /// Compiles `exports` and loads them (JIT).
   llvm::Expected<std::unique_ptr<Module>>
   compile(const std::vector<ExportRequest> &exports,

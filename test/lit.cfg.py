@@ -7,7 +7,19 @@ config.test_format = lit.formats.ShTest(execute_external=True)
 config.suffixes = [".mlx", ".mlir", ".test"]
 config.excludes = ["Inputs", "fixtures", "Unit", "fuzz", "CMakeLists.txt"]
 config.test_source_root = os.path.dirname(__file__)
-config.test_exec_root = os.path.join(config.mlx_obj_root, "test")
+# `--param backend=vulkan` runs the suite on that backend ($MLX_BACKEND for
+# every mlxc), with the Vulkan validation layer on (any message it prints
+# fails the call), in a tree of its own.
+backend = lit_config.params.get("backend", "cpu")
+config.available_features.add("backend-" + backend)
+if backend == "cpu":
+    config.test_exec_root = os.path.join(config.mlx_obj_root, "test")
+else:
+    config.test_exec_root = os.path.join(config.mlx_obj_root, "test-" + backend)
+    config.environment["MLX_BACKEND"] = backend
+    config.environment["MLX_VULKAN_VALIDATION"] = "1"
+if getattr(config, "mlx_vulkan", False):
+    config.available_features.add("vulkan")
 
 tools = os.path.join(config.mlx_obj_root, "tools")
 config.substitutions.append(("%mlxc", os.path.join(tools, "mlxc", "mlxc")))
@@ -24,6 +36,8 @@ config.environment.pop("MLX_PATH", None)
 # The compile cache of the tests lives in the build tree, not in $HOME.
 config.environment["MLX_CACHE_DIR"] = os.path.join(config.mlx_obj_root, "test", "compile-cache")
 config.environment.pop("MLX_CACHE_TRACE", None)
+for name in ("MLX_VULKAN_DEVICE", "VK_ICD_FILENAMES", "VK_DRIVER_FILES"):
+    config.environment.pop(name, None)
 # Sanitized builds: programs built outside the tree cannot load an
 # instrumented libmlxc.so (the sanitizer runtime must come first).
 if getattr(config, "mlx_sanitize", False):

@@ -213,7 +213,7 @@ struct ParallelThresholdPass
   }
 };
 
-void mlx::buildLinalgToLLVMPipeline(OpPassManager &pm) {
+void mlx::buildBufferizePipeline(OpPassManager &pm) {
   // Tensors → buffers across function boundaries; exported functions take
   // and return plain (identity-layout) strided memrefs.
   bufferization::OneShotBufferizationOptions bufferization;
@@ -241,6 +241,10 @@ void mlx::buildLinalgToLLVMPipeline(OpPassManager &pm) {
   // The clones that hand out owned results (e.g. an argument returned as a
   // gradient) become alloc + copy.
   pm.addPass(createBufferizationToMemRefPass());
+}
+
+void mlx::buildLinalgToLLVMPipeline(OpPassManager &pm) {
+  buildBufferizePipeline(pm);
   // Threads: each nest's outermost parallel loops are shared out over an
   // OpenMP team (static schedule: every element is computed the same way
   // whatever the thread count, so results are bit-identical), when the nest
@@ -249,6 +253,10 @@ void mlx::buildLinalgToLLVMPipeline(OpPassManager &pm) {
   pm.addPass(std::make_unique<SequentialInnerLoopsPass>());
   pm.addPass(createConvertSCFToOpenMPPass());
   pm.addPass(std::make_unique<ParallelThresholdPass>());
+  buildHostToLLVMPipeline(pm);
+}
+
+void mlx::buildHostToLLVMPipeline(OpPassManager &pm, bool alignedAlloc) {
   // Subviews from slices carry strided metadata that LLVM lowering expands.
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
@@ -260,7 +268,9 @@ void mlx::buildLinalgToLLVMPipeline(OpPassManager &pm) {
   pm.addPass(createConvertMathToLLVMPass({/*approximateLog1p=*/false}));
   pm.addPass(createConvertMathToLibmPass());
   pm.addPass(createArithToLLVMConversionPass());
-  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  FinalizeMemRefToLLVMConversionPassOptions memrefOptions;
+  memrefOptions.useAlignedAlloc = alignedAlloc;
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefOptions));
   pm.addPass(createConvertControlFlowToLLVMPass());
   pm.addPass(createConvertFuncToLLVMPass());
   pm.addPass(createConvertOpenMPToLLVMPass());

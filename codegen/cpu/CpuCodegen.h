@@ -39,6 +39,16 @@ void registerCpuTargetDialects(DialectRegistry &registry);
 /// linalg on tensors → LLVM dialect: bufferize, free buffers, loops, LLVM.
 void buildLinalgToLLVMPipeline(OpPassManager &pm);
 
+/// The first part of it, for every target: tensors → buffers (identity
+/// layouts at function boundaries, arguments read-only, copies as
+/// linalg.copy), every temporary freed, results returned owned.
+void buildBufferizePipeline(OpPassManager &pm);
+
+/// The last part: loops, memrefs, math and arith → the LLVM dialect.
+/// `alignedAlloc` allocates through aligned_alloc (else malloc plus
+/// padding).
+void buildHostToLLVMPipeline(OpPassManager &pm, bool alignedAlloc = false);
+
 /// `mlx-approximate-math`: f32 exp, log, log1p, tanh and erf as polynomial
 /// approximations (vectorizable; bounds in CpuCodegen.cpp).
 std::unique_ptr<Pass> createApproximateMathPass();

@@ -41,83 +41,24 @@ namespace {
 /// The OpenMP runtime's file, loaded by the JIT and linked by `mlxc build`.
 constexpr const char *kOpenMPRuntime = "libomp.so.5";
 
-/// JIT-compiled code, called through `mlx_call_NAME(void **args)`.
+/// JIT-compiled CPU code.
 class CpuExecutable : public rt::Executable {
 public:
-  explicit CpuExecutable(std::unique_ptr<llvm::orc::LLJIT> jit)
-      : jit(std::move(jit)) {}
+  explicit CpuExecutable(std::unique_ptr<HostCode> code)
+      : code(std::move(code)) {}
 
   bool exports(const std::string &name) const override {
-    return entry(name) != nullptr;
+    return code->entry(name) != nullptr;
   }
 
   std::vector<rt::Tensor>
   call(const rt::Signature &sig,
        const std::vector<rt::Tensor> &args) const override {
-    using Entry = void (*)(void **);
-    auto fn = reinterpret_cast<Entry>(entry(sig.name));
-    assert(fn && "call of a function the executable does not export");
-    std::vector<std::vector<int64_t>> descriptors;
-    for (const rt::Tensor &a : args) {
-      std::vector<int64_t> desc(3 + 2 * a.rank());
-      desc[0] = desc[1] = (int64_t)(intptr_t)a.data();
-      desc[2] = 0;
-      for (int64_t d = 0; d < a.rank(); ++d) {
-        desc[3 + d] = a.shape()[d];
-        desc[3 + a.rank() + d] = a.strides()[d];
-      }
-      descriptors.push_back(std::move(desc));
-    }
-    size_t resultWords = 0;
-    for (const rt::ResultSpec &r : sig.results)
-      resultWords += 3 + 2 * r.rank;
-    std::vector<int64_t> results(resultWords, 0);
-    std::vector<void *> packed = {results.data()};
-    for (auto &desc : descriptors)
-      packed.push_back(desc.data());
-    fn(packed.data());
-
-    // The buffer deallocation pipeline returns every result of an exported
-    // function owned (a returned argument or constant is cloned), so each
-    // allocation is the caller's; results may share one.
-    std::map<intptr_t, std::shared_ptr<void>> owners;
-    std::vector<rt::Tensor> out;
-    size_t at = 0;
-    for (const rt::ResultSpec &r : sig.results) {
-      int64_t *desc = results.data() + at;
-      at += 3 + 2 * r.rank;
-      auto allocated = (intptr_t)desc[0];
-      std::vector<int64_t> shape(desc + 3, desc + 3 + r.rank);
-      std::vector<int64_t> strides(desc + 3 + r.rank, desc + 3 + 2 * r.rank);
-      void *data =
-          (char *)(intptr_t)desc[1] + desc[2] * (int64_t)rt::dtypeSize(r.dtype);
-      std::shared_ptr<void> &owner = owners[allocated];
-      if (!owner)
-        owner = std::shared_ptr<void>((void *)allocated, mlx_free);
-      out.push_back(rt::Tensor::view(r.dtype, shape, strides, data, owner));
-    }
-    return out;
+    return code->call(sig, args, mlx_free);
   }
 
 private:
-  /// The packed entry point of `name` (looked up in the JIT once, then
-  /// remembered: calls are the hot path).
-  void *entry(const std::string &name) const {
-    std::lock_guard<std::mutex> lock(entriesMutex);
-    auto [it, inserted] = entries.try_emplace(name, nullptr);
-    if (inserted) {
-      auto address = jit->lookup("mlx_call_" + name);
-      if (address)
-        it->second = address->toPtr<void *>();
-      else
-        llvm::consumeError(address.takeError());
-    }
-    return it->second;
-  }
-
-  std::unique_ptr<llvm::orc::LLJIT> jit;
-  mutable std::mutex entriesMutex;
-  mutable std::map<std::string, void *> entries;
+  std::unique_ptr<HostCode> code;
 };
 
 llvm::Error fail(const llvm::Twine &message) {
@@ -156,8 +97,10 @@ public:
     mlir::mlx::buildLinalgToCpuPipeline(pm);
   }
 
-  llvm::Error printLowered(mlir::ModuleOp module,
+  llvm::Error printLowered(mlir::ModuleOp module, llvm::StringRef stage,
                            llvm::raw_ostream &os) const override {
+    if (stage != "llvm")
+      return fail("--stage=" + stage + " needs --backend vulkan");
     llvm::LLVMContext llvmCtx;
     std::string error;
     auto llvmModule = mlir::mlx::translateToLLVMIR(module, llvmCtx, error);
@@ -180,42 +123,12 @@ public:
 
   llvm::Expected<std::unique_ptr<rt::Executable>>
   loadBinary(llvm::StringRef binary) const override {
-    mlir::mlx::initializeNativeTarget();
-    if (llvm::Error err = loadThreadRuntime())
-      return std::move(err);
-    auto jit = llvm::orc::LLJITBuilder().create();
-    if (!jit)
-      return jit.takeError();
-    llvm::orc::JITDylib &lib = (*jit)->getMainJITDylib();
-    // libm and libomp from the process; what checked code reports to
-    // (runtime/Numerics.h) and its allocator by address.
-    auto process =
-        llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
-            (*jit)->getDataLayout().getGlobalPrefix());
-    if (!process)
-      return process.takeError();
-    lib.addGenerator(std::move(*process));
-    llvm::orc::MangleAndInterner mangle((*jit)->getExecutionSession(),
-                                        (*jit)->getDataLayout());
-    llvm::orc::SymbolMap reports;
-    reports[mangle("mlx_report_nonfinite")] = {
-        llvm::orc::ExecutorAddr::fromPtr(&mlx_report_nonfinite),
-        llvm::JITSymbolFlags::Exported};
-    reports[mangle(mlir::mlx::kOutOfBoundsReport)] = {
-        llvm::orc::ExecutorAddr::fromPtr(&mlx_report_out_of_bounds),
-        llvm::JITSymbolFlags::Exported};
     // Its memory: large blocks are reused (runtime/Allocator.h).
-    reports[mangle("malloc")] = {llvm::orc::ExecutorAddr::fromPtr(&mlx_alloc),
-                                 llvm::JITSymbolFlags::Exported};
-    reports[mangle("free")] = {llvm::orc::ExecutorAddr::fromPtr(&mlx_free),
-                               llvm::JITSymbolFlags::Exported};
-    if (llvm::Error err =
-            lib.define(llvm::orc::absoluteSymbols(std::move(reports))))
-      return std::move(err);
-    if (llvm::Error err = (*jit)->addObjectFile(
-            llvm::MemoryBuffer::getMemBufferCopy(binary, "mlx-object")))
-      return std::move(err);
-    return std::make_unique<CpuExecutable>(std::move(*jit));
+    auto code = HostCode::load(
+        binary, {{"malloc", (void *)&mlx_alloc}, {"free", (void *)&mlx_free}});
+    if (!code)
+      return code.takeError();
+    return std::make_unique<CpuExecutable>(std::move(*code));
   }
 
   std::string binaryKey(const CodegenOptions &options) const override {
@@ -303,6 +216,108 @@ public:
 };
 
 } // namespace
+
+HostCode::HostCode(std::unique_ptr<llvm::orc::LLJIT> jit)
+    : jit(std::move(jit)) {}
+HostCode::~HostCode() = default;
+
+llvm::Expected<std::unique_ptr<HostCode>>
+HostCode::load(llvm::StringRef object,
+               const std::map<std::string, void *> &overrides) {
+  mlir::mlx::initializeNativeTarget();
+  if (llvm::Error err = loadThreadRuntime())
+    return std::move(err);
+  auto jit = llvm::orc::LLJITBuilder().create();
+  if (!jit)
+    return jit.takeError();
+  llvm::orc::JITDylib &lib = (*jit)->getMainJITDylib();
+  // libm and libomp from the process; what checked code reports to
+  // (runtime/Numerics.h) by address, and the overrides.
+  auto process = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
+      (*jit)->getDataLayout().getGlobalPrefix());
+  if (!process)
+    return process.takeError();
+  lib.addGenerator(std::move(*process));
+  llvm::orc::MangleAndInterner mangle((*jit)->getExecutionSession(),
+                                      (*jit)->getDataLayout());
+  std::map<std::string, void *> symbols = {
+      {"mlx_report_nonfinite", (void *)&mlx_report_nonfinite},
+      {mlir::mlx::kOutOfBoundsReport.str(), (void *)&mlx_report_out_of_bounds}};
+  for (const auto &[name, address] : overrides)
+    symbols[name] = address;
+  llvm::orc::SymbolMap defined;
+  for (const auto &[name, address] : symbols)
+    defined[mangle(name)] = {llvm::orc::ExecutorAddr::fromPtr(address),
+                             llvm::JITSymbolFlags::Exported};
+  if (llvm::Error err =
+          lib.define(llvm::orc::absoluteSymbols(std::move(defined))))
+    return std::move(err);
+  if (llvm::Error err = (*jit)->addObjectFile(
+          llvm::MemoryBuffer::getMemBufferCopy(object, "mlx-object")))
+    return std::move(err);
+  return std::unique_ptr<HostCode>(new HostCode(std::move(*jit)));
+}
+
+void *HostCode::entry(const std::string &name) const {
+  std::lock_guard<std::mutex> lock(entriesMutex);
+  auto [it, inserted] = entries.try_emplace(name, nullptr);
+  if (inserted) {
+    auto address = jit->lookup("mlx_call_" + name);
+    if (address)
+      it->second = address->toPtr<void *>();
+    else
+      llvm::consumeError(address.takeError());
+  }
+  return it->second;
+}
+
+std::vector<rt::Tensor> HostCode::call(const rt::Signature &sig,
+                                       const std::vector<rt::Tensor> &args,
+                                       void (*freeFn)(void *)) const {
+  using Entry = void (*)(void **);
+  auto fn = reinterpret_cast<Entry>(entry(sig.name));
+  assert(fn && "call of a function the code does not export");
+  std::vector<std::vector<int64_t>> descriptors;
+  for (const rt::Tensor &a : args) {
+    std::vector<int64_t> desc(3 + 2 * a.rank());
+    desc[0] = desc[1] = (int64_t)(intptr_t)a.data();
+    desc[2] = 0;
+    for (int64_t d = 0; d < a.rank(); ++d) {
+      desc[3 + d] = a.shape()[d];
+      desc[3 + a.rank() + d] = a.strides()[d];
+    }
+    descriptors.push_back(std::move(desc));
+  }
+  size_t resultWords = 0;
+  for (const rt::ResultSpec &r : sig.results)
+    resultWords += 3 + 2 * r.rank;
+  std::vector<int64_t> results(resultWords, 0);
+  std::vector<void *> packed = {results.data()};
+  for (auto &desc : descriptors)
+    packed.push_back(desc.data());
+  fn(packed.data());
+
+  // The buffer deallocation pipeline returns every result of an exported
+  // function owned (a returned argument or constant is cloned), so each
+  // allocation is the caller's; results may share one.
+  std::map<intptr_t, std::shared_ptr<void>> owners;
+  std::vector<rt::Tensor> out;
+  size_t at = 0;
+  for (const rt::ResultSpec &r : sig.results) {
+    int64_t *desc = results.data() + at;
+    at += 3 + 2 * r.rank;
+    auto allocated = (intptr_t)desc[0];
+    std::vector<int64_t> shape(desc + 3, desc + 3 + r.rank);
+    std::vector<int64_t> strides(desc + 3 + r.rank, desc + 3 + 2 * r.rank);
+    void *data =
+        (char *)(intptr_t)desc[1] + desc[2] * (int64_t)rt::dtypeSize(r.dtype);
+    std::shared_ptr<void> &owner = owners[allocated];
+    if (!owner)
+      owner = std::shared_ptr<void>((void *)allocated, freeFn);
+    out.push_back(rt::Tensor::view(r.dtype, shape, strides, data, owner));
+  }
+  return out;
+}
 
 std::unique_ptr<Target> mlx::createCpuTarget() {
   return std::make_unique<CpuTarget>();

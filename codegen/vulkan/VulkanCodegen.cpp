@@ -1,0 +1,546 @@
+//===- VulkanCodegen.cpp - the Vulkan backend's passes ----------*- C++ -*-===//
+//
+// From linalg on tensors to host code in the LLVM dialect that launches
+// SPIR-V kernels through runtime/vulkan (VulkanCodegen.h has the plan).
+// Upstream does the heavy lifting: bufferization, linalg → parallel loops,
+// scf.parallel → gpu.launch, kernel outlining, GPU/arith/math/memref →
+// SPIR-V, SPIR-V serialization. Our passes map loop nests to workgroups,
+// give kernels plain one-dimensional buffers (SPIR-V has no dynamic
+// multi-dimensional arrays), and turn launches into runtime calls.
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/vulkan/VulkanCodegen.h"
+#include "codegen/cpu/CpuCodegen.h"
+
+#include "mlir/AsmParser/AsmParser.h"
+#include "mlir/Conversion/GPUToSPIRV/GPUToSPIRVPass.h"
+#include "mlir/Conversion/MathToSPIRV/MathToSPIRVPass.h"
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Conversion/SCFToGPU/SCFToGPUPass.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Transforms/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/ParallelLoopMapper.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Transforms/Transforms.h"
+#include "mlir/Dialect/SPIRV/IR/SPIRVDialect.h"
+#include "mlir/Dialect/SPIRV/IR/SPIRVOps.h"
+#include "mlir/Dialect/SPIRV/IR/TargetAndABI.h"
+#include "mlir/Dialect/SPIRV/Transforms/Passes.h"
+#include "mlir/IR/AsmState.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Target/SPIRV/Serialization.h"
+#include "mlir/Transforms/Passes.h"
+#include "mlir/Transforms/RegionUtils.h"
+
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+using ::mlx::vk::ArgKind;
+
+namespace {
+
+/// The invocations of a workgroup, along the innermost loop dimension.
+constexpr int64_t kWorkgroupSize = 64;
+
+/// The module attribute that lists the kernels.
+constexpr llvm::StringLiteral kKernelsAttr = "mlx.vulkan.kernels";
+
+bool containsParallelLoop(Operation *op) {
+  return op->walk([](scf::ParallelOp) { return WalkResult::interrupt(); })
+      .wasInterrupted();
+}
+
+bool accessesMemory(Operation *op) {
+  return op
+      ->walk([](Operation *o) {
+        return isa<memref::LoadOp, memref::StoreOp>(o) ? WalkResult::interrupt()
+                                                       : WalkResult::advance();
+      })
+      .wasInterrupted();
+}
+
+/// `mlx-vulkan-copies`: memref.copy (what bufferization makes of the clone
+/// that hands out an owned result) as linalg.copy, so that it becomes a
+/// kernel like every other loop nest.
+struct CopiesToLinalgPass
+    : public PassWrapper<CopiesToLinalgPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CopiesToLinalgPass)
+  void runOnOperation() override {
+    SmallVector<memref::CopyOp> copies;
+    getOperation().walk([&](memref::CopyOp c) { copies.push_back(c); });
+    for (memref::CopyOp c : copies) {
+      OpBuilder b(c);
+      b.create<linalg::CopyOp>(c.getLoc(), c.getSource(), c.getTarget());
+      c.erase();
+    }
+  }
+};
+
+/// `mlx-vulkan-map-loops`: makes every loop nest of the host code that
+/// touches memory a kernel-to-be: an scf.parallel whose innermost
+/// dimension is tiled by the workgroup size and mapped to invocations
+/// (consecutive invocations, consecutive elements), its next two outer
+/// dimensions to the workgroup grid's y and z, further ones sequential
+/// within an invocation. A sequential nest (a reduction to a scalar, a
+/// recurrence) runs whole in a one-invocation kernel. Loops that contain
+/// parallel loops (a recurrence's steps) stay on the host and launch them.
+struct MapLoopsPass
+    : public PassWrapper<MapLoopsPass, OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(MapLoopsPass)
+
+  void collect(Region &region, SmallVector<scf::ParallelOp> &kernels) {
+    for (Block &block : region)
+      for (Operation &op : llvm::make_early_inc_range(block)) {
+        if (auto loop = dyn_cast<scf::ParallelOp>(op)) {
+          kernels.push_back(loop);
+          continue;
+        }
+        if (isa<scf::ForOp, scf::WhileOp>(op) && !containsParallelLoop(&op)) {
+          if (op.getNumResults() == 0 && accessesMemory(&op))
+            kernels.push_back(wrap(&op));
+          continue;
+        }
+        for (Region &inner : op.getRegions())
+          collect(inner, kernels);
+      }
+  }
+
+  /// `op` inside a one-iteration scf.parallel.
+  scf::ParallelOp wrap(Operation *op) {
+    OpBuilder b(op);
+    Location loc = op->getLoc();
+    Value zero = b.create<arith::ConstantIndexOp>(loc, 0);
+    Value one = b.create<arith::ConstantIndexOp>(loc, 1);
+    auto loop = b.create<scf::ParallelOp>(loc, ValueRange{zero},
+                                          ValueRange{one}, ValueRange{one});
+    op->moveBefore(loop.getBody()->getTerminator());
+    return loop;
+  }
+
+  void runOnOperation() override {
+    SmallVector<scf::ParallelOp> kernels;
+    collect(getOperation().getBody(), kernels);
+    MLIRContext *ctx = &getContext();
+    auto identity = AffineMap::getMultiDimIdentityMap(1, ctx);
+    auto dim = [&](gpu::Processor p) {
+      return gpu::ParallelLoopDimMappingAttr::get(ctx, p, identity, identity);
+    };
+    for (scf::ParallelOp loop : kernels) {
+      unsigned n = loop.getNumLoops();
+      bool single = false;
+      if (n == 1)
+        if (auto ub = getConstantIntValue(loop.getUpperBound()[0]))
+          single = *ub == 1;
+      SmallVector<int64_t> tiles(n, 1);
+      tiles.back() = single ? 1 : kWorkgroupSize;
+      auto [outer, inner] =
+          scf::tileParallelLoop(loop, tiles, /*noMinMaxBounds=*/true);
+      SmallVector<gpu::ParallelLoopDimMappingAttr> blocks, threads;
+      const gpu::Processor grid[] = {gpu::Processor::BlockX,
+                                     gpu::Processor::BlockY,
+                                     gpu::Processor::BlockZ};
+      for (unsigned k = 0; k < n; ++k) {
+        unsigned fromInnermost = n - 1 - k;
+        blocks.push_back(dim(fromInnermost < 3 ? grid[fromInnermost]
+                                               : gpu::Processor::Sequential));
+        threads.push_back(dim(fromInnermost == 0 ? gpu::Processor::ThreadX
+                                                 : gpu::Processor::Sequential));
+      }
+      if (failed(gpu::setMappingAttr(outer, blocks)) ||
+          failed(gpu::setMappingAttr(inner, threads)))
+        return signalPassFailure();
+    }
+  }
+};
+
+/// `mlx-vulkan-flatten-buffers`: gives each gpu.launch one-dimensional
+/// buffers. A buffer the kernel uses becomes its base (from
+/// memref.extract_strided_metadata on the host) as memref<?xT>, with the
+/// offset, sizes and strides as scalars: loads and stores index it at
+/// offset + Σ index·stride, memref.dim reads the size. Constants the kernel
+/// uses are cloned into it instead of passed.
+struct FlattenBuffersPass
+    : public PassWrapper<FlattenBuffersPass, OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(FlattenBuffersPass)
+
+  LogicalResult flatten(gpu::LaunchOp launch) {
+    Region &body = launch.getBody();
+    llvm::SetVector<Value> captured;
+    getUsedValuesDefinedAbove(body, captured);
+    for (Value v : captured) {
+      auto type = dyn_cast<MemRefType>(v.getType());
+      if (!type)
+        continue;
+      OpBuilder host(launch);
+      Location loc = launch.getLoc();
+      auto meta = host.create<memref::ExtractStridedMetadataOp>(loc, v);
+      Value zero = host.create<arith::ConstantIndexOp>(loc, 0);
+      Value one = host.create<arith::ConstantIndexOp>(loc, 1);
+      // The extent the buffer spans: offset + Σ (size − 1)·stride + 1.
+      Value extent = host.create<arith::AddIOp>(loc, meta.getOffset(), one);
+      for (auto [size, stride] :
+           llvm::zip(meta.getSizes(), meta.getStrides())) {
+        Value last = host.create<arith::SubIOp>(loc, size, one);
+        extent = host.create<arith::AddIOp>(
+            loc, extent, host.create<arith::MulIOp>(loc, last, stride));
+      }
+      extent = host.create<arith::MaxSIOp>(loc, extent, zero);
+      auto flatType =
+          MemRefType::get({ShapedType::kDynamic}, type.getElementType(),
+                          AffineMap(), type.getMemorySpace());
+      Value flat = host.create<memref::ReinterpretCastOp>(
+          loc, flatType, meta.getBaseBuffer(), zero, ValueRange{extent},
+          ValueRange{one});
+      auto linear = [&](OpBuilder &b, Location at, ValueRange indices) {
+        Value index = meta.getOffset();
+        for (auto [i, stride] : llvm::zip(indices, meta.getStrides()))
+          index = b.create<arith::AddIOp>(
+              at, index, b.create<arith::MulIOp>(at, i, stride));
+        return index;
+      };
+      for (OpOperand &use : llvm::make_early_inc_range(v.getUses())) {
+        Operation *user = use.getOwner();
+        if (!body.isAncestor(user->getParentRegion()))
+          continue;
+        OpBuilder b(user);
+        if (auto load = dyn_cast<memref::LoadOp>(user)) {
+          Value index = linear(b, load.getLoc(), load.getIndices());
+          load.replaceAllUsesWith(
+              b.create<memref::LoadOp>(load.getLoc(), flat, index).getResult());
+          load.erase();
+        } else if (auto store = dyn_cast<memref::StoreOp>(user)) {
+          Value index = linear(b, store.getLoc(), store.getIndices());
+          b.create<memref::StoreOp>(store.getLoc(), store.getValue(), flat,
+                                    index);
+          store.erase();
+        } else if (auto dimOp = dyn_cast<memref::DimOp>(user)) {
+          auto k = dimOp.getConstantIndex();
+          if (!k)
+            return dimOp.emitError("a dimension by a variable index in a "
+                                   "Vulkan kernel");
+          dimOp.replaceAllUsesWith(meta.getSizes()[*k]);
+          dimOp.erase();
+        } else {
+          return user->emitError("'")
+                 << user->getName() << "' on a buffer in a Vulkan kernel is "
+                 << "not supported yet";
+        }
+      }
+    }
+    // Constants are cheaper made inside than passed.
+    captured.clear();
+    getUsedValuesDefinedAbove(body, captured);
+    OpBuilder inside(&body.front(), body.front().begin());
+    for (Value v : captured) {
+      Operation *def = v.getDefiningOp();
+      if (!def || !def->hasTrait<OpTrait::ConstantLike>())
+        continue;
+      Value copy = inside.clone(*def)->getResult(0);
+      replaceAllUsesInRegionWith(v, copy, body);
+    }
+    return success();
+  }
+
+  void runOnOperation() override {
+    SmallVector<gpu::LaunchOp> launches;
+    getOperation().walk([&](gpu::LaunchOp l) { launches.push_back(l); });
+    for (gpu::LaunchOp launch : launches)
+      if (failed(flatten(launch)))
+        return signalPassFailure();
+  }
+};
+
+/// The kind of a kernel argument of type `type`, if the runtime can pass
+/// it (index is 32 bits in the kernels).
+std::optional<ArgKind> argKind(Type type) {
+  if (auto memref = dyn_cast<MemRefType>(type))
+    return memref.getRank() == 1 ? std::optional(ArgKind::Buffer)
+                                 : std::nullopt;
+  if (type.isIndex() || type.isInteger(32))
+    return ArgKind::I32;
+  if (type.isInteger(64))
+    return ArgKind::I64;
+  if (type.isF32())
+    return ArgKind::F32;
+  if (type.isF64())
+    return ArgKind::F64;
+  return std::nullopt;
+}
+
+/// `mlx-vulkan-kernel-abi`: the module's SPIR-V target environment, and
+/// each outlined kernel's workgroup size (the launch's block size) as its
+/// entry point ABI; checks that the runtime can pass every argument.
+struct KernelAbiPass
+    : public PassWrapper<KernelAbiPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(KernelAbiPass)
+  explicit KernelAbiPass(std::string targetEnv)
+      : targetEnv(std::move(targetEnv)) {}
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    Attribute env = parseAttribute(targetEnv, &getContext());
+    if (!env) {
+      module.emitError("bad SPIR-V target environment ") << targetEnv;
+      return signalPassFailure();
+    }
+    module->setAttr(spirv::getTargetEnvAttrName(), env);
+    WalkResult result = module.walk([&](gpu::LaunchFuncOp launch) {
+      auto fn = SymbolTable::lookupNearestSymbolFrom<gpu::GPUFuncOp>(
+          launch, launch.getKernel());
+      if (!fn) {
+        launch.emitError("no kernel ") << launch.getKernel();
+        return WalkResult::interrupt();
+      }
+      SmallVector<int32_t> size;
+      for (Value v : {launch.getBlockSizeX(), launch.getBlockSizeY(),
+                      launch.getBlockSizeZ()}) {
+        auto c = getConstantIntValue(v);
+        if (!c) {
+          launch.emitError("a Vulkan kernel's workgroup size must be known");
+          return WalkResult::interrupt();
+        }
+        size.push_back((int32_t)*c);
+      }
+      fn->setAttr(spirv::getEntryPointABIAttrName(),
+                  spirv::getEntryPointABIAttr(&getContext(), size));
+      for (Type t : fn.getArgumentTypes())
+        if (!argKind(t)) {
+          launch.emitError("a Vulkan kernel cannot take an argument of type ")
+              << t;
+          return WalkResult::interrupt();
+        }
+      return WalkResult::advance();
+    });
+    if (result.wasInterrupted())
+      signalPassFailure();
+  }
+  std::string targetEnv;
+};
+
+/// `mlx-vulkan-launch-calls`: serializes each kernel's spirv.module into
+/// the module's kernel list, replaces each gpu.launch_func by a call of
+/// mlx_vk_launch(kernel, grid x, y, z, args) (args: an i64 array on the
+/// stack: buffer addresses and scalar bits), and drops the GPU and SPIR-V
+/// modules. Host code that reads or writes memory itself first calls
+/// mlx_vk_sync.
+struct LaunchCallsPass
+    : public PassWrapper<LaunchCallsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(LaunchCallsPass)
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    MLIRContext *ctx = &getContext();
+    OpBuilder b(ctx);
+    // The kernels: one per gpu.module, whose spirv.module is
+    // __spv__<name>.
+    llvm::StringMap<int64_t> kernelIndex;
+    SmallVector<Attribute> kernels;
+    for (auto gpuModule : module.getOps<gpu::GPUModuleOp>()) {
+      auto spv = module.lookupSymbol<spirv::ModuleOp>(
+          ("__spv__" + gpuModule.getName()).str());
+      auto fns = llvm::to_vector(gpuModule.getOps<gpu::GPUFuncOp>());
+      if (!spv || fns.size() != 1) {
+        gpuModule.emitError("kernel module not lowered to SPIR-V");
+        return signalPassFailure();
+      }
+      SmallVector<uint32_t> words;
+      if (failed(spirv::serialize(spv, words)))
+        return signalPassFailure();
+      SmallVector<int32_t> kinds;
+      for (Type t : fns[0].getArgumentTypes())
+        kinds.push_back((int32_t)*argKind(t));
+      auto abi = spirv::lookupEntryPointABI(fns[0]);
+      std::string assembly;
+      llvm::raw_string_ostream os(assembly);
+      spv.print(os);
+      NamedAttribute fields[] = {
+          b.getNamedAttr("name", b.getStringAttr(fns[0].getName())),
+          b.getNamedAttr(
+              "spirv", DenseI32ArrayAttr::get(
+                           ctx, ArrayRef<int32_t>((const int32_t *)words.data(),
+                                                  words.size()))),
+          b.getNamedAttr("workgroup", abi.getWorkgroupSize()),
+          b.getNamedAttr("args", DenseI32ArrayAttr::get(ctx, kinds)),
+          b.getNamedAttr("assembly", b.getStringAttr(assembly))};
+      kernelIndex[gpuModule.getName()] = (int64_t)kernels.size();
+      kernels.push_back(b.getDictionaryAttr(fields));
+    }
+    module->setAttr(kKernelsAttr, b.getArrayAttr(kernels));
+
+    auto i64 = b.getI64Type();
+    auto launchType = b.getFunctionType({i64, i64, i64, i64, i64}, {});
+    auto syncType = b.getFunctionType({}, {});
+    b.setInsertionPointToEnd(module.getBody());
+    auto declare = [&](StringRef name, FunctionType type) {
+      if (module.lookupSymbol(name))
+        return;
+      auto f = b.create<func::FuncOp>(module.getLoc(), name, type);
+      f.setPrivate();
+    };
+    declare("mlx_vk_launch", launchType);
+    declare("mlx_vk_sync", syncType);
+
+    SmallVector<gpu::LaunchFuncOp> launches;
+    module.walk([&](gpu::LaunchFuncOp l) { launches.push_back(l); });
+    for (gpu::LaunchFuncOp launch : launches) {
+      Location loc = launch.getLoc();
+      auto fn = launch->getParentOfType<func::FuncOp>();
+      // The argument array, once per launch site at the function's entry.
+      b.setInsertionPointToStart(&fn.getBody().front());
+      auto arrayType = MemRefType::get(
+          {(int64_t)std::max<size_t>(1, launch.getKernelOperands().size())},
+          i64);
+      Value array = b.create<memref::AllocaOp>(loc, arrayType);
+      b.setInsertionPoint(launch);
+      for (auto [k, v] : llvm::enumerate(launch.getKernelOperands())) {
+        Value bits;
+        Type t = v.getType();
+        if (isa<MemRefType>(t))
+          bits = b.create<arith::IndexCastOp>(
+              loc, i64,
+              b.create<memref::ExtractAlignedPointerAsIndexOp>(loc, v));
+        else if (t.isIndex())
+          bits = b.create<arith::IndexCastOp>(loc, i64, v);
+        else if (t.isInteger(32))
+          bits = b.create<arith::ExtSIOp>(loc, i64, v);
+        else if (t.isInteger(64))
+          bits = v;
+        else if (t.isF32())
+          bits = b.create<arith::ExtUIOp>(
+              loc, i64, b.create<arith::BitcastOp>(loc, b.getI32Type(), v));
+        else if (t.isF64())
+          bits = b.create<arith::BitcastOp>(loc, i64, v);
+        Value at = b.create<arith::ConstantIndexOp>(loc, k);
+        b.create<memref::StoreOp>(loc, bits, array, ValueRange{at});
+      }
+      Value address = b.create<arith::IndexCastOp>(
+          loc, i64,
+          b.create<memref::ExtractAlignedPointerAsIndexOp>(loc, array));
+      auto id = b.create<arith::ConstantIntOp>(
+          loc, kernelIndex.lookup(launch.getKernelModuleName()), 64);
+      auto grid = [&](Value v) {
+        return b.create<arith::IndexCastOp>(loc, i64, v).getResult();
+      };
+      b.create<func::CallOp>(loc, "mlx_vk_launch", TypeRange{},
+                             ValueRange{id, grid(launch.getGridSizeX()),
+                                        grid(launch.getGridSizeY()),
+                                        grid(launch.getGridSizeZ()), address});
+      launch.erase();
+    }
+    for (Operation &op : llvm::make_early_inc_range(*module.getBody()))
+      if (isa<gpu::GPUModuleOp, spirv::ModuleOp>(op))
+        op.erase();
+    module->removeAttr(gpu::GPUDialect::getContainerModuleAttrName());
+    module->removeAttr(spirv::getTargetEnvAttrName());
+
+    // Host code's own memory accesses wait for the kernels recorded before.
+    SmallVector<Operation *> hostAccesses;
+    module.walk([&](Operation *op) {
+      if (isa<memref::LoadOp, memref::StoreOp>(op)) {
+        auto memref = cast<MemRefType>(
+            op->getOperand(isa<memref::LoadOp>(op) ? 0 : 1).getType());
+        bool stack = false;
+        if (Operation *def =
+                op->getOperand(isa<memref::LoadOp>(op) ? 0 : 1).getDefiningOp())
+          stack = isa<memref::AllocaOp>(def);
+        (void)memref;
+        if (!stack)
+          hostAccesses.push_back(op);
+      }
+    });
+    for (Operation *op : hostAccesses) {
+      b.setInsertionPoint(op);
+      b.create<func::CallOp>(op->getLoc(), "mlx_vk_sync", TypeRange{},
+                             ValueRange{});
+    }
+  }
+};
+
+} // namespace
+
+void mlir::mlx::registerVulkanTargetDialects(DialectRegistry &registry) {
+  mlx::registerCpuTargetDialects(registry);
+  registry.insert<gpu::GPUDialect, spirv::SPIRVDialect, scf::SCFDialect>();
+}
+
+std::string mlir::mlx::targetEnvFor(const ::mlx::vk::DeviceInfo &device) {
+  std::string caps = "Shader", exts = "SPV_KHR_storage_buffer_storage_class";
+  if (device.float64)
+    caps += ", Float64";
+  if (device.int64)
+    caps += ", Int64";
+  if (device.int16)
+    caps += ", Int16";
+  if (device.int8)
+    caps += ", Int8";
+  if (device.storage8) {
+    caps += ", StorageBuffer8BitAccess";
+    exts += ", SPV_KHR_8bit_storage";
+  }
+  return "#spirv.target_env<#spirv.vce<v1.3, [" + caps + "], [" + exts +
+         "]>, api=Vulkan, #spirv.resource_limits<max_compute_workgroup_"
+         "invocations = " +
+         std::to_string(std::max<uint32_t>(device.maxWorkgroupInvocations,
+                                           kWorkgroupSize)) +
+         ", subgroup_size = " +
+         std::to_string(std::max<uint32_t>(device.subgroupSize, 1)) + ">>";
+}
+
+void mlir::mlx::buildLinalgToVulkanPipeline(OpPassManager &pm,
+                                            const std::string &targetEnv) {
+  mlx::buildBufferizePipeline(pm);
+  pm.addPass(std::make_unique<CopiesToLinalgPass>());
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
+  // Subviews and reshapes fold into the loads and stores through them.
+  pm.addPass(memref::createFoldMemRefAliasOpsPass());
+  pm.addNestedPass<func::FuncOp>(std::make_unique<MapLoopsPass>());
+  pm.addPass(createParallelLoopToGpuPass());
+  pm.addNestedPass<func::FuncOp>(std::make_unique<FlattenBuffersPass>());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createGpuKernelOutliningPass());
+  pm.addPass(std::make_unique<KernelAbiPass>(targetEnv));
+  // The same f32 exp/log/tanh/erf as on the CPU (GLSL has no erf, and its
+  // tanh overflows to NaN for large arguments on some drivers).
+  pm.addPass(mlx::createApproximateMathPass());
+  pm.addNestedPass<gpu::GPUModuleOp>(arith::createArithExpandOpsPass());
+  pm.addNestedPass<gpu::GPUModuleOp>(createConvertMathToSPIRVPass());
+  pm.addPass(createConvertGPUToSPIRVPass(/*mapMemorySpace=*/true));
+  OpPassManager &spv = pm.nest<spirv::ModuleOp>();
+  spv.addPass(spirv::createSPIRVLowerABIAttributesPass());
+  spv.addPass(spirv::createSPIRVUpdateVCEPass());
+  pm.addPass(std::make_unique<LaunchCallsPass>());
+  mlx::buildHostToLLVMPipeline(pm, /*alignedAlloc=*/true);
+}
+
+std::vector<mlir::mlx::LoweredKernel> mlir::mlx::readKernels(ModuleOp module,
+                                                             bool strip) {
+  std::vector<LoweredKernel> out;
+  auto list = module->getAttrOfType<ArrayAttr>(kKernelsAttr);
+  if (!list)
+    return out;
+  for (Attribute a : list) {
+    auto d = cast<DictionaryAttr>(a);
+    LoweredKernel k;
+    k.spec.name = cast<StringAttr>(d.get("name")).str();
+    auto words = cast<DenseI32ArrayAttr>(d.get("spirv")).asArrayRef();
+    k.spec.spirv.assign(words.begin(), words.end());
+    auto size = cast<DenseI32ArrayAttr>(d.get("workgroup")).asArrayRef();
+    for (size_t i = 0; i < 3 && i < size.size(); ++i)
+      k.spec.workgroup[i] = (uint32_t)size[i];
+    for (int32_t kind : cast<DenseI32ArrayAttr>(d.get("args")).asArrayRef())
+      k.spec.args.push_back((ArgKind)kind);
+    k.assembly = cast<StringAttr>(d.get("assembly")).str();
+    out.push_back(std::move(k));
+  }
+  if (strip)
+    module->removeAttr(kKernelsAttr);
+  return out;
+}

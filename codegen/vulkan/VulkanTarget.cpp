@@ -1,0 +1,246 @@
+//===- VulkanTarget.cpp - the Vulkan target ---------------------*- C++ -*-===//
+//
+// The Target interface over codegen/vulkan: the device's SPIR-V target
+// environment, the pipeline, and the JIT: a binary holds the host code (an
+// object file for the host CPU, loaded as on the CPU target with its
+// allocations and launches routed to runtime/vulkan) and the kernels'
+// SPIR-V; the compile cache keeps it. A call copies the arguments into
+// device memory, runs the host code within a vk::CallScope (one submit at
+// the end) and returns views of the result buffers.
+//
+// Binary layout (little-endian): "MLXVK1\n\0", u64 host object size, the
+// object, u32 kernel count, then per kernel: u32 name size, name, u32
+// workgroup[3], u32 argument count, one byte per argument kind, u32 word
+// count, the SPIR-V words.
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/vulkan/VulkanTarget.h"
+#include "codegen/cpu/CpuCodegen.h"
+#include "codegen/cpu/CpuTarget.h"
+#include "codegen/vulkan/VulkanCodegen.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstring>
+
+using namespace mlx;
+
+namespace {
+
+constexpr char kMagic[8] = {'M', 'L', 'X', 'V', 'K', '1', '\n', '\0'};
+
+llvm::Error fail(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+template <typename T> void put(std::string &out, T v) {
+  out.append(reinterpret_cast<const char *>(&v), sizeof(T));
+}
+
+/// Reads a binary back; false when it is not a whole one.
+struct Reader {
+  llvm::StringRef data;
+  size_t at = 0;
+  template <typename T> bool get(T &v) {
+    if (at + sizeof(T) > data.size())
+      return false;
+    std::memcpy(&v, data.data() + at, sizeof(T));
+    at += sizeof(T);
+    return true;
+  }
+  bool bytes(size_t n, llvm::StringRef &out) {
+    if (at + n > data.size())
+      return false;
+    out = data.substr(at, n);
+    at += n;
+    return true;
+  }
+};
+
+/// Loaded host code and kernels.
+class VulkanExecutable : public rt::Executable {
+public:
+  VulkanExecutable(std::unique_ptr<HostCode> host,
+                   std::unique_ptr<vk::Program> program)
+      : host(std::move(host)), program(std::move(program)) {}
+
+  bool exports(const std::string &name) const override {
+    return host->entry(name) != nullptr;
+  }
+
+  std::vector<rt::Tensor>
+  call(const rt::Signature &sig,
+       const std::vector<rt::Tensor> &args) const override {
+    // Arguments in device memory, contiguous (freed after the call).
+    std::vector<rt::Tensor> onDevice;
+    for (const rt::Tensor &a : args) {
+      rt::Tensor c = a.contiguous();
+      size_t bytes = (size_t)c.numElements() * rt::dtypeSize(c.dtype());
+      std::shared_ptr<void> memory(mlx_vk_malloc(bytes), mlx_vk_free);
+      if (bytes)
+        std::memcpy(memory.get(), c.data(), bytes);
+      onDevice.push_back(rt::Tensor::view(c.dtype(), c.shape(), c.strides(),
+                                          memory.get(), memory));
+    }
+    vk::CallScope scope(*program);
+    std::vector<rt::Tensor> results = host->call(sig, onDevice, mlx_vk_free);
+    scope.finish();
+    return results;
+  }
+
+private:
+  std::unique_ptr<HostCode> host;
+  std::unique_ptr<vk::Program> program;
+};
+
+class VulkanTarget : public Target {
+public:
+  explicit VulkanTarget(const vk::DeviceInfo &device)
+      : device(device), targetEnv(mlir::mlx::targetEnvFor(device)) {}
+
+  llvm::StringRef name() const override { return "vulkan"; }
+
+  void registerDialects(mlir::DialectRegistry &registry) const override {
+    mlir::mlx::registerVulkanTargetDialects(registry);
+  }
+
+  void buildPipeline(mlir::OpPassManager &pm) const override {
+    mlir::mlx::buildLinalgToVulkanPipeline(pm, targetEnv);
+  }
+
+  llvm::Error printLowered(mlir::ModuleOp module, llvm::StringRef stage,
+                           llvm::raw_ostream &os) const override {
+    if (stage == "spirv") {
+      os << "// " << device.name << " (" << device.kind << "), " << targetEnv
+         << "\n";
+      for (const auto &k : mlir::mlx::readKernels(module, /*strip=*/false))
+        os << "// kernel " << k.spec.name << ": workgroup "
+           << k.spec.workgroup[0] << "x" << k.spec.workgroup[1] << "x"
+           << k.spec.workgroup[2] << ", " << k.spec.spirv.size() << " words\n"
+           << k.assembly << "\n";
+      return llvm::Error::success();
+    }
+    if (stage != "llvm")
+      return fail("the Vulkan target has no stage '" + stage + "'");
+    mlir::OwningOpRef<mlir::ModuleOp> host(module.clone());
+    mlir::mlx::readKernels(*host, /*strip=*/true);
+    llvm::LLVMContext llvmCtx;
+    std::string error;
+    auto llvmModule = mlir::mlx::translateToLLVMIR(*host, llvmCtx, error);
+    if (!llvmModule)
+      return fail(error);
+    llvmModule->print(os, nullptr);
+    return llvm::Error::success();
+  }
+
+  llvm::Expected<std::string>
+  compileBinary(mlir::ModuleOp module,
+                const CodegenOptions &options) const override {
+    std::vector<mlir::mlx::LoweredKernel> kernels =
+        mlir::mlx::readKernels(module, /*strip=*/true);
+    std::string error;
+    std::optional<std::string> object = mlir::mlx::emitObject(
+        module, /*defaultReports=*/false, options.optLevel, options.cpu, error);
+    if (!object)
+      return fail("JIT compilation of the host code failed: " + error);
+    std::string out(kMagic, sizeof(kMagic));
+    put<uint64_t>(out, object->size());
+    out += *object;
+    put<uint32_t>(out, kernels.size());
+    for (const auto &k : kernels) {
+      put<uint32_t>(out, k.spec.name.size());
+      out += k.spec.name;
+      for (uint32_t w : k.spec.workgroup)
+        put<uint32_t>(out, w);
+      put<uint32_t>(out, k.spec.args.size());
+      for (vk::ArgKind a : k.spec.args)
+        put<uint8_t>(out, (uint8_t)a);
+      put<uint32_t>(out, k.spec.spirv.size());
+      out.append(reinterpret_cast<const char *>(k.spec.spirv.data()),
+                 k.spec.spirv.size() * 4);
+    }
+    return out;
+  }
+
+  llvm::Expected<std::unique_ptr<rt::Executable>>
+  loadBinary(llvm::StringRef binary) const override {
+    Reader r{binary};
+    llvm::StringRef magic, object;
+    uint64_t objectSize = 0;
+    uint32_t count = 0;
+    if (!r.bytes(sizeof(kMagic), magic) ||
+        magic != llvm::StringRef(kMagic, sizeof(kMagic)) ||
+        !r.get(objectSize) || !r.bytes(objectSize, object) || !r.get(count))
+      return fail("not a Vulkan binary of this mlxc");
+    std::vector<vk::KernelSpec> kernels(count);
+    for (vk::KernelSpec &k : kernels) {
+      uint32_t size = 0, args = 0, words = 0;
+      llvm::StringRef name, kinds, code;
+      bool ok = r.get(size) && r.bytes(size, name) && r.get(k.workgroup[0]) &&
+                r.get(k.workgroup[1]) && r.get(k.workgroup[2]) && r.get(args) &&
+                r.bytes(args, kinds) && r.get(words) &&
+                r.bytes((size_t)words * 4, code);
+      if (!ok)
+        return fail("a truncated Vulkan binary");
+      k.name = name.str();
+      for (char c : kinds)
+        k.args.push_back((vk::ArgKind)c);
+      k.spirv.resize(words);
+      std::memcpy(k.spirv.data(), code.data(), code.size());
+    }
+    std::string error;
+    auto program = vk::Program::create(std::move(kernels), error);
+    if (!program)
+      return fail(error);
+    auto host = HostCode::load(
+        object, {{"malloc", (void *)&mlx_vk_malloc},
+                 {"aligned_alloc", (void *)&mlx_vk_aligned_alloc},
+                 {"free", (void *)&mlx_vk_free},
+                 {"mlx_vk_launch", (void *)&mlx_vk_launch},
+                 {"mlx_vk_sync", (void *)&mlx_vk_sync}});
+    if (!host)
+      return host.takeError();
+    return std::make_unique<VulkanExecutable>(std::move(*host),
+                                              std::move(program));
+  }
+
+  std::string binaryKey(const CodegenOptions &options) const override {
+    return device.name + " " + device.driver + " " + targetEnv + " host " +
+           mlir::mlx::cpuDescription(options.optLevel, options.cpu);
+  }
+
+  llvm::Error checkOptions(const CodegenOptions &options) const override {
+    std::string error =
+        mlir::mlx::checkCodegenOptions(options.optLevel, options.cpu);
+    return error.empty() ? llvm::Error::success() : fail(error);
+  }
+
+  llvm::Error checkArtefactPath(llvm::StringRef) const override {
+    return fail("mlxc build --backend vulkan is not supported yet (run and "
+                "bench are)");
+  }
+
+  llvm::Error emit(mlir::ModuleOp, llvm::ArrayRef<rt::Signature>,
+                   llvm::StringRef path, llvm::StringRef,
+                   const CodegenOptions &) const override {
+    return checkArtefactPath(path);
+  }
+
+private:
+  vk::DeviceInfo device;
+  std::string targetEnv;
+};
+
+} // namespace
+
+llvm::Expected<std::unique_ptr<Target>> mlx::createVulkanTarget() {
+  std::string error;
+  const vk::DeviceInfo *device = vk::device(error);
+  if (!device)
+    return fail("--backend vulkan: " + error);
+  return std::make_unique<VulkanTarget>(*device);
+}
