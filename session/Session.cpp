@@ -440,12 +440,9 @@ Module::call(llvm::StringRef name, std::vector<rt::Tensor> args) const {
                     " at element " + std::to_string(i) + " (--check-numerics)");
   std::vector<rt::Tensor> results =
       impl->executable->call(entry->signature, args);
-  if (auto error = rt::takeCallError()) {
-    rt::takeBoundsReport();
-    rt::takeNumericsReport();
-    return fail(*error);
-  }
   if (auto report = rt::takeBoundsReport()) {
+    rt::takeCallError();
+    rt::takeNumericsReport();
     const mlir::mlx::BoundsCheck &c = impl->boundsChecks.at(report->id);
     if (c.dim < 0) // a `check` statement
       return errorAt(c.loc, "check failed: " + c.tensor);
@@ -454,6 +451,11 @@ Module::call(llvm::StringRef name, std::vector<rt::Tensor> args) const {
                               llvm::Twine(c.dim) + " of '" + c.tensor +
                               "' (size " + c.sizeName + " = " +
                               llvm::Twine(report->size) + ")");
+  }
+  // (after a bounds report, which explains a failure that follows from it)
+  if (auto error = rt::takeCallError()) {
+    rt::takeNumericsReport();
+    return fail(*error);
   }
   if (auto report = rt::takeNumericsReport())
     return errorAt(impl->numericsChecks.at(report->id),

@@ -25,6 +25,7 @@
 #include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -52,9 +53,50 @@ constexpr int64_t kWorkgroupSize = 64;
 /// The module attribute that lists the kernels.
 constexpr llvm::StringLiteral kKernelsAttr = "mlx.vulkan.kernels";
 
+/// Marks the host's stand-in for a call's report buffer.
+constexpr llvm::StringLiteral kReportAttr = "mlx.vulkan.report";
+
 bool containsParallelLoop(Operation *op) {
   return op->walk([](scf::ParallelOp) { return WalkResult::interrupt(); })
       .wasInterrupted();
+}
+
+/// The host functions kernels may call: their calls become stores into the
+/// call's report buffer (see FlattenBuffersPass).
+bool isReportCall(Operation *op) {
+  auto call = dyn_cast<func::CallOp>(op);
+  return call && (call.getCallee() == "mlx_report_out_of_bounds" ||
+                  call.getCallee() == "mlx_report_nonfinite");
+}
+
+/// Whether `op` can run inside a kernel: scalar arithmetic, loops and
+/// branches over loads and stores of buffers made outside it, reports. No
+/// allocation, no view, no other call (those stay in host code).
+bool fitsInKernel(Operation *op) {
+  return !op->walk([](Operation *o) {
+              // Buffers of `index` hold host addresses and sizes (the
+              // deallocation helper's): 32 bits in a kernel.
+              if (isa<memref::LoadOp, memref::StoreOp>(o) &&
+                  llvm::any_of(o->getOperands(), [](Value v) {
+                    auto m = dyn_cast<MemRefType>(v.getType());
+                    return m && m.getElementType().isIndex();
+                  }))
+                return WalkResult::interrupt();
+              bool allowed =
+                  isReportCall(o) ||
+                  isa<memref::LoadOp, memref::StoreOp, memref::DimOp>(o) ||
+                  (o->getNumRegions() == 0 && isMemoryEffectFree(o) &&
+                   llvm::none_of(o->getResultTypes(),
+                                 [](Type t) { return isa<MemRefType>(t); })) ||
+                  isa<scf::ForOp, scf::IfOp, scf::WhileOp, scf::ParallelOp,
+                      scf::YieldOp, scf::ConditionOp, scf::ReduceOp,
+                      scf::ReduceReturnOp>(o);
+              if (allowed && o->getNumRegions() &&
+                  llvm::any_of(o->getResultTypes(),
+                               [](Type t) { return isa<MemRefType>(t); }))
+                allowed = false;
+              return allowed ? WalkResult::advance() : WalkResult::interrupt();
+            }).wasInterrupted();
 }
 
 bool accessesMemory(Operation *op) {
@@ -90,7 +132,8 @@ struct CopiesToLinalgPass
 /// dimensions to the workgroup grid's y and z, further ones sequential
 /// within an invocation. A sequential nest (a reduction to a scalar, a
 /// recurrence) runs whole in a one-invocation kernel. Loops that contain
-/// parallel loops (a recurrence's steps) stay on the host and launch them.
+/// parallel loops (a recurrence's steps), and nests that allocate or make
+/// views, stay on the host; kernels are made of the loop nests inside them.
 struct MapLoopsPass
     : public PassWrapper<MapLoopsPass, OperationPass<func::FuncOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(MapLoopsPass)
@@ -98,11 +141,13 @@ struct MapLoopsPass
   void collect(Region &region, SmallVector<scf::ParallelOp> &kernels) {
     for (Block &block : region)
       for (Operation &op : llvm::make_early_inc_range(block)) {
-        if (auto loop = dyn_cast<scf::ParallelOp>(op)) {
+        bool fits = fitsInKernel(&op);
+        if (auto loop = dyn_cast<scf::ParallelOp>(op); loop && fits) {
           kernels.push_back(loop);
           continue;
         }
-        if (isa<scf::ForOp, scf::WhileOp>(op) && !containsParallelLoop(&op)) {
+        if (isa<scf::ForOp, scf::WhileOp>(op) && !containsParallelLoop(&op) &&
+            fits) {
           if (op.getNumResults() == 0 && accessesMemory(&op))
             kernels.push_back(wrap(&op));
           continue;
@@ -174,12 +219,23 @@ struct FlattenBuffersPass
     Region &body = launch.getBody();
     llvm::SetVector<Value> captured;
     getUsedValuesDefinedAbove(body, captured);
+    OpBuilder host(launch);
+    Location loc = launch.getLoc();
     for (Value v : captured) {
       auto type = dyn_cast<MemRefType>(v.getType());
       if (!type)
         continue;
-      OpBuilder host(launch);
-      Location loc = launch.getLoc();
+      if (type.getRank() == 1 && type.getLayout().isIdentity()) {
+        // Already plain: only its size comes from the host.
+        for (OpOperand &use : llvm::make_early_inc_range(v.getUses()))
+          if (auto dimOp = dyn_cast<memref::DimOp>(use.getOwner());
+              dimOp && body.isAncestor(dimOp->getParentRegion())) {
+            Value size = host.create<memref::DimOp>(loc, v, 0);
+            dimOp.replaceAllUsesWith(size);
+            dimOp.erase();
+          }
+        continue;
+      }
       auto meta = host.create<memref::ExtractStridedMetadataOp>(loc, v);
       Value zero = host.create<arith::ConstantIndexOp>(loc, 0);
       Value one = host.create<arith::ConstantIndexOp>(loc, 1);
@@ -228,22 +284,81 @@ struct FlattenBuffersPass
           dimOp.replaceAllUsesWith(meta.getSizes()[*k]);
           dimOp.erase();
         } else {
+          if (getenv("MLX_DEBUG_VK"))
+            launch->dump();
           return user->emitError("'")
                  << user->getName() << "' on a buffer in a Vulkan kernel is "
                  << "not supported yet";
         }
       }
     }
-    // Constants are cheaper made inside than passed.
+    if (failed(lowerReports(launch)))
+      return failure();
+    // Constants are cheaper made inside than passed; booleans and narrow
+    // integers travel as 32-bit words.
     captured.clear();
     getUsedValuesDefinedAbove(body, captured);
     OpBuilder inside(&body.front(), body.front().begin());
     for (Value v : captured) {
       Operation *def = v.getDefiningOp();
-      if (!def || !def->hasTrait<OpTrait::ConstantLike>())
+      Value copy;
+      if (def && def->hasTrait<OpTrait::ConstantLike>()) {
+        copy = inside.clone(*def)->getResult(0);
+      } else if (auto t = dyn_cast<IntegerType>(v.getType());
+                 t && t.getWidth() < 32) {
+        Value word = host.create<arith::ExtUIOp>(loc, host.getI32Type(), v);
+        copy = inside.create<arith::TruncIOp>(loc, t, word);
+      } else {
         continue;
-      Value copy = inside.clone(*def)->getResult(0);
+      }
       replaceAllUsesInRegionWith(v, copy, body);
+    }
+    return success();
+  }
+
+  /// Report calls in a kernel become stores into the call's report buffer
+  /// (an i32 array the runtime binds and reads when the call ends: [0]
+  /// set by an out-of-range subscript, with the check's id, the index and
+  /// the size in [1..3]; [4] by a non-finite value, with id and kind in
+  /// [5..6]). The host passes a stand-in marked `mlx.vulkan.report`.
+  LogicalResult lowerReports(gpu::LaunchOp launch) {
+    SmallVector<func::CallOp> calls;
+    WalkResult walk = launch.getBody().walk([&](func::CallOp call) {
+      if (!isReportCall(call)) {
+        call.emitError("a call of '")
+            << call.getCallee() << "' in a Vulkan kernel";
+        return WalkResult::interrupt();
+      }
+      calls.push_back(call);
+      return WalkResult::advance();
+    });
+    if (walk.wasInterrupted())
+      return failure();
+    if (calls.empty())
+      return success();
+    auto fn = launch->getParentOfType<func::FuncOp>();
+    OpBuilder entry(&fn.getBody().front(), fn.getBody().front().begin());
+    Location loc = launch.getLoc();
+    Value slots = entry.create<arith::ConstantIndexOp>(loc, 8);
+    auto buffer = entry.create<memref::AllocaOp>(
+        loc, MemRefType::get({ShapedType::kDynamic}, entry.getI32Type()),
+        ValueRange{slots});
+    buffer->setAttr(kReportAttr, entry.getUnitAttr());
+    for (func::CallOp call : calls) {
+      OpBuilder b(call);
+      Location at = call.getLoc();
+      auto put = [&](int64_t slot, Value v) {
+        if (v.getType() != b.getI32Type())
+          v = b.create<arith::TruncIOp>(at, b.getI32Type(), v);
+        b.create<memref::StoreOp>(
+            at, v, buffer,
+            ValueRange{b.create<arith::ConstantIndexOp>(at, slot)});
+      };
+      int64_t first = call.getCallee() == "mlx_report_out_of_bounds" ? 0 : 4;
+      put(first, b.create<arith::ConstantIntOp>(at, 1, 32));
+      for (auto [k, v] : llvm::enumerate(call.getOperands()))
+        put(first + 1 + k, v);
+      call.erase();
     }
     return success();
   }
@@ -254,6 +369,42 @@ struct FlattenBuffersPass
     for (gpu::LaunchOp launch : launches)
       if (failed(flatten(launch)))
         return signalPassFailure();
+  }
+};
+
+/// `mlx-vulkan-narrow-compares`: in kernels, a comparison of i64 values
+/// that are indices (index_cast from `index`) or small constants compares
+/// the indices (32 bits in a kernel) instead. Fewer 64-bit operations, and
+/// a workaround: lavapipe 22.3 (Debian 12) evaluates such 64-bit compares
+/// wrongly (`i < 2` false for i = 0; found by test/Stdlib/cnn.test).
+struct NarrowComparesPass
+    : public PassWrapper<NarrowComparesPass, OperationPass<gpu::GPUModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(NarrowComparesPass)
+  void runOnOperation() override {
+    SmallVector<arith::CmpIOp> compares;
+    getOperation().walk([&](arith::CmpIOp c) {
+      if (c.getLhs().getType().isInteger(64))
+        compares.push_back(c);
+    });
+    for (arith::CmpIOp c : compares) {
+      OpBuilder b(c);
+      auto asIndex = [&](Value v) -> Value {
+        if (auto cast = v.getDefiningOp<arith::IndexCastOp>())
+          if (cast.getIn().getType().isIndex())
+            return cast.getIn();
+        if (auto k = getConstantIntValue(v);
+            k && *k >= INT32_MIN && *k <= INT32_MAX)
+          return b.create<arith::ConstantIndexOp>(c.getLoc(), *k);
+        return nullptr;
+      };
+      Value lhs = asIndex(c.getLhs()), rhs = asIndex(c.getRhs());
+      if (!lhs || !rhs)
+        continue;
+      c.replaceAllUsesWith(
+          b.create<arith::CmpIOp>(c.getLoc(), c.getPredicate(), lhs, rhs)
+              .getResult());
+      c.erase();
+    }
   }
 };
 
@@ -316,7 +467,22 @@ struct KernelAbiPass
               << t;
           return WalkResult::interrupt();
         }
-      return WalkResult::advance();
+      // GLSL.std.450 has exp, log, tanh, pow, sin, … for f32 only.
+      WalkResult math = fn.walk([&](Operation *op) {
+        if (op->getDialect()->getNamespace() != "math" ||
+            !llvm::any_of(op->getResultTypes(),
+                          [](Type t) { return t.isF64(); }) ||
+            isa<math::AbsFOp, math::FloorOp, math::CeilOp, math::RoundOp,
+                math::RoundEvenOp, math::TruncOp, math::SqrtOp, math::RsqrtOp,
+                math::FmaOp>(op))
+          return WalkResult::advance();
+        op->emitError("f64 '")
+            << op->getName()
+            << "' is not supported on Vulkan yet (SPIR-V's GLSL "
+               "instructions have it for f32 only); run f64 on --backend cpu";
+        return WalkResult::interrupt();
+      });
+      return math;
     });
     if (result.wasInterrupted())
       signalPassFailure();
@@ -338,6 +504,8 @@ struct LaunchCallsPass
     ModuleOp module = getOperation();
     MLIRContext *ctx = &getContext();
     OpBuilder b(ctx);
+    if (getenv("MLX_DEBUG_VK"))
+      module.dump();
     // The kernels: one per gpu.module, whose spirv.module is
     // __spv__<name>.
     llvm::StringMap<int64_t> kernelIndex;
@@ -356,6 +524,15 @@ struct LaunchCallsPass
       SmallVector<int32_t> kinds;
       for (Type t : fns[0].getArgumentTypes())
         kinds.push_back((int32_t)*argKind(t));
+      // The report buffer: whatever the launches pass there.
+      module.walk([&](gpu::LaunchFuncOp l) {
+        if (l.getKernelModuleName() != gpuModule.getName())
+          return;
+        for (auto [k, v] : llvm::enumerate(l.getKernelOperands()))
+          if (Operation *def = v.getDefiningOp();
+              def && def->hasAttr(kReportAttr))
+            kinds[k] = (int32_t)ArgKind::Report;
+      });
       auto abi = spirv::lookupEntryPointABI(fns[0]);
       std::string assembly;
       llvm::raw_string_ostream os(assembly);
@@ -502,14 +679,17 @@ void mlir::mlx::buildLinalgToVulkanPipeline(OpPassManager &pm,
   pm.addPass(memref::createFoldMemRefAliasOpsPass());
   pm.addNestedPass<func::FuncOp>(std::make_unique<MapLoopsPass>());
   pm.addPass(createParallelLoopToGpuPass());
-  pm.addNestedPass<func::FuncOp>(std::make_unique<FlattenBuffersPass>());
   pm.addPass(createLowerAffinePass());
   pm.addPass(createCanonicalizerPass());
+  // (not canonicalized after: that would fold the host's widening of a
+  // boolean with the kernel's narrowing back into a boolean argument)
+  pm.addNestedPass<func::FuncOp>(std::make_unique<FlattenBuffersPass>());
   pm.addPass(createGpuKernelOutliningPass());
   pm.addPass(std::make_unique<KernelAbiPass>(targetEnv));
   // The same f32 exp/log/tanh/erf as on the CPU (GLSL has no erf, and its
   // tanh overflows to NaN for large arguments on some drivers).
   pm.addPass(mlx::createApproximateMathPass());
+  pm.addNestedPass<gpu::GPUModuleOp>(std::make_unique<NarrowComparesPass>());
   pm.addNestedPass<gpu::GPUModuleOp>(arith::createArithExpandOpsPass());
   pm.addNestedPass<gpu::GPUModuleOp>(createConvertMathToSPIRVPass());
   pm.addPass(createConvertGPUToSPIRVPass(/*mapMemorySpace=*/true));

@@ -25,6 +25,7 @@
 #include "llvm/IR/Module.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cstdlib>
 #include <cstring>
 
 using namespace mlx;
@@ -147,6 +148,18 @@ public:
         module, /*defaultReports=*/false, options.optLevel, options.cpu, error);
     if (!object)
       return fail("JIT compilation of the host code failed: " + error);
+    // MLX_VULKAN_SPV_DIR=DIR keeps each kernel as DIR/NAME.K.spv (the tests
+    // run spirv-val on them).
+    if (const char *dir = std::getenv("MLX_VULKAN_SPV_DIR"); dir && *dir)
+      for (const auto &[i, k] : llvm::enumerate(kernels)) {
+        std::error_code ec;
+        llvm::raw_fd_ostream os(std::string(dir) + "/" + k.spec.name + "." +
+                                    std::to_string(i) + ".spv",
+                                ec);
+        if (!ec)
+          os.write(reinterpret_cast<const char *>(k.spec.spirv.data()),
+                   k.spec.spirv.size() * 4);
+      }
     std::string out(kMagic, sizeof(kMagic));
     put<uint64_t>(out, object->size());
     out += *object;

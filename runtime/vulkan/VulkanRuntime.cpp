@@ -12,6 +12,7 @@
 #include <vulkan/vulkan.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
@@ -655,7 +656,11 @@ struct Recorder {
   /// Scalar arguments, one aligned slot each.
   std::vector<Buffer> arenas;
   size_t currentArena = 0, arenaUsed = 0;
+  /// What kernels report (ArgKind::Report), zero between calls.
+  Buffer reports;
 };
+
+constexpr size_t kReportBytes = 8 * sizeof(int32_t);
 
 constexpr size_t kArenaBytes = 64 * 1024;
 constexpr uint32_t kSetsPerPool = 256;
@@ -739,6 +744,14 @@ CallScope::~CallScope() {
 bool CallScope::finish() {
   impl->submit();
   impl->checkValidation();
+  if (Recorder *rec = impl->rec.get(); rec && rec->reports.mapped) {
+    auto *r = reinterpret_cast<int32_t *>(rec->reports.mapped);
+    if (r[0])
+      mlx_report_out_of_bounds(r[1], r[2], r[3]);
+    if (r[4])
+      mlx_report_nonfinite(r[5], r[6]);
+    std::memset(r, 0, kReportBytes);
+  }
   return !impl->hasError;
 }
 
@@ -895,6 +908,17 @@ void CallScope::Impl::launch(int64_t kernel, const int64_t grid[3],
       if (!scalarSlot(&bits, 8, infos[a]))
         return;
       break;
+    case ArgKind::Report:
+      if (!rec->reports.mapped) {
+        if (std::string e = d.createBuffer(kReportBytes, rec->reports);
+            !e.empty()) {
+          error(e);
+          return;
+        }
+        std::memset(rec->reports.mapped, 0, kReportBytes);
+      }
+      infos[a] = {rec->reports.buffer, 0, kReportBytes};
+      break;
     }
   }
   std::vector<VkWriteDescriptorSet> writes(spec.args.size());
@@ -992,14 +1016,26 @@ void CallScope::Impl::checkValidation() {
 // What host code calls
 //===----------------------------------------------------------------------===//
 
+/// MLX_VULKAN_TRACE=1 prints each allocation, free, launch and submit.
+static bool tracing() {
+  static const bool on = [] {
+    const char *v = std::getenv("MLX_VULKAN_TRACE");
+    return v && *v && std::string(v) != "0";
+  }();
+  return on;
+}
+
 extern "C" void *mlx_vk_malloc(size_t bytes) {
   std::string error;
   Device *d = theDevice(&error);
   Buffer b;
   if (d)
     error = d->createBuffer(bytes, b);
-  if (error.empty())
+  if (error.empty()) {
+    if (tracing())
+      fprintf(stderr, "alloc %zu -> %p\n", bytes, (void *)b.mapped);
     return b.mapped;
+  }
   if (currentCall)
     currentCall->error(error);
   else
@@ -1020,6 +1056,9 @@ extern "C" void *mlx_vk_aligned_alloc(size_t, size_t bytes) {
 extern "C" void mlx_vk_free(void *p) {
   if (!p)
     return;
+  if (tracing())
+    fprintf(stderr, "free %p%s\n", p,
+            currentCall && currentCall->recording ? " (deferred)" : "");
   Device *d = theDevice();
   if (!d) {
     std::free(p);
@@ -1038,10 +1077,14 @@ extern "C" void mlx_vk_launch(int64_t kernel, int64_t gx, int64_t gy,
     return;
   }
   const int64_t grid[3] = {gx, gy, gz};
+  if (tracing())
+    fprintf(stderr, "launch %ld\n", (long)kernel);
   currentCall->launch(kernel, grid, args);
 }
 
 extern "C" void mlx_vk_sync() {
+  if (tracing() && currentCall && currentCall->recording)
+    fprintf(stderr, "sync\n");
   if (currentCall && currentCall->recording)
     currentCall->submit();
 }

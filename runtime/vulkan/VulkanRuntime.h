@@ -50,8 +50,12 @@ struct DeviceInfo {
 /// there is none (no loader, no device, MLX_VULKAN_DEVICE out of range).
 const DeviceInfo *device(std::string &error);
 
-/// How a kernel argument is passed: a buffer, or a scalar of that type.
-enum class ArgKind : uint8_t { Buffer, I32, I64, F32, F64 };
+/// How a kernel argument is passed: a buffer, a scalar of that type, or
+/// the call's report buffer (eight i32: an out-of-range subscript sets [0]
+/// with the check id, index and size in [1..3]; a non-finite value sets
+/// [4] with id and kind in [5..6]; reported to runtime/Numerics.h when the
+/// call ends).
+enum class ArgKind : uint8_t { Buffer, I32, I64, F32, F64, Report };
 
 /// One compute shader: entry point `name` in `spirv`, its workgroup size,
 /// and its arguments, bound in order as bindings 0, 1, … of set 0.
