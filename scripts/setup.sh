@@ -13,6 +13,9 @@ PACKAGES=(
   libgtest-dev
   pkg-config  # test/Integration/embed-pkgconfig.test
   libomp5-19  # the OpenMP runtime parallel loops call (JIT and built libraries)
+  # The Vulkan backend: headers and loader, lavapipe (a CPU device, so the
+  # tests run everywhere), the validation layer and spirv-val.
+  libvulkan-dev mesa-vulkan-drivers vulkan-validationlayers spirv-tools
   "$@"
 )
 
@@ -34,6 +37,8 @@ if ((${#missing[@]})); then
 fi
 
 if [ ! -f build/build.ninja ]; then
-  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DMLX_VULKAN=ON
+elif ! grep -q '^MLX_VULKAN:BOOL=ON' build/CMakeCache.txt; then
+  cmake -S . -B build -DMLX_VULKAN=ON > /dev/null
 fi
 cmake --build build

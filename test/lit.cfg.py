@@ -18,11 +18,18 @@ else:
     config.test_exec_root = os.path.join(config.mlx_obj_root, "test-" + backend)
     config.environment["MLX_BACKEND"] = backend
     config.environment["MLX_VULKAN_VALIDATION"] = "1"
+    # Every kernel the suite loads, for spirv-val (test/run-backend.sh).
+    if lit_config.params.get("spv_dir"):
+        config.environment["MLX_VULKAN_SPV_DIR"] = lit_config.params["spv_dir"]
 if getattr(config, "mlx_vulkan", False):
     config.available_features.add("vulkan")
 
 tools = os.path.join(config.mlx_obj_root, "tools")
 config.substitutions.append(("%mlxc", os.path.join(tools, "mlxc", "mlxc")))
+# RUN lines of what only the CPU backend does (AOT builds, f64
+# transcendentals, its LLVM IR) pin it with %cpu; the others follow
+# --param backend.
+config.substitutions.append(("%cpu", "--backend cpu"))
 config.substitutions.append(("%mlx-opt", os.path.join(tools, "mlx-opt", "mlx-opt")))
 config.substitutions.append(("%npy-compare", os.path.join(tools, "npy-compare", "npy-compare")))
 config.substitutions.append(("%mlx-build", config.mlx_obj_root))

@@ -271,9 +271,10 @@ void *HostCode::entry(const std::string &name) const {
   return it->second;
 }
 
-std::vector<rt::Tensor> HostCode::call(const rt::Signature &sig,
-                                       const std::vector<rt::Tensor> &args,
-                                       void (*freeFn)(void *)) const {
+std::vector<rt::Tensor> HostCode::call(
+    const rt::Signature &sig, const std::vector<rt::Tensor> &args,
+    void (*freeFn)(void *),
+    const std::function<bool(void (*)(void **), void **)> &invoke) const {
   using Entry = void (*)(void **);
   auto fn = reinterpret_cast<Entry>(entry(sig.name));
   assert(fn && "call of a function the code does not export");
@@ -295,7 +296,10 @@ std::vector<rt::Tensor> HostCode::call(const rt::Signature &sig,
   std::vector<void *> packed = {results.data()};
   for (auto &desc : descriptors)
     packed.push_back(desc.data());
-  fn(packed.data());
+  if (!invoke)
+    fn(packed.data());
+  else if (!invoke(fn, packed.data()))
+    return {};
 
   // The buffer deallocation pipeline returns every result of an exported
   // function owned (a returned argument or constant is cloned), so each

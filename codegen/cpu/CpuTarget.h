@@ -9,6 +9,7 @@
 
 #include "codegen/Target.h"
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -41,9 +42,14 @@ public:
   /// arguments checked against `sig`: `args[i].data()` is what the code
   /// sees. Results are views of the allocations the code made, each freed
   /// with `freeFn` once no view holds it.
-  std::vector<rt::Tensor> call(const rt::Signature &sig,
-                               const std::vector<rt::Tensor> &args,
-                               void (*freeFn)(void *)) const;
+  /// `invoke`, where given, makes the call (`invoke(entry, packed)`) and
+  /// says whether the code ran to its end; when it did not, there are no
+  /// results.
+  std::vector<rt::Tensor>
+  call(const rt::Signature &sig, const std::vector<rt::Tensor> &args,
+       void (*freeFn)(void *),
+       const std::function<bool(void (*)(void **), void **)> &invoke =
+           nullptr) const;
 
 private:
   explicit HostCode(std::unique_ptr<llvm::orc::LLJIT> jit);

@@ -146,6 +146,14 @@ struct MapLoopsPass
           kernels.push_back(loop);
           continue;
         }
+        // A lone store into a buffer (a 0-d fill) too: the host would have
+        // to wait for the kernels before it.
+        if (auto store = dyn_cast<memref::StoreOp>(op);
+            store && fits &&
+            !store.getMemRef().getDefiningOp<memref::AllocaOp>()) {
+          kernels.push_back(wrap(&op));
+          continue;
+        }
         if (isa<scf::ForOp, scf::WhileOp>(op) && !containsParallelLoop(&op) &&
             fits) {
           if (op.getNumResults() == 0 && accessesMemory(&op))
@@ -215,8 +223,49 @@ struct FlattenBuffersPass
     : public PassWrapper<FlattenBuffersPass, OperationPass<func::FuncOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(FlattenBuffersPass)
 
+  /// A scalar the host computes from buffers just before the launch (from
+  /// a reduction's result, say) is computed by the kernel instead, so that
+  /// the host does not wait for the kernels before it: arithmetic, and
+  /// loads where nothing between the load and the launch writes memory.
+  void sinkScalars(gpu::LaunchOp launch) {
+    Region &body = launch.getBody();
+    for (bool changed = true; changed;) {
+      changed = false;
+      llvm::SetVector<Value> captured;
+      getUsedValuesDefinedAbove(body, captured);
+      OpBuilder inside(&body.front(), body.front().begin());
+      for (Value v : captured) {
+        Operation *def = v.getDefiningOp();
+        if (!def || def->getBlock() != launch->getBlock() ||
+            def->getNumResults() != 1 || def->getNumRegions())
+          continue;
+        if (isa<memref::LoadOp>(def)) {
+          bool quiet = true;
+          for (Operation *op = def->getNextNode(); op && op != launch;
+               op = op->getNextNode())
+            if (!isMemoryEffectFree(op) && !isa<memref::LoadOp>(op))
+              quiet = false;
+          if (!quiet)
+            continue;
+        } else if (!isa<arith::ArithDialect, math::MathDialect>(
+                       def->getDialect()) ||
+                   !isMemoryEffectFree(def) ||
+                   def->hasTrait<OpTrait::ConstantLike>()) {
+          continue;
+        }
+        Value copy = inside.clone(*def)->getResult(0);
+        replaceAllUsesInRegionWith(v, copy, body);
+        if (def->use_empty())
+          def->erase();
+        changed = true;
+        break;
+      }
+    }
+  }
+
   LogicalResult flatten(gpu::LaunchOp launch) {
     Region &body = launch.getBody();
+    sinkScalars(launch);
     llvm::SetVector<Value> captured;
     getUsedValuesDefinedAbove(body, captured);
     OpBuilder host(launch);

@@ -88,7 +88,10 @@ public:
                                           memory.get(), memory));
     }
     vk::CallScope scope(*program);
-    std::vector<rt::Tensor> results = host->call(sig, onDevice, mlx_vk_free);
+    std::vector<rt::Tensor> results = host->call(
+        sig, onDevice, mlx_vk_free, [&](void (*entry)(void **), void **packed) {
+          return scope.run(entry, packed);
+        });
     scope.finish();
     return results;
   }
@@ -148,18 +151,6 @@ public:
         module, /*defaultReports=*/false, options.optLevel, options.cpu, error);
     if (!object)
       return fail("JIT compilation of the host code failed: " + error);
-    // MLX_VULKAN_SPV_DIR=DIR keeps each kernel as DIR/NAME.K.spv (the tests
-    // run spirv-val on them).
-    if (const char *dir = std::getenv("MLX_VULKAN_SPV_DIR"); dir && *dir)
-      for (const auto &[i, k] : llvm::enumerate(kernels)) {
-        std::error_code ec;
-        llvm::raw_fd_ostream os(std::string(dir) + "/" + k.spec.name + "." +
-                                    std::to_string(i) + ".spv",
-                                ec);
-        if (!ec)
-          os.write(reinterpret_cast<const char *>(k.spec.spirv.data()),
-                   k.spec.spirv.size() * 4);
-      }
     std::string out(kMagic, sizeof(kMagic));
     put<uint64_t>(out, object->size());
     out += *object;
@@ -205,6 +196,18 @@ public:
       k.spirv.resize(words);
       std::memcpy(k.spirv.data(), code.data(), code.size());
     }
+    // MLX_VULKAN_SPV_DIR=DIR keeps each kernel as DIR/NAME.K.spv (the tests
+    // run spirv-val on them), whether compiled now or from the cache.
+    if (const char *dir = std::getenv("MLX_VULKAN_SPV_DIR"); dir && *dir)
+      for (const auto &[i, k] : llvm::enumerate(kernels)) {
+        std::error_code ec;
+        llvm::raw_fd_ostream os(std::string(dir) + "/" + k.name + "." +
+                                    std::to_string(i) + ".spv",
+                                ec);
+        if (!ec)
+          os.write(reinterpret_cast<const char *>(k.spirv.data()),
+                   k.spirv.size() * 4);
+      }
     std::string error;
     auto program = vk::Program::create(std::move(kernels), error);
     if (!program)

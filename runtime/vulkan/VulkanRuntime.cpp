@@ -12,6 +12,7 @@
 #include <vulkan/vulkan.h>
 
 #include <algorithm>
+#include <csetjmp>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -76,6 +77,15 @@ namespace {
   X(vkResetFences)
 
 #define MLX_VK_DECLARE(name) PFN_##name name = nullptr;
+
+/// MLX_VULKAN_TRACE=1 prints each allocation, free, launch and submit.
+bool tracing() {
+  static const bool on = [] {
+    const char *v = std::getenv("MLX_VULKAN_TRACE");
+    return v && *v && std::string(v) != "0";
+  }();
+  return on;
+}
 
 /// What VkResult a call returned, by name, for error messages.
 std::string resultName(VkResult r) {
@@ -680,6 +690,11 @@ struct mlx::vk::CallScope::Impl {
   /// Buffers freed while dispatches that may use them are recorded.
   std::vector<void *> deferredFrees;
   size_t validationSeen = 0;
+  /// What the call allocated and has not freed (its results, at the end).
+  std::set<void *> live;
+  /// Where run() resumes when the host code cannot go on.
+  std::jmp_buf abortPoint;
+  bool running = false;
 
   void error(const std::string &message) {
     if (!hasError)
@@ -739,6 +754,28 @@ CallScope::~CallScope() {
     std::lock_guard<std::mutex> lock(recordersMutex);
     idleRecorders.push_back(std::move(impl->rec));
   }
+}
+
+/// Ends the host code of the calling thread's call (CallScope::run) after
+/// an error it cannot continue from. Frames between here and run() are the
+/// JIT's and this file's C entry points, which hold nothing to destroy.
+[[noreturn]] static void abortCall(CallScope::Impl &call) {
+  std::longjmp(call.abortPoint, 1);
+}
+
+bool CallScope::run(void (*entry)(void **), void **args) {
+  impl->running = true;
+  if (setjmp(impl->abortPoint) == 0) {
+    entry(args);
+    impl->running = false;
+    return true;
+  }
+  impl->running = false;
+  impl->submit();
+  for (void *p : impl->live)
+    freeNow(impl->device, p);
+  impl->live.clear();
+  return false;
 }
 
 bool CallScope::finish() {
@@ -970,6 +1007,8 @@ void CallScope::Impl::submit() {
   Device &d = *device;
   if (recording) {
     recording = false;
+    if (tracing())
+      fprintf(stderr, "submit (%u dispatches)\n", dispatches);
     VkCommandBuffer cmd = rec->commands;
     // The host reads what the kernels wrote.
     VkMemoryBarrier barrier{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
@@ -1016,30 +1055,37 @@ void CallScope::Impl::checkValidation() {
 // What host code calls
 //===----------------------------------------------------------------------===//
 
-/// MLX_VULKAN_TRACE=1 prints each allocation, free, launch and submit.
-static bool tracing() {
-  static const bool on = [] {
-    const char *v = std::getenv("MLX_VULKAN_TRACE");
-    return v && *v && std::string(v) != "0";
-  }();
-  return on;
-}
-
-extern "C" void *mlx_vk_malloc(size_t bytes) {
-  std::string error;
+/// A device buffer of `bytes`, or null with `error` set.
+static void *allocate(size_t bytes, std::string &error) {
   Device *d = theDevice(&error);
   Buffer b;
   if (d)
     error = d->createBuffer(bytes, b);
-  if (error.empty()) {
-    if (tracing())
-      fprintf(stderr, "alloc %zu -> %p\n", bytes, (void *)b.mapped);
-    return b.mapped;
-  }
+  if (!error.empty())
+    return nullptr;
+  if (tracing())
+    fprintf(stderr, "alloc %zu -> %p\n", bytes, (void *)b.mapped);
   if (currentCall)
-    currentCall->error(error);
-  else
-    mlx::rt::reportCallError(error);
+    currentCall->live.insert(b.mapped);
+  return b.mapped;
+}
+
+extern "C" void *mlx_vk_malloc(size_t bytes) {
+  bool failed = false;
+  {
+    std::string error;
+    if (void *p = allocate(bytes, error))
+      return p;
+    failed = true;
+    if (currentCall)
+      currentCall->error(error);
+    else
+      mlx::rt::reportCallError(error);
+  }
+  if (failed && currentCall && currentCall->running)
+    abortCall(*currentCall);
+  Device *d = theDevice();
+  // (outside host code: the caller's copy of an argument)
   void *host = std::malloc(std::max<size_t>(bytes, 1));
   if (host && d) {
     std::lock_guard<std::mutex> lock(d->buffersMutex);
@@ -1059,6 +1105,8 @@ extern "C" void mlx_vk_free(void *p) {
   if (tracing())
     fprintf(stderr, "free %p%s\n", p,
             currentCall && currentCall->recording ? " (deferred)" : "");
+  if (currentCall)
+    currentCall->live.erase(p);
   Device *d = theDevice();
   if (!d) {
     std::free(p);
@@ -1080,11 +1128,11 @@ extern "C" void mlx_vk_launch(int64_t kernel, int64_t gx, int64_t gy,
   if (tracing())
     fprintf(stderr, "launch %ld\n", (long)kernel);
   currentCall->launch(kernel, grid, args);
+  if (currentCall->hasError && currentCall->running)
+    abortCall(*currentCall);
 }
 
 extern "C" void mlx_vk_sync() {
-  if (tracing() && currentCall && currentCall->recording)
-    fprintf(stderr, "sync\n");
   if (currentCall && currentCall->recording)
     currentCall->submit();
 }

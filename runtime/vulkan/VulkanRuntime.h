@@ -95,6 +95,11 @@ public:
   ~CallScope();
   /// Submits and waits for every recorded dispatch; false after an error.
   bool finish();
+  /// Calls `entry(args)` (host code of the program). An error that leaves
+  /// the host code nothing sensible to do (memory the device cannot
+  /// allocate) ends it early: run returns false, and every buffer the call
+  /// had allocated is freed.
+  bool run(void (*entry)(void **), void **args);
   CallScope(const CallScope &) = delete;
   CallScope &operator=(const CallScope &) = delete;
   struct Impl;
