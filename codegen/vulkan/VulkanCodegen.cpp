@@ -333,8 +333,6 @@ struct FlattenBuffersPass
           dimOp.replaceAllUsesWith(meta.getSizes()[*k]);
           dimOp.erase();
         } else {
-          if (getenv("MLX_DEBUG_VK"))
-            launch->dump();
           return user->emitError("'")
                  << user->getName() << "' on a buffer in a Vulkan kernel is "
                  << "not supported yet";
@@ -553,8 +551,6 @@ struct LaunchCallsPass
     ModuleOp module = getOperation();
     MLIRContext *ctx = &getContext();
     OpBuilder b(ctx);
-    if (getenv("MLX_DEBUG_VK"))
-      module.dump();
     // The kernels: one per gpu.module, whose spirv.module is
     // __spv__<name>.
     llvm::StringMap<int64_t> kernelIndex;
