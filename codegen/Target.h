@@ -47,6 +47,9 @@ public:
   virtual ~Target() = default;
   /// The name `--backend` gives the target.
   virtual llvm::StringRef name() const = 0;
+  /// What the code runs on, for benchmark reports ("the host CPU (znver4)",
+  /// "Vulkan device llvmpipe (…), a CPU").
+  virtual std::string device() const = 0;
   /// Registers the dialects, interface models and translations the target
   /// lowers through (below linalg on tensors).
   virtual void registerDialects(mlir::DialectRegistry &registry) const = 0;

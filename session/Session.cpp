@@ -124,6 +124,8 @@ llvm::Error Session::loadSource(const std::string &name,
   return llvm::Error::success();
 }
 
+std::string Session::device() const { return impl->target->device(); }
+
 const ast::Module &Session::mainModule() const {
   return impl->compiler.mainModule();
 }

@@ -126,6 +126,8 @@ public:
 
   /// The main file's parsed module (after a successful load).
   const ast::Module &mainModule() const;
+  /// What compiled code runs on (the target's device, for reports).
+  std::string device() const;
   /// A function of the main file; the error names the ones it has.
   llvm::Expected<const ast::Function *> function(llvm::StringRef name);
   /// Requests for every function of the main file (`[...]` ones at rank 1).

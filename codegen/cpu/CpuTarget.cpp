@@ -28,6 +28,7 @@
 #include "llvm/Support/Program.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
+#include "llvm/TargetParser/Host.h"
 
 #include <cstdlib>
 #include <map>
@@ -88,6 +89,10 @@ llvm::Error loadThreadRuntime() {
 class CpuTarget : public Target {
 public:
   llvm::StringRef name() const override { return "cpu"; }
+
+  std::string device() const override {
+    return "the host CPU (" + llvm::sys::getHostCPUName().str() + ")";
+  }
 
   void registerDialects(mlir::DialectRegistry &registry) const override {
     mlir::mlx::registerCpuTargetDialects(registry);

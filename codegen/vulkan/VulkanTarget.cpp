@@ -104,9 +104,14 @@ private:
 class VulkanTarget : public Target {
 public:
   explicit VulkanTarget(const vk::DeviceInfo &device)
-      : device(device), targetEnv(mlir::mlx::targetEnvFor(device)) {}
+      : info(device), targetEnv(mlir::mlx::targetEnvFor(device)) {}
 
   llvm::StringRef name() const override { return "vulkan"; }
+
+  std::string device() const override {
+    return "Vulkan device " + info.name + " (" + info.kind + ", " +
+           info.driver + ")";
+  }
 
   void registerDialects(mlir::DialectRegistry &registry) const override {
     mlir::mlx::registerVulkanTargetDialects(registry);
@@ -119,7 +124,7 @@ public:
   llvm::Error printLowered(mlir::ModuleOp module, llvm::StringRef stage,
                            llvm::raw_ostream &os) const override {
     if (stage == "spirv") {
-      os << "// " << device.name << " (" << device.kind << "), " << targetEnv
+      os << "// " << info.name << " (" << info.kind << "), " << targetEnv
          << "\n";
       for (const auto &k : mlir::mlx::readKernels(module, /*strip=*/false))
         os << "// kernel " << k.spec.name << ": workgroup "
@@ -225,7 +230,7 @@ public:
   }
 
   std::string binaryKey(const CodegenOptions &options) const override {
-    return device.name + " " + device.driver + " " + targetEnv + " host " +
+    return info.name + " " + info.driver + " " + targetEnv + " host " +
            mlir::mlx::cpuDescription(options.optLevel, options.cpu);
   }
 
@@ -247,7 +252,7 @@ public:
   }
 
 private:
-  vk::DeviceInfo device;
+  vk::DeviceInfo info;
   std::string targetEnv;
 };
 

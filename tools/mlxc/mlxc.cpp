@@ -559,16 +559,17 @@ private:
         fixedPoint(out, "median_ms", median, 4);
         out.attribute("repeats", opts.repeat);
         out.attribute("threads", threads);
+        out.attribute("device", session.device());
       });
       llvm::outs() << "\n";
       return 0;
     }
     llvm::outs() << llvm::format(
         "%s: compile %.1f ms cold, %.1f ms cached (%s); per call min %.4f "
-        "ms, median %.4f ms over %d calls (%d thread%s) on the host CPU (%s)\n",
+        "ms, median %.4f ms over %d calls (%d thread%s) on %s\n",
         sig.name.c_str(), compileMs, cachedMs, cache, times.front(), median,
         opts.repeat, threads, threads == 1 ? "" : "s",
-        llvm::sys::getHostCPUName().str().c_str());
+        session.device().c_str());
     return 0;
   }
 
