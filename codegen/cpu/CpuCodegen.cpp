@@ -436,6 +436,16 @@ std::unique_ptr<llvm::Module> mlx::translateToLLVMIR(ModuleOp module,
   return llvmModule;
 }
 
+std::string mlx::printLLVMIR(ModuleOp module, llvm::raw_ostream &os) {
+  llvm::LLVMContext ctx;
+  std::string error;
+  std::unique_ptr<llvm::Module> llvmModule =
+      translateToLLVMIR(module, ctx, error);
+  if (llvmModule)
+    llvmModule->print(os, nullptr);
+  return error;
+}
+
 void mlx::initializeNativeTarget() {
   static bool initialized = [] {
     llvm::InitializeNativeTarget();

@@ -22,6 +22,7 @@
 namespace llvm {
 class LLVMContext;
 class Module;
+class raw_ostream;
 } // namespace llvm
 
 namespace mlir {
@@ -68,6 +69,10 @@ void registerCpuPipelines();
 /// `mlx_call_*` entry points, and optimizes at -O3 for the host CPU.
 std::unique_ptr<llvm::Module>
 translateToLLVMIR(ModuleOp module, llvm::LLVMContext &ctx, std::string &error);
+
+/// Prints translateToLLVMIR's module (`--stage=llvm`); an error text, or
+/// empty.
+std::string printLLVMIR(ModuleOp module, llvm::raw_ostream &os);
 
 /// Compiles an LLVM-dialect module (with the packed entry points) to a
 /// position-independent object file for `cpu` ("host": the host CPU with

@@ -106,13 +106,8 @@ public:
                            llvm::raw_ostream &os) const override {
     if (stage != "llvm")
       return fail("--stage=" + stage + " needs --backend vulkan");
-    llvm::LLVMContext llvmCtx;
-    std::string error;
-    auto llvmModule = mlir::mlx::translateToLLVMIR(module, llvmCtx, error);
-    if (!llvmModule)
-      return fail(error);
-    llvmModule->print(os, nullptr);
-    return llvm::Error::success();
+    std::string error = mlir::mlx::printLLVMIR(module, os);
+    return error.empty() ? llvm::Error::success() : fail(error);
   }
 
   llvm::Expected<std::string>

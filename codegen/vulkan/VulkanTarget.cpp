@@ -21,8 +21,6 @@
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/PassManager.h"
-#include "llvm/IR/LLVMContext.h"
-#include "llvm/IR/Module.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cstdlib>
@@ -137,13 +135,8 @@ public:
       return fail("the Vulkan target has no stage '" + stage + "'");
     mlir::OwningOpRef<mlir::ModuleOp> host(module.clone());
     mlir::mlx::readKernels(*host, /*strip=*/true);
-    llvm::LLVMContext llvmCtx;
-    std::string error;
-    auto llvmModule = mlir::mlx::translateToLLVMIR(*host, llvmCtx, error);
-    if (!llvmModule)
-      return fail(error);
-    llvmModule->print(os, nullptr);
-    return llvm::Error::success();
+    std::string error = mlir::mlx::printLLVMIR(*host, os);
+    return error.empty() ? llvm::Error::success() : fail(error);
   }
 
   llvm::Expected<std::string>
