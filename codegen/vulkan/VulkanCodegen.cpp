@@ -73,29 +73,27 @@ bool isReportCall(Operation *op) {
 /// branches over loads and stores of buffers made outside it, reports. No
 /// allocation, no view, no other call (those stay in host code).
 bool fitsInKernel(Operation *op) {
-  return !op->walk([](Operation *o) {
-              // Buffers of `index` hold host addresses and sizes (the
-              // deallocation helper's): 32 bits in a kernel.
-              if (isa<memref::LoadOp, memref::StoreOp>(o) &&
-                  llvm::any_of(o->getOperands(), [](Value v) {
-                    auto m = dyn_cast<MemRefType>(v.getType());
-                    return m && m.getElementType().isIndex();
-                  }))
-                return WalkResult::interrupt();
-              bool allowed =
-                  isReportCall(o) ||
-                  isa<memref::LoadOp, memref::StoreOp, memref::DimOp>(o) ||
-                  (o->getNumRegions() == 0 && isMemoryEffectFree(o) &&
-                   llvm::none_of(o->getResultTypes(),
-                                 [](Type t) { return isa<MemRefType>(t); })) ||
-                  isa<scf::ForOp, scf::IfOp, scf::WhileOp, scf::ParallelOp,
-                      scf::YieldOp, scf::ConditionOp, scf::ReduceOp,
-                      scf::ReduceReturnOp>(o);
-              if (allowed && o->getNumRegions() &&
-                  llvm::any_of(o->getResultTypes(),
-                               [](Type t) { return isa<MemRefType>(t); }))
-                allowed = false;
-              return allowed ? WalkResult::advance() : WalkResult::interrupt();
+  auto anyMemRef = [](TypeRange types) {
+    return llvm::any_of(types, [](Type t) { return isa<MemRefType>(t); });
+  };
+  auto allowed = [&](Operation *o) {
+    if (auto load = dyn_cast<memref::LoadOp>(o))
+      // Buffers of `index` hold host addresses and sizes (the deallocation
+      // helper's): 32 bits in a kernel.
+      return !load.getMemRefType().getElementType().isIndex();
+    if (auto store = dyn_cast<memref::StoreOp>(o))
+      return !store.getMemRefType().getElementType().isIndex();
+    if (isa<memref::DimOp>(o) || isReportCall(o))
+      return true;
+    if (isa<scf::ForOp, scf::IfOp, scf::WhileOp, scf::ParallelOp, scf::YieldOp,
+            scf::ConditionOp, scf::ReduceOp, scf::ReduceReturnOp>(o))
+      return !anyMemRef(o->getResultTypes());
+    return o->getNumRegions() == 0 && isMemoryEffectFree(o) &&
+           !anyMemRef(o->getResultTypes());
+  };
+  return !op->walk([&](Operation *o) {
+              return allowed(o) ? WalkResult::advance()
+                                : WalkResult::interrupt();
             }).wasInterrupted();
 }
 
@@ -555,6 +553,8 @@ struct LaunchCallsPass
     // __spv__<name>.
     llvm::StringMap<int64_t> kernelIndex;
     SmallVector<Attribute> kernels;
+    SmallVector<gpu::LaunchFuncOp> launches;
+    module.walk([&](gpu::LaunchFuncOp l) { launches.push_back(l); });
     for (auto gpuModule : module.getOps<gpu::GPUModuleOp>()) {
       auto spv = module.lookupSymbol<spirv::ModuleOp>(
           ("__spv__" + gpuModule.getName()).str());
@@ -570,14 +570,12 @@ struct LaunchCallsPass
       for (Type t : fns[0].getArgumentTypes())
         kinds.push_back((int32_t)*argKind(t));
       // The report buffer: whatever the launches pass there.
-      module.walk([&](gpu::LaunchFuncOp l) {
-        if (l.getKernelModuleName() != gpuModule.getName())
-          return;
-        for (auto [k, v] : llvm::enumerate(l.getKernelOperands()))
-          if (Operation *def = v.getDefiningOp();
-              def && def->hasAttr(kReportAttr))
-            kinds[k] = (int32_t)ArgKind::Report;
-      });
+      for (gpu::LaunchFuncOp l : launches)
+        if (l.getKernelModuleName() == gpuModule.getName())
+          for (auto [k, v] : llvm::enumerate(l.getKernelOperands()))
+            if (Operation *def = v.getDefiningOp();
+                def && def->hasAttr(kReportAttr))
+              kinds[k] = (int32_t)ArgKind::Report;
       auto abi = spirv::lookupEntryPointABI(fns[0]);
       std::string assembly;
       llvm::raw_string_ostream os(assembly);
@@ -609,8 +607,6 @@ struct LaunchCallsPass
     declare("mlx_vk_launch", launchType);
     declare("mlx_vk_sync", syncType);
 
-    SmallVector<gpu::LaunchFuncOp> launches;
-    module.walk([&](gpu::LaunchFuncOp l) { launches.push_back(l); });
     for (gpu::LaunchFuncOp launch : launches) {
       Location loc = launch.getLoc();
       auto fn = launch->getParentOfType<func::FuncOp>();
@@ -664,18 +660,16 @@ struct LaunchCallsPass
 
     // Host code's own memory accesses wait for the kernels recorded before.
     SmallVector<Operation *> hostAccesses;
-    module.walk([&](Operation *op) {
-      if (isa<memref::LoadOp, memref::StoreOp>(op)) {
-        auto memref = cast<MemRefType>(
-            op->getOperand(isa<memref::LoadOp>(op) ? 0 : 1).getType());
-        bool stack = false;
-        if (Operation *def =
-                op->getOperand(isa<memref::LoadOp>(op) ? 0 : 1).getDefiningOp())
-          stack = isa<memref::AllocaOp>(def);
-        (void)memref;
-        if (!stack)
-          hostAccesses.push_back(op);
-      }
+    auto onHeap = [](Value memref) {
+      return !memref.getDefiningOp<memref::AllocaOp>();
+    };
+    module.walk([&](memref::LoadOp op) {
+      if (onHeap(op.getMemRef()))
+        hostAccesses.push_back(op);
+    });
+    module.walk([&](memref::StoreOp op) {
+      if (onHeap(op.getMemRef()))
+        hostAccesses.push_back(op);
     });
     for (Operation *op : hostAccesses) {
       b.setInsertionPoint(op);
