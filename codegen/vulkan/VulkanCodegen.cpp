@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 #include "codegen/vulkan/VulkanCodegen.h"
 #include "codegen/cpu/CpuCodegen.h"
+#include "codegen/vulkan/Kernels.h"
 
 #include "mlir/AsmParser/AsmParser.h"
 #include "mlir/Conversion/GPUToSPIRV/GPUToSPIRVPass.h"
@@ -44,11 +45,9 @@
 
 using namespace mlir;
 using ::mlx::vk::ArgKind;
+using namespace mlir::mlx::vulkan;
 
 namespace {
-
-/// The invocations of a workgroup, along the innermost loop dimension.
-constexpr int64_t kWorkgroupSize = 64;
 
 /// The module attribute that lists the kernels.
 constexpr llvm::StringLiteral kKernelsAttr = "mlx.vulkan.kernels";
@@ -56,45 +55,12 @@ constexpr llvm::StringLiteral kKernelsAttr = "mlx.vulkan.kernels";
 /// Marks the host's stand-in for a call's report buffer.
 constexpr llvm::StringLiteral kReportAttr = "mlx.vulkan.report";
 
+/// Marks a launch's parameter block (host memory).
+constexpr llvm::StringLiteral kParamsAttr = "mlx.vulkan.params";
+
 bool containsParallelLoop(Operation *op) {
   return op->walk([](scf::ParallelOp) { return WalkResult::interrupt(); })
       .wasInterrupted();
-}
-
-/// The host functions kernels may call: their calls become stores into the
-/// call's report buffer (see FlattenBuffersPass).
-bool isReportCall(Operation *op) {
-  auto call = dyn_cast<func::CallOp>(op);
-  return call && (call.getCallee() == "mlx_report_out_of_bounds" ||
-                  call.getCallee() == "mlx_report_nonfinite");
-}
-
-/// Whether `op` can run inside a kernel: scalar arithmetic, loops and
-/// branches over loads and stores of buffers made outside it, reports. No
-/// allocation, no view, no other call (those stay in host code).
-bool fitsInKernel(Operation *op) {
-  auto anyMemRef = [](TypeRange types) {
-    return llvm::any_of(types, [](Type t) { return isa<MemRefType>(t); });
-  };
-  auto allowed = [&](Operation *o) {
-    if (auto load = dyn_cast<memref::LoadOp>(o))
-      // Buffers of `index` hold host addresses and sizes (the deallocation
-      // helper's): 32 bits in a kernel.
-      return !load.getMemRefType().getElementType().isIndex();
-    if (auto store = dyn_cast<memref::StoreOp>(o))
-      return !store.getMemRefType().getElementType().isIndex();
-    if (isa<memref::DimOp>(o) || isReportCall(o))
-      return true;
-    if (isa<scf::ForOp, scf::IfOp, scf::WhileOp, scf::ParallelOp, scf::YieldOp,
-            scf::ConditionOp, scf::ReduceOp, scf::ReduceReturnOp>(o))
-      return !anyMemRef(o->getResultTypes());
-    return o->getNumRegions() == 0 && isMemoryEffectFree(o) &&
-           !anyMemRef(o->getResultTypes());
-  };
-  return !op->walk([&](Operation *o) {
-              return allowed(o) ? WalkResult::advance()
-                                : WalkResult::interrupt();
-            }).wasInterrupted();
 }
 
 bool accessesMemory(Operation *op) {
@@ -140,6 +106,8 @@ struct MapLoopsPass
     for (Block &block : region)
       for (Operation &op : llvm::make_early_inc_range(block)) {
         bool fits = fitsInKernel(&op);
+        if (op.hasAttr(kRowKernelAttr))
+          continue; // mapped already
         if (auto loop = dyn_cast<scf::ParallelOp>(op); loop && fits) {
           kernels.push_back(loop);
           continue;
@@ -339,22 +307,96 @@ struct FlattenBuffersPass
     }
     if (failed(lowerReports(launch)))
       return failure();
-    // Constants are cheaper made inside than passed; booleans and narrow
-    // integers travel as 32-bit words.
+    // Constants are cheaper made inside than passed; the other scalars
+    // travel as 32-bit words of one parameter block (ArgKind::Params).
     captured.clear();
     getUsedValuesDefinedAbove(body, captured);
     OpBuilder inside(&body.front(), body.front().begin());
+    SmallVector<Value> scalars;
     for (Value v : captured) {
-      Operation *def = v.getDefiningOp();
-      Value copy;
-      if (def && def->hasTrait<OpTrait::ConstantLike>()) {
-        copy = inside.clone(*def)->getResult(0);
-      } else if (auto t = dyn_cast<IntegerType>(v.getType());
-                 t && t.getWidth() < 32) {
-        Value word = host.create<arith::ExtUIOp>(loc, host.getI32Type(), v);
-        copy = inside.create<arith::TruncIOp>(loc, t, word);
-      } else {
+      if (isa<MemRefType>(v.getType()))
         continue;
+      Operation *def = v.getDefiningOp();
+      if (def && def->hasTrait<OpTrait::ConstantLike>())
+        replaceAllUsesInRegionWith(v, inside.clone(*def)->getResult(0), body);
+      else
+        scalars.push_back(v);
+    }
+    return packParameters(launch, scalars);
+  }
+
+  /// Passes `scalars` to the kernel in a block of 32-bit words that the
+  /// host fills before the launch (a 64-bit value takes two, low first;
+  /// `index` and narrow integers one, as they are 32 bits in a kernel).
+  LogicalResult packParameters(gpu::LaunchOp launch, ArrayRef<Value> scalars) {
+    if (scalars.empty())
+      return success();
+    Location loc = launch.getLoc();
+    auto wide = [](Type t) { return t.getIntOrFloatBitWidth() == 64; };
+    int64_t words = 0;
+    for (Value v : scalars) {
+      Type t = v.getType();
+      if (!t.isIndex() && !t.isSignlessInteger() && !t.isF32() && !t.isF64())
+        return launch.emitError("a Vulkan kernel cannot take a scalar of "
+                                "type ")
+               << t;
+      words += !t.isIndex() && wide(t) ? 2 : 1;
+    }
+    auto fn = launch->getParentOfType<func::FuncOp>();
+    OpBuilder entry(&fn.getBody().front(), fn.getBody().front().begin());
+    auto i32 = entry.getI32Type(), i64 = entry.getI64Type();
+    auto params =
+        entry.create<memref::AllocaOp>(loc, MemRefType::get({words}, i32));
+    params->setAttr(kParamsAttr, entry.getUnitAttr());
+    OpBuilder host(launch);
+    Region &body = launch.getBody();
+    OpBuilder inside(&body.front(), body.front().begin());
+    auto put = [&](Value word, int64_t k) {
+      host.create<memref::StoreOp>(
+          loc, word, params,
+          ValueRange{host.create<arith::ConstantIndexOp>(loc, k)});
+    };
+    auto get = [&](int64_t k) -> Value {
+      return inside.create<memref::LoadOp>(
+          loc, params,
+          ValueRange{inside.create<arith::ConstantIndexOp>(loc, k)});
+    };
+    int64_t at = 0;
+    for (Value v : scalars) {
+      Type t = v.getType();
+      Value copy;
+      if (t.isIndex()) {
+        put(host.create<arith::IndexCastOp>(loc, i32, v), at);
+        copy = inside.create<arith::IndexCastOp>(loc, t, get(at++));
+      } else if (!wide(t)) {
+        bool isFloat = t.isF32(), narrow = !isFloat && !t.isInteger(32);
+        Value word = v;
+        if (isFloat)
+          word = host.create<arith::BitcastOp>(loc, i32, v);
+        else if (narrow)
+          word = host.create<arith::ExtUIOp>(loc, i32, v);
+        put(word, at);
+        copy = get(at++);
+        if (isFloat)
+          copy = inside.create<arith::BitcastOp>(loc, t, copy);
+        else if (narrow)
+          copy = inside.create<arith::TruncIOp>(loc, t, copy);
+      } else {
+        Value bits = t.isF64() ? host.create<arith::BitcastOp>(loc, i64, v) : v;
+        Value shift = host.create<arith::ConstantIntOp>(loc, 32, 64);
+        put(host.create<arith::TruncIOp>(loc, i32, bits), at);
+        put(host.create<arith::TruncIOp>(
+                loc, i32, host.create<arith::ShRUIOp>(loc, bits, shift)),
+            at + 1);
+        Value low = inside.create<arith::ExtUIOp>(loc, i64, get(at));
+        Value high = inside.create<arith::ExtUIOp>(loc, i64, get(at + 1));
+        at += 2;
+        copy = inside.create<arith::OrIOp>(
+            loc, low,
+            inside.create<arith::ShLIOp>(
+                loc, high, inside.create<arith::ConstantIntOp>(loc, 32, 64)));
+        if (t.isF64())
+          copy = inside.create<arith::BitcastOp>(loc, t, copy);
       }
       replaceAllUsesInRegionWith(v, copy, body);
     }
@@ -453,21 +495,11 @@ struct NarrowComparesPass
   }
 };
 
-/// The kind of a kernel argument of type `type`, if the runtime can pass
-/// it (index is 32 bits in the kernels).
-std::optional<ArgKind> argKind(Type type) {
-  if (auto memref = dyn_cast<MemRefType>(type))
-    return memref.getRank() == 1 ? std::optional(ArgKind::Buffer)
-                                 : std::nullopt;
-  if (type.isIndex() || type.isInteger(32))
-    return ArgKind::I32;
-  if (type.isInteger(64))
-    return ArgKind::I64;
-  if (type.isF32())
-    return ArgKind::F32;
-  if (type.isF64())
-    return ArgKind::F64;
-  return std::nullopt;
+/// Whether the runtime can pass a kernel argument of type `type`: only
+/// one-dimensional buffers (FlattenBuffersPass packs the scalars).
+bool isKernelArgument(Type type) {
+  auto memref = dyn_cast<MemRefType>(type);
+  return memref && memref.getRank() == 1;
 }
 
 /// `mlx-vulkan-kernel-abi`: the module's SPIR-V target environment, and
@@ -507,7 +539,7 @@ struct KernelAbiPass
       fn->setAttr(spirv::getEntryPointABIAttrName(),
                   spirv::getEntryPointABIAttr(&getContext(), size));
       for (Type t : fn.getArgumentTypes())
-        if (!argKind(t)) {
+        if (!isKernelArgument(t)) {
           launch.emitError("a Vulkan kernel cannot take an argument of type ")
               << t;
           return WalkResult::interrupt();
@@ -566,16 +598,22 @@ struct LaunchCallsPass
       SmallVector<uint32_t> words;
       if (failed(spirv::serialize(spv, words)))
         return signalPassFailure();
-      SmallVector<int32_t> kinds;
-      for (Type t : fns[0].getArgumentTypes())
-        kinds.push_back((int32_t)*argKind(t));
-      // The report buffer: whatever the launches pass there.
+      // Buffers, but for what the launches pass there: the report buffer,
+      // the parameter block.
+      SmallVector<int32_t> kinds(fns[0].getNumArguments(),
+                                 (int32_t)ArgKind::Buffer);
+      int64_t paramBytes = 0;
       for (gpu::LaunchFuncOp l : launches)
         if (l.getKernelModuleName() == gpuModule.getName())
-          for (auto [k, v] : llvm::enumerate(l.getKernelOperands()))
-            if (Operation *def = v.getDefiningOp();
-                def && def->hasAttr(kReportAttr))
+          for (auto [k, v] : llvm::enumerate(l.getKernelOperands())) {
+            Operation *def = v.getDefiningOp();
+            if (def && def->hasAttr(kReportAttr))
               kinds[k] = (int32_t)ArgKind::Report;
+            if (def && def->hasAttr(kParamsAttr)) {
+              kinds[k] = (int32_t)ArgKind::Params;
+              paramBytes = cast<MemRefType>(v.getType()).getNumElements() * 4;
+            }
+          }
       auto abi = spirv::lookupEntryPointABI(fns[0]);
       std::string assembly;
       llvm::raw_string_ostream os(assembly);
@@ -588,6 +626,7 @@ struct LaunchCallsPass
                                                   words.size()))),
           b.getNamedAttr("workgroup", abi.getWorkgroupSize()),
           b.getNamedAttr("args", DenseI32ArrayAttr::get(ctx, kinds)),
+          b.getNamedAttr("params", b.getI64IntegerAttr(paramBytes)),
           b.getNamedAttr("assembly", b.getStringAttr(assembly))};
       kernelIndex[gpuModule.getName()] = (int64_t)kernels.size();
       kernels.push_back(b.getDictionaryAttr(fields));
@@ -618,23 +657,8 @@ struct LaunchCallsPass
       Value array = b.create<memref::AllocaOp>(loc, arrayType);
       b.setInsertionPoint(launch);
       for (auto [k, v] : llvm::enumerate(launch.getKernelOperands())) {
-        Value bits;
-        Type t = v.getType();
-        if (isa<MemRefType>(t))
-          bits = b.create<arith::IndexCastOp>(
-              loc, i64,
-              b.create<memref::ExtractAlignedPointerAsIndexOp>(loc, v));
-        else if (t.isIndex())
-          bits = b.create<arith::IndexCastOp>(loc, i64, v);
-        else if (t.isInteger(32))
-          bits = b.create<arith::ExtSIOp>(loc, i64, v);
-        else if (t.isInteger(64))
-          bits = v;
-        else if (t.isF32())
-          bits = b.create<arith::ExtUIOp>(
-              loc, i64, b.create<arith::BitcastOp>(loc, b.getI32Type(), v));
-        else if (t.isF64())
-          bits = b.create<arith::BitcastOp>(loc, i64, v);
+        Value bits = b.create<arith::IndexCastOp>(
+            loc, i64, b.create<memref::ExtractAlignedPointerAsIndexOp>(loc, v));
         Value at = b.create<arith::ConstantIndexOp>(loc, k);
         b.create<memref::StoreOp>(loc, bits, array, ValueRange{at});
       }
@@ -681,6 +705,42 @@ struct LaunchCallsPass
 
 } // namespace
 
+/// The host functions kernels may call: their calls become stores into the
+/// call's report buffer (see FlattenBuffersPass).
+bool mlir::mlx::vulkan::isReportCall(Operation *op) {
+  auto call = dyn_cast<func::CallOp>(op);
+  return call && (call.getCallee() == "mlx_report_out_of_bounds" ||
+                  call.getCallee() == "mlx_report_nonfinite");
+}
+
+/// Whether `op` can run inside a kernel: scalar arithmetic, loops and
+/// branches over loads and stores of buffers made outside it, reports. No
+/// allocation, no view, no other call (those stay in host code).
+bool mlir::mlx::vulkan::fitsInKernel(Operation *op) {
+  auto anyMemRef = [](TypeRange types) {
+    return llvm::any_of(types, [](Type t) { return isa<MemRefType>(t); });
+  };
+  auto allowed = [&](Operation *o) {
+    if (auto load = dyn_cast<memref::LoadOp>(o))
+      // Buffers of `index` hold host addresses and sizes (the deallocation
+      // helper's): 32 bits in a kernel.
+      return !load.getMemRefType().getElementType().isIndex();
+    if (auto store = dyn_cast<memref::StoreOp>(o))
+      return !store.getMemRefType().getElementType().isIndex();
+    if (isa<memref::DimOp>(o) || isReportCall(o))
+      return true;
+    if (isa<scf::ForOp, scf::IfOp, scf::WhileOp, scf::ParallelOp, scf::YieldOp,
+            scf::ConditionOp, scf::ReduceOp, scf::ReduceReturnOp>(o))
+      return !anyMemRef(o->getResultTypes());
+    return o->getNumRegions() == 0 && isMemoryEffectFree(o) &&
+           !anyMemRef(o->getResultTypes());
+  };
+  return !op->walk([&](Operation *o) {
+              return allowed(o) ? WalkResult::advance()
+                                : WalkResult::interrupt();
+            }).wasInterrupted();
+}
+
 void mlir::mlx::registerVulkanTargetDialects(DialectRegistry &registry) {
   mlx::registerCpuTargetDialects(registry);
   registry.insert<gpu::GPUDialect, spirv::SPIRVDialect, scf::SCFDialect>();
@@ -713,6 +773,7 @@ void mlir::mlx::buildLinalgToVulkanPipeline(OpPassManager &pm,
                                             const std::string &targetEnv) {
   mlx::buildBufferizePipeline(pm);
   pm.addPass(std::make_unique<CopiesToLinalgPass>());
+  pm.addNestedPass<func::FuncOp>(createRowKernelsPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   // Subviews and reshapes fold into the loads and stores through them.
   pm.addPass(memref::createFoldMemRefAliasOpsPass());
@@ -733,6 +794,7 @@ void mlir::mlx::buildLinalgToVulkanPipeline(OpPassManager &pm,
   pm.addNestedPass<gpu::GPUModuleOp>(createConvertMathToSPIRVPass());
   pm.addPass(createConvertGPUToSPIRVPass(/*mapMemorySpace=*/true));
   OpPassManager &spv = pm.nest<spirv::ModuleOp>();
+  spv.addPass(createBufferBarriersPass());
   spv.addPass(spirv::createSPIRVLowerABIAttributesPass());
   spv.addPass(spirv::createSPIRVUpdateVCEPass());
   pm.addPass(std::make_unique<LaunchCallsPass>());
@@ -756,6 +818,7 @@ std::vector<mlir::mlx::LoweredKernel> mlir::mlx::readKernels(ModuleOp module,
       k.spec.workgroup[i] = (uint32_t)size[i];
     for (int32_t kind : cast<DenseI32ArrayAttr>(d.get("args")).asArrayRef())
       k.spec.args.push_back((ArgKind)kind);
+    k.spec.paramBytes = (uint32_t)cast<IntegerAttr>(d.get("params")).getInt();
     k.assembly = cast<StringAttr>(d.get("assembly")).str();
     out.push_back(std::move(k));
   }

@@ -8,10 +8,10 @@
 // device memory, runs the host code within a vk::CallScope (one submit at
 // the end) and returns views of the result buffers.
 //
-// Binary layout (little-endian): "MLXVK1\n\0", u64 host object size, the
+// Binary layout (little-endian): "MLXVK2\n\0", u64 host object size, the
 // object, u32 kernel count, then per kernel: u32 name size, name, u32
-// workgroup[3], u32 argument count, one byte per argument kind, u32 word
-// count, the SPIR-V words.
+// workgroup[3], u32 argument count, one byte per argument kind, u32
+// parameter bytes, u32 word count, the SPIR-V words.
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/vulkan/VulkanTarget.h"
@@ -30,7 +30,7 @@ using namespace mlx;
 
 namespace {
 
-constexpr char kMagic[8] = {'M', 'L', 'X', 'V', 'K', '1', '\n', '\0'};
+constexpr char kMagic[8] = {'M', 'L', 'X', 'V', 'K', '2', '\n', '\0'};
 
 llvm::Error fail(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
@@ -161,6 +161,7 @@ public:
       put<uint32_t>(out, k.spec.args.size());
       for (vk::ArgKind a : k.spec.args)
         put<uint8_t>(out, (uint8_t)a);
+      put<uint32_t>(out, k.spec.paramBytes);
       put<uint32_t>(out, k.spec.spirv.size());
       out.append(reinterpret_cast<const char *>(k.spec.spirv.data()),
                  k.spec.spirv.size() * 4);
@@ -184,7 +185,7 @@ public:
       llvm::StringRef name, kinds, code;
       bool ok = r.get(size) && r.bytes(size, name) && r.get(k.workgroup[0]) &&
                 r.get(k.workgroup[1]) && r.get(k.workgroup[2]) && r.get(args) &&
-                r.bytes(args, kinds) && r.get(words) &&
+                r.bytes(args, kinds) && r.get(k.paramBytes) && r.get(words) &&
                 r.bytes((size_t)words * 4, code);
       if (!ok)
         return fail("a truncated Vulkan binary");

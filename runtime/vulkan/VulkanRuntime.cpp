@@ -663,7 +663,7 @@ struct Recorder {
   VkFence fence = VK_NULL_HANDLE;
   std::vector<VkDescriptorPool> descriptorPools;
   size_t currentPool = 0;
-  /// Scalar arguments, one aligned slot each.
+  /// Kernels' parameter blocks, one aligned slot each.
   std::vector<Buffer> arenas;
   size_t currentArena = 0, arenaUsed = 0;
   /// What kernels report (ArgKind::Report), zero between calls.
@@ -703,7 +703,7 @@ struct mlx::vk::CallScope::Impl {
   }
   bool begin();
   VkDescriptorSet descriptorSet(VkDescriptorSetLayout layout);
-  bool scalarSlot(const void *bits, size_t bytes, VkDescriptorBufferInfo &out);
+  bool paramSlot(const void *bits, size_t bytes, VkDescriptorBufferInfo &out);
   void launch(int64_t kernel, const int64_t grid[3], const int64_t *args);
   void submit();
   void checkValidation();
@@ -867,9 +867,16 @@ VkDescriptorSet CallScope::Impl::descriptorSet(VkDescriptorSetLayout layout) {
   }
 }
 
-bool CallScope::Impl::scalarSlot(const void *bits, size_t bytes,
-                                 VkDescriptorBufferInfo &out) {
-  size_t slot = (size_t)device->offsetAlignment;
+bool CallScope::Impl::paramSlot(const void *bits, size_t bytes,
+                                VkDescriptorBufferInfo &out) {
+  size_t align = (size_t)device->offsetAlignment;
+  size_t slot = std::max<size_t>((bytes + align - 1) / align * align, align);
+  if (slot > kArenaBytes) {
+    error("a kernel's parameters take " + std::to_string(bytes) +
+          " bytes, more than the runtime passes (" +
+          std::to_string(kArenaBytes) + ")");
+    return false;
+  }
   if (rec->currentArena < rec->arenas.size() &&
       rec->arenaUsed + slot > kArenaBytes) {
     ++rec->currentArena;
@@ -933,16 +940,9 @@ void CallScope::Impl::launch(int64_t kernel, const int64_t grid[3],
       infos[a].offset = offset;
       break;
     }
-    case ArgKind::I32:
-    case ArgKind::F32: {
-      uint32_t low = (uint32_t)(uint64_t)bits;
-      if (!scalarSlot(&low, 4, infos[a]))
-        return;
-      break;
-    }
-    case ArgKind::I64:
-    case ArgKind::F64:
-      if (!scalarSlot(&bits, 8, infos[a]))
+    case ArgKind::Params:
+      if (!paramSlot(reinterpret_cast<const void *>(bits), spec.paramBytes,
+                     infos[a]))
         return;
       break;
     case ArgKind::Report:

@@ -50,12 +50,15 @@ struct DeviceInfo {
 /// there is none (no loader, no device, MLX_VULKAN_DEVICE out of range).
 const DeviceInfo *device(std::string &error);
 
-/// How a kernel argument is passed: a buffer, a scalar of that type, or
-/// the call's report buffer (eight i32: an out-of-range subscript sets [0]
-/// with the check id, index and size in [1..3]; a non-finite value sets
-/// [4] with id and kind in [5..6]; reported to runtime/Numerics.h when the
-/// call ends).
-enum class ArgKind : uint8_t { Buffer, I32, I64, F32, F64, Report };
+/// How a kernel argument is passed: a buffer; the kernel's parameters
+/// (its sizes, strides and other scalars packed into KernelSpec::paramBytes
+/// bytes of host memory, copied into a small buffer when the launch is
+/// recorded: one binding however many there are, and one shader for every
+/// shape); or the call's report buffer (eight i32: an out-of-range
+/// subscript sets [0] with the check id, index and size in [1..3]; a
+/// non-finite value sets [4] with id and kind in [5..6]; reported to
+/// runtime/Numerics.h when the call ends).
+enum class ArgKind : uint8_t { Buffer, Params, Report };
 
 /// One compute shader: entry point `name` in `spirv`, its workgroup size,
 /// and its arguments, bound in order as bindings 0, 1, … of set 0.
@@ -64,6 +67,7 @@ struct KernelSpec {
   std::vector<uint32_t> spirv;
   std::array<uint32_t, 3> workgroup{1, 1, 1};
   std::vector<ArgKind> args;
+  uint32_t paramBytes = 0; ///< the size of the Params argument's block
 };
 
 /// A set of kernels with their pipelines, made once and called from any
@@ -126,8 +130,8 @@ void *mlx_vk_aligned_alloc(size_t alignment, size_t bytes);
 /// recorded so far have run.
 void mlx_vk_free(void *p);
 /// Records kernel `kernel` of the current program over a grid of
-/// gx × gy × gz workgroups; `args[i]` is argument i: a buffer's address, or
-/// a scalar's bits (in the low bytes).
+/// gx × gy × gz workgroups; `args[i]` is argument i: a buffer's address
+/// (for Params, of the host memory that holds the parameters).
 void mlx_vk_launch(int64_t kernel, int64_t gx, int64_t gy, int64_t gz,
                    const int64_t *args);
 /// Runs what has been recorded and waits: host code calls it before it
