@@ -11,6 +11,8 @@
 
 #include "runtime/Tensor.h"
 
+#include <functional>
+#include <iosfwd>
 #include <map>
 #include <memory>
 #include <optional>
@@ -70,6 +72,30 @@ struct Signature {
 /// On failure returns false with a message naming the argument and the dim.
 bool checkArguments(const Signature &sig, std::vector<Tensor> &args,
                     std::string &error);
+
+/// Calls compiled code through its packed entry point `entry`
+/// (`mlx_call_NAME(void **args)`: args[0] the results' descriptors, then
+/// one strided-memref descriptor per argument) on arguments checked against
+/// `sig`: `args[i].data()` is what the code sees. Results are views of the
+/// allocations the code made, each freed with `freeFn` once no view holds
+/// it. `invoke`, where given, makes the call (`invoke(entry, packed)`) and
+/// says whether the code ran to its end; when it did not, there are no
+/// results.
+std::vector<Tensor>
+callPacked(void (*entry)(void **), const Signature &sig,
+           const std::vector<Tensor> &args, void (*freeFn)(void *),
+           const std::function<bool(void (*)(void **), void **)> &invoke);
+
+/// Writes `sig` as lines of text that readSignature reads back:
+/// `function NAME`, then `param NAME DTYPE [=VALUE] DIM...` (a DIM: a
+/// size, a symbol, or a formula in prefix form such as `(+ H M)`) and
+/// `result NAME DTYPE RANK`, then `end`.
+void writeSignature(std::ostream &os, const Signature &sig);
+
+/// Reads what writeSignature wrote, from the line after `function NAME`
+/// (`name` is NAME) to `end`; false with `error` set on malformed text.
+bool readSignature(std::istream &is, const std::string &name, Signature &sig,
+                   std::string &error);
 
 } // namespace mlx::rt
 

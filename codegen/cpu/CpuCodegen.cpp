@@ -53,6 +53,7 @@
 #include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Program.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/Target/TargetMachine.h"
@@ -578,4 +579,25 @@ std::string mlx::cpuDescription(unsigned optLevel, const std::string &cpu) {
     if (enabled)
       text += " +" + feature.str();
   return text;
+}
+
+std::string mlir::mlx::linkSharedLibrary(const std::string &object,
+                                         const std::string &output) {
+  auto cc = llvm::sys::findProgramByName("cc");
+  if (!cc)
+    return "linking a shared library needs 'cc' on the PATH";
+  // libomp only where parallel loops need it (--as-needed).
+  llvm::SmallVector<llvm::StringRef> argv = {*cc,
+                                             "-shared",
+                                             "-o",
+                                             output,
+                                             object,
+                                             "-lm",
+                                             "-Wl,--as-needed",
+                                             "-l:libomp.so.5"};
+  if (llvm::sys::ExecuteAndWait(*cc, argv) != 0) {
+    llvm::sys::fs::remove(output);
+    return "linking a shared library failed";
+  }
+  return "";
 }

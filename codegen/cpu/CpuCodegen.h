@@ -90,6 +90,12 @@ std::optional<std::string> emitObject(ModuleOp module, bool defaultReports,
 bool emitObjectFile(ModuleOp module, llvm::StringRef path, unsigned optLevel,
                     const std::string &cpu, std::string &error);
 
+/// Links `object` into the shared library `output` with the system's `cc`
+/// (libm; libomp where the code needs it). Returns an error message, empty
+/// on success (callers write to a temporary and rename it into place).
+std::string linkSharedLibrary(const std::string &object,
+                              const std::string &output);
+
 /// Initializes LLVM's code generator and assembly printer for the host
 /// (once per process): needed to emit objects and to load them.
 void initializeNativeTarget();

@@ -168,26 +168,10 @@ public:
     }
     if (shared) {
       std::string tmpLib = output + ".part." + pid;
-      auto cc = llvm::sys::findProgramByName("cc");
-      if (!cc) {
-        llvm::sys::fs::remove(tmpObject);
-        return fail("linking a shared library needs 'cc' on the PATH");
-      }
-      // libomp only where parallel loops need it (--as-needed).
-      llvm::SmallVector<llvm::StringRef> argv = {*cc,
-                                                 "-shared",
-                                                 "-o",
-                                                 tmpLib,
-                                                 tmpObject,
-                                                 "-lm",
-                                                 "-Wl,--as-needed",
-                                                 "-l:libomp.so.5"};
-      int rc = llvm::sys::ExecuteAndWait(*cc, argv);
+      error = mlir::mlx::linkSharedLibrary(tmpObject, tmpLib);
       llvm::sys::fs::remove(tmpObject);
-      if (rc != 0) {
-        llvm::sys::fs::remove(tmpLib);
+      if (!error.empty())
         return fail("linking '" + output + "' failed");
-      }
       if (!rt::commitFile(tmpLib, output, error))
         return fail(error);
     } else if (!rt::commitFile(tmpObject, object, error)) {
@@ -275,52 +259,9 @@ std::vector<rt::Tensor> HostCode::call(
     const rt::Signature &sig, const std::vector<rt::Tensor> &args,
     void (*freeFn)(void *),
     const std::function<bool(void (*)(void **), void **)> &invoke) const {
-  using Entry = void (*)(void **);
-  auto fn = reinterpret_cast<Entry>(entry(sig.name));
+  auto fn = reinterpret_cast<void (*)(void **)>(entry(sig.name));
   assert(fn && "call of a function the code does not export");
-  std::vector<std::vector<int64_t>> descriptors;
-  for (const rt::Tensor &a : args) {
-    std::vector<int64_t> desc(3 + 2 * a.rank());
-    desc[0] = desc[1] = (int64_t)(intptr_t)a.data();
-    desc[2] = 0;
-    for (int64_t d = 0; d < a.rank(); ++d) {
-      desc[3 + d] = a.shape()[d];
-      desc[3 + a.rank() + d] = a.strides()[d];
-    }
-    descriptors.push_back(std::move(desc));
-  }
-  size_t resultWords = 0;
-  for (const rt::ResultSpec &r : sig.results)
-    resultWords += 3 + 2 * r.rank;
-  std::vector<int64_t> results(resultWords, 0);
-  std::vector<void *> packed = {results.data()};
-  for (auto &desc : descriptors)
-    packed.push_back(desc.data());
-  if (!invoke)
-    fn(packed.data());
-  else if (!invoke(fn, packed.data()))
-    return {};
-
-  // The buffer deallocation pipeline returns every result of an exported
-  // function owned (a returned argument or constant is cloned), so each
-  // allocation is the caller's; results may share one.
-  std::map<intptr_t, std::shared_ptr<void>> owners;
-  std::vector<rt::Tensor> out;
-  size_t at = 0;
-  for (const rt::ResultSpec &r : sig.results) {
-    int64_t *desc = results.data() + at;
-    at += 3 + 2 * r.rank;
-    auto allocated = (intptr_t)desc[0];
-    std::vector<int64_t> shape(desc + 3, desc + 3 + r.rank);
-    std::vector<int64_t> strides(desc + 3 + r.rank, desc + 3 + 2 * r.rank);
-    void *data =
-        (char *)(intptr_t)desc[1] + desc[2] * (int64_t)rt::dtypeSize(r.dtype);
-    std::shared_ptr<void> &owner = owners[allocated];
-    if (!owner)
-      owner = std::shared_ptr<void>((void *)allocated, freeFn);
-    out.push_back(rt::Tensor::view(r.dtype, shape, strides, data, owner));
-  }
-  return out;
+  return rt::callPacked(fn, sig, args, freeFn, invoke);
 }
 
 std::unique_ptr<Target> mlx::createCpuTarget() {

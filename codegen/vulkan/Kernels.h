@@ -8,6 +8,8 @@
 #ifndef MLX_CODEGEN_VULKAN_KERNELS_H
 #define MLX_CODEGEN_VULKAN_KERNELS_H
 
+#include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
 #include "mlir/Pass/Pass.h"
 
 #include <cstdint>
@@ -29,6 +31,35 @@ bool isReportCall(Operation *op);
 /// Whether `op` can run inside a kernel: scalar arithmetic, loops and
 /// branches over loads and stores of buffers made outside it, reports.
 bool fitsInKernel(Operation *op);
+
+/// A linalg op on buffers that a fused kernel can compute: its body fits
+/// in a kernel, with no gather (a load at computed indices: in a row
+/// kernel, lavapipe 22.3 crashed running gqa_attention's gather of V).
+bool isFusible(Operation *op);
+
+/// The combiner C of a reduction with one output whose body yields
+/// C(out, g) (g free of out), C associative and commutative with a neutral
+/// element (arith::getNeutralElement); null for any other op.
+Operation *reductionCombiner(linalg::LinalgOp op);
+
+/// C(acc, other), cloned from `op`'s combiner C.
+Value combine(OpBuilder &b, linalg::LinalgOp op, Operation *combiner, Value acc,
+              Value other);
+
+/// The buffer a view is of.
+inline Value rootOf(Value buffer) {
+  while (auto view = buffer.getDefiningOp<ViewLikeOpInterface>())
+    buffer = view.getViewSource();
+  return buffer;
+}
+
+/// `mlx-vulkan-tiled-contractions`: a contraction C[b, i, k] ⊕= Σ_r
+/// f(A[…i…r…], B[…r…k…]) (a matrix product: each operand reused across
+/// the other's dim) becomes a kernel over 16×16 tiles of C: each workgroup
+/// stages 16×16 tiles of A and B in workgroup memory per step of r, its
+/// 256 invocations each accumulating one element of C; the fill of C just
+/// before it folds into the kernel.
+std::unique_ptr<Pass> createTiledContractionsPass();
 
 /// `mlx-vulkan-row-kernels`: fuses runs of linalg ops on buffers that share
 /// their leading parallel dims (the rows) around a reduction into one

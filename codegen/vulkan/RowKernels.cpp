@@ -89,17 +89,11 @@ std::optional<Extent> loopExtent(linalg::LinalgOp op, unsigned d) {
   return std::nullopt;
 }
 
-/// The buffer a view is of.
-Value rootOf(Value buffer) {
-  while (auto view = buffer.getDefiningOp<ViewLikeOpInterface>())
-    buffer = view.getViewSource();
-  return buffer;
-}
-
 bool reduces(linalg::LinalgOp op) { return op.getNumReductionLoops() > 0; }
 
-/// A linalg op on buffers whose body a kernel can run.
-bool isCandidate(Operation *o) {
+} // namespace
+
+bool mlir::mlx::vulkan::isFusible(Operation *o) {
   auto op = dyn_cast<linalg::LinalgOp>(o);
   if (!op || !op.hasPureBufferSemantics() || o->getNumResults())
     return false;
@@ -116,6 +110,8 @@ bool isCandidate(Operation *o) {
   });
   return !walk.wasInterrupted();
 }
+
+namespace {
 
 /// How many leading loops of `op` can be rows: parallel, and the leading
 /// dims of every output.
@@ -154,18 +150,12 @@ bool isContraction(linalg::LinalgOp op) {
   return false;
 }
 
-/// A row reduction the invocations share: one output indexed by the rows
-/// alone, inner loops all reductions, and a body that yields C(out, g)
-/// for an associative, commutative C with a neutral element (g free of
-/// out). Returns C.
-Operation *sharedCombiner(linalg::LinalgOp op, unsigned rows) {
-  if (!reduces(op) || op.getNumDpsInits() != 1 ||
-      op.getNumParallelLoops() != rows)
+} // namespace
+
+Operation *mlir::mlx::vulkan::reductionCombiner(linalg::LinalgOp op) {
+  if (!reduces(op) || op.getNumDpsInits() != 1)
     return nullptr;
   OpOperand *out = op.getDpsInitOperand(0);
-  AffineMap map = op.getMatchingIndexingMap(out);
-  if (map.getNumResults() != rows)
-    return nullptr;
   Type element = getElementTypeOrSelf(out->get().getType());
   if (!(element.isF32() || element.isF64() || element.isInteger(32) ||
         element.isInteger(64)))
@@ -183,6 +173,27 @@ Operation *sharedCombiner(linalg::LinalgOp op, unsigned rows) {
       !arith::getNeutralElement(combiner))
     return nullptr;
   return combiner;
+}
+
+Value mlir::mlx::vulkan::combine(OpBuilder &b, linalg::LinalgOp op,
+                                 Operation *combiner, Value acc, Value other) {
+  Value out = op.getMatchingBlockArgument(op.getDpsInitOperand(0));
+  IRMapping mapping;
+  for (Value operand : combiner->getOperands())
+    mapping.map(operand, operand == out ? acc : other);
+  return b.clone(*combiner, mapping)->getResult(0);
+}
+
+namespace {
+
+/// A row reduction the invocations share: one output indexed by the rows
+/// alone, inner loops all reductions, and a combiner (reductionCombiner).
+Operation *sharedCombiner(linalg::LinalgOp op, unsigned rows) {
+  if (op.getNumParallelLoops() != rows ||
+      op.getMatchingIndexingMap(op.getDpsInitOperand(0)).getNumResults() !=
+          rows)
+    return nullptr;
+  return reductionCombiner(op);
 }
 
 /// The most buffers a run may use: each is a binding, and devices have as
@@ -382,16 +393,6 @@ private:
     store(op, body(op, ivs, mapping), ivs);
   }
 
-  /// C(a, b) as `combiner` computes C(out, g).
-  Value combine(Operation *combiner, Value acc, Value other,
-                linalg::LinalgOp op) {
-    Value out = op.getMatchingBlockArgument(op.getDpsInitOperand(0));
-    IRMapping mapping;
-    for (Value operand : combiner->getOperands())
-      mapping.map(operand, operand == out ? acc : other);
-    return b.clone(*combiner, mapping)->getResult(0);
-  }
-
   /// Memory each invocation of the workgroup has a slot of, per type.
   Value shared(Type element) {
     Value &slot = sharedBuffers[element];
@@ -453,7 +454,7 @@ private:
         Value mine = b.create<memref::LoadOp>(loc, slots, tid);
         Value other = b.create<memref::LoadOp>(
             loc, slots, ValueRange{b.create<arith::AddIOp>(loc, tid, h)});
-        b.create<memref::StoreOp>(loc, combine(combiner, mine, other, op),
+        b.create<memref::StoreOp>(loc, combine(b, op, combiner, mine, other),
                                   slots, tid);
       }
       b.create<gpu::BarrierOp>(loc);
@@ -468,7 +469,7 @@ private:
     SmallVector<Value> at = indices(op.getMatchingIndexingMap(init), ivs);
     Value old = b.create<memref::LoadOp>(loc, init->get(), at);
     Value total = b.create<memref::LoadOp>(loc, slots, zero);
-    b.create<memref::StoreOp>(loc, combine(combiner, old, total, op),
+    b.create<memref::StoreOp>(loc, combine(b, op, combiner, old, total),
                               init->get(), at);
   }
 
@@ -495,7 +496,7 @@ struct RowKernelsPass
       ops.push_back(&op);
     size_t done = 0; // ops before this belong to earlier runs
     for (size_t i = 0; i < ops.size(); ++i) {
-      if (!isCandidate(ops[i]) || !reduces(cast<linalg::LinalgOp>(ops[i])))
+      if (!isFusible(ops[i]) || !reduces(cast<linalg::LinalgOp>(ops[i])))
         continue;
       auto seed = cast<linalg::LinalgOp>(ops[i]);
       unsigned rows = rowDimsOf(seed);
@@ -508,7 +509,7 @@ struct RowKernelsPass
       for (size_t j = i + 1; j < ops.size(); ++j) {
         if (isTransparent(ops[j]))
           continue;
-        if (!isCandidate(ops[j]))
+        if (!isFusible(ops[j]))
           break;
         run.push_back(cast<linalg::LinalgOp>(ops[j]));
         if (!isLegal(run, rows)) {
@@ -520,7 +521,7 @@ struct RowKernelsPass
       for (size_t j = i; j-- > done;) {
         if (isTransparent(ops[j]))
           continue;
-        if (!isCandidate(ops[j]))
+        if (!isFusible(ops[j]))
           break;
         run.insert(run.begin(), cast<linalg::LinalgOp>(ops[j]));
         if (!isLegal(run, rows)) {

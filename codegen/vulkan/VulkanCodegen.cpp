@@ -703,6 +703,26 @@ struct LaunchCallsPass
   }
 };
 
+/// `mlx-vulkan-device-allocations`: the host code's malloc, aligned_alloc
+/// and free are runtime/vulkan's (mlx_vk_malloc, …): every buffer is
+/// device memory, in the JIT and in a built artefact alike.
+struct DeviceAllocationsPass
+    : public PassWrapper<DeviceAllocationsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(DeviceAllocationsPass)
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    for (StringRef name : {"malloc", "aligned_alloc", "free"}) {
+      Operation *fn = SymbolTable::lookupSymbolIn(module, name);
+      if (!fn)
+        continue;
+      auto renamed = StringAttr::get(&getContext(), "mlx_vk_" + name.str());
+      if (failed(SymbolTable::replaceAllSymbolUses(fn, renamed, module)))
+        return signalPassFailure();
+      SymbolTable::setSymbolName(fn, renamed);
+    }
+  }
+};
+
 } // namespace
 
 /// The host functions kernels may call: their calls become stores into the
@@ -773,6 +793,7 @@ void mlir::mlx::buildLinalgToVulkanPipeline(OpPassManager &pm,
                                             const std::string &targetEnv) {
   mlx::buildBufferizePipeline(pm);
   pm.addPass(std::make_unique<CopiesToLinalgPass>());
+  pm.addNestedPass<func::FuncOp>(createTiledContractionsPass());
   pm.addNestedPass<func::FuncOp>(createRowKernelsPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   // Subviews and reshapes fold into the loads and stores through them.
@@ -799,6 +820,7 @@ void mlir::mlx::buildLinalgToVulkanPipeline(OpPassManager &pm,
   spv.addPass(spirv::createSPIRVUpdateVCEPass());
   pm.addPass(std::make_unique<LaunchCallsPass>());
   mlx::buildHostToLLVMPipeline(pm, /*alignedAlloc=*/true);
+  pm.addPass(std::make_unique<DeviceAllocationsPass>());
 }
 
 std::vector<mlir::mlx::LoweredKernel> mlir::mlx::readKernels(ModuleOp module,

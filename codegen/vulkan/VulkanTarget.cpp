@@ -19,12 +19,18 @@
 #include "codegen/cpu/CpuTarget.h"
 #include "codegen/vulkan/VulkanCodegen.h"
 
+#include "passes/Passes.h"
+#include "runtime/vulkan/Artefact.h"
+
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/PassManager.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cstdlib>
 #include <cstring>
+#include <sstream>
+#include <unistd.h>
 
 using namespace mlx;
 
@@ -74,24 +80,8 @@ public:
   std::vector<rt::Tensor>
   call(const rt::Signature &sig,
        const std::vector<rt::Tensor> &args) const override {
-    // Arguments in device memory, contiguous (freed after the call).
-    std::vector<rt::Tensor> onDevice;
-    for (const rt::Tensor &a : args) {
-      rt::Tensor c = a.contiguous();
-      size_t bytes = (size_t)c.numElements() * rt::dtypeSize(c.dtype());
-      std::shared_ptr<void> memory(mlx_vk_malloc(bytes), mlx_vk_free);
-      if (bytes)
-        std::memcpy(memory.get(), c.data(), bytes);
-      onDevice.push_back(rt::Tensor::view(c.dtype(), c.shape(), c.strides(),
-                                          memory.get(), memory));
-    }
-    vk::CallScope scope(*program);
-    std::vector<rt::Tensor> results = host->call(
-        sig, onDevice, mlx_vk_free, [&](void (*entry)(void **), void **packed) {
-          return scope.run(entry, packed);
-        });
-    scope.finish();
-    return results;
+    auto entry = reinterpret_cast<void (*)(void **)>(host->entry(sig.name));
+    return vk::call(*program, entry, sig, args);
   }
 
 private:
@@ -212,9 +202,9 @@ public:
     if (!program)
       return fail(error);
     auto host = HostCode::load(
-        object, {{"malloc", (void *)&mlx_vk_malloc},
-                 {"aligned_alloc", (void *)&mlx_vk_aligned_alloc},
-                 {"free", (void *)&mlx_vk_free},
+        object, {{"mlx_vk_malloc", (void *)&mlx_vk_malloc},
+                 {"mlx_vk_aligned_alloc", (void *)&mlx_vk_aligned_alloc},
+                 {"mlx_vk_free", (void *)&mlx_vk_free},
                  {"mlx_vk_launch", (void *)&mlx_vk_launch},
                  {"mlx_vk_sync", (void *)&mlx_vk_sync}});
     if (!host)
@@ -234,15 +224,100 @@ public:
     return error.empty() ? llvm::Error::success() : fail(error);
   }
 
-  llvm::Error checkArtefactPath(llvm::StringRef) const override {
-    return fail("mlxc build --backend vulkan is not supported yet (run and "
-                "bench are)");
+  /// A directory (Artefact.h has its layout).
+  llvm::Error checkArtefactPath(llvm::StringRef path) const override {
+    if (path.ends_with(".so") || path.ends_with(".o"))
+      return fail("mlxc build --backend vulkan writes a directory (kernels, "
+                  "host library, manifest): -o DIR, not '" +
+                  path + "'");
+    if (llvm::sys::fs::exists(path) && !llvm::sys::fs::is_directory(path))
+      return fail("'" + path + "' exists and is not a directory");
+    return llvm::Error::success();
   }
 
-  llvm::Error emit(mlir::ModuleOp, llvm::ArrayRef<rt::Signature>,
+  llvm::Error emit(mlir::ModuleOp module,
+                   llvm::ArrayRef<rt::Signature> signatures,
                    llvm::StringRef path, llvm::StringRef,
-                   const CodegenOptions &) const override {
-    return checkArtefactPath(path);
+                   const CodegenOptions &options) const override {
+    if (llvm::Error err = checkArtefactPath(path))
+      return err;
+    if (std::error_code ec = llvm::sys::fs::create_directories(path))
+      return fail("cannot create '" + path + "': " + ec.message());
+    std::string dir = path.str(), error, pid = std::to_string(getpid());
+    std::vector<mlir::mlx::LoweredKernel> kernels =
+        mlir::mlx::readKernels(module, /*strip=*/true);
+    // Each file through a temporary renamed into place; the manifest last.
+    auto write = [&](const std::string &name,
+                     llvm::function_ref<void(llvm::raw_ostream &)> fill) {
+      std::string tmp = dir + "/" + name + ".part." + pid;
+      std::error_code ec;
+      {
+        llvm::raw_fd_ostream os(tmp, ec);
+        if (!ec) {
+          fill(os);
+          if (os.has_error()) {
+            os.clear_error();
+            ec = std::make_error_code(std::errc::io_error);
+          }
+        }
+      }
+      if (ec) {
+        llvm::sys::fs::remove(tmp);
+        error = "cannot write '" + dir + "/" + name + "': " + ec.message();
+        return false;
+      }
+      return rt::commitFile(tmp, dir + "/" + name, error);
+    };
+    std::string object = dir + "/host.o.part." + pid;
+    if (!mlir::mlx::emitObjectFile(module, object, options.optLevel,
+                                   options.cpu, error)) {
+      llvm::sys::fs::remove(object);
+      return fail("cannot write the host code: " + error);
+    }
+    std::string library = dir + "/host.so.part." + pid;
+    error = mlir::mlx::linkSharedLibrary(object, library);
+    llvm::sys::fs::remove(object);
+    if (!error.empty() || !rt::commitFile(library, dir + "/host.so", error))
+      return fail("cannot write '" + dir + "/host.so': " + error);
+    std::vector<std::string> files;
+    for (const auto &[i, k] : llvm::enumerate(kernels)) {
+      files.push_back(k.spec.name + "." + std::to_string(i) + ".spv");
+      if (!write(files.back(), [&](llvm::raw_ostream &os) {
+            os.write(reinterpret_cast<const char *>(k.spec.spirv.data()),
+                     k.spec.spirv.size() * 4);
+          }))
+        return fail(error);
+    }
+    bool written = write("manifest.txt", [&](llvm::raw_ostream &os) {
+      os << "mlxc-vulkan-artefact " << vk::kArtefactVersion << "\n"
+         << "# written by mlxc for " << device() << "\n"
+         << "host host.so\n";
+      for (const auto &[i, k] : llvm::enumerate(kernels)) {
+        os << "kernel " << k.spec.name << " " << files[i] << " "
+           << k.spec.workgroup[0] << " " << k.spec.workgroup[1] << " "
+           << k.spec.workgroup[2] << " " << k.spec.paramBytes << " ";
+        for (vk::ArgKind a : k.spec.args)
+          os << (a == vk::ArgKind::Buffer   ? 'b'
+                 : a == vk::ArgKind::Params ? 'p'
+                                            : 'r');
+        os << "\n";
+      }
+      for (const auto &[id, c] :
+           llvm::enumerate(mlir::mlx::boundsChecks(module))) {
+        std::string where = "?";
+        if (auto at = c.loc->findInstanceOf<mlir::FileLineColLoc>())
+          where = (at.getFilename().str() + ":" + std::to_string(at.getLine()) +
+                   ":" + std::to_string(at.getColumn()));
+        os << "check " << id << " " << c.dim << " " << where << " "
+           << (c.sizeName.empty() ? "-" : c.sizeName) << " " << c.tensor
+           << "\n";
+      }
+      std::ostringstream sigs;
+      for (const rt::Signature &sig : signatures)
+        rt::writeSignature(sigs, sig);
+      os << sigs.str();
+    });
+    return written ? llvm::Error::success() : fail(error);
   }
 
 private:

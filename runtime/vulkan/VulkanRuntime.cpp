@@ -533,6 +533,30 @@ const DeviceInfo *mlx::vk::device(std::string &error) {
   return d ? &d->info : nullptr;
 }
 
+std::vector<mlx::rt::Tensor>
+mlx::vk::call(const Program &program, void (*entry)(void **),
+              const rt::Signature &sig, const std::vector<rt::Tensor> &args) {
+  // Arguments in device memory, contiguous (freed after the call).
+  std::vector<rt::Tensor> onDevice;
+  for (const rt::Tensor &a : args) {
+    rt::Tensor c = a.contiguous();
+    size_t bytes = (size_t)c.numElements() * rt::dtypeSize(c.dtype());
+    std::shared_ptr<void> memory(mlx_vk_malloc(bytes), mlx_vk_free);
+    if (bytes)
+      std::memcpy(memory.get(), c.data(), bytes);
+    onDevice.push_back(rt::Tensor::view(c.dtype(), c.shape(), c.strides(),
+                                        memory.get(), memory));
+  }
+  CallScope scope(program);
+  std::vector<rt::Tensor> results =
+      rt::callPacked(entry, sig, onDevice, mlx_vk_free,
+                     [&](void (*fn)(void **), void **packed) {
+                       return scope.run(fn, packed);
+                     });
+  scope.finish();
+  return results;
+}
+
 bool mlx::vk::isDeviceMemory(const void *p) {
   Device *d = theDevice();
   size_t offset;

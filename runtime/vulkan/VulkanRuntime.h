@@ -20,6 +20,8 @@
 #ifndef MLX_RUNTIME_VULKAN_VULKANRUNTIME_H
 #define MLX_RUNTIME_VULKAN_VULKANRUNTIME_H
 
+#include "runtime/Call.h"
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -111,6 +113,15 @@ public:
 private:
   std::unique_ptr<Impl> impl;
 };
+
+/// Calls `entry`, the packed entry point of `program`'s host code, on
+/// `args` (checked against `sig`): copies them into device memory, runs the
+/// host code within a CallScope (one submit), and returns the results
+/// (views of mapped device memory); none after an error, which the call
+/// reports through rt::reportCallError.
+std::vector<rt::Tensor> call(const Program &program, void (*entry)(void **),
+                             const rt::Signature &sig,
+                             const std::vector<rt::Tensor> &args);
 
 /// Whether `p` points into a buffer of the runtime (a tensor already on
 /// the device, such as an earlier call's result).

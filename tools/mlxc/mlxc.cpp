@@ -61,6 +61,8 @@ usage:
              [--repeat N] [--json]      time calls after a warm-up (compile
                                         time apart)
   mlxc build FILE -o OUT [-f NAME]...   write OUT.o or OUT.so plus OUT.h
+                                        (--backend vulkan: the directory
+                                        OUT, run by mlx-vulkan-run)
   mlxc trace FILE -f NAME [--arg NAME=VALUE]... [--grad ARG,...]
                                         run NAME and print each equation
                                         line beside the values it made
@@ -76,7 +78,8 @@ cl::SubCommand
                  "time calls after a warm-up, compile time reported apart");
 cl::SubCommand
     buildCommand("build",
-                 "write an object file or shared library plus its C header");
+                 "write an object file or shared library plus its C header "
+                 "(with --backend vulkan, an artefact directory)");
 cl::SubCommand traceCommand("trace", "run a function and print each equation "
                                      "line with the values it produced");
 cl::SubCommand *const commands[] = {&checkCommand, &emitCommand,
