@@ -50,6 +50,11 @@ public:
   /// What the code runs on, for benchmark reports ("the host CPU (znver4)",
   /// "Vulkan device llvmpipe (…), a CPU").
   virtual std::string device() const = 0;
+  /// `t` in the memory the target's code reads without a copy (Vulkan:
+  /// device memory); for a benchmark, which times the upload apart.
+  virtual rt::Tensor toDevice(const rt::Tensor &t) const { return t; }
+  /// `t` (a result) in host memory: a copy out of device memory, or `t`.
+  virtual rt::Tensor fromDevice(const rt::Tensor &t) const { return t; }
   /// Registers the dialects, interface models and translations the target
   /// lowers through (below linalg on tensors).
   virtual void registerDialects(mlir::DialectRegistry &registry) const = 0;
@@ -59,8 +64,7 @@ public:
   /// Prints a lowered module in the target's own form: `stage` is what
   /// `--stage` names, "llvm" (the host code's LLVM IR) or "spirv" (the
   /// kernels); an error for a stage the target does not have.
-  virtual llvm::Error printLowered(mlir::ModuleOp module,
-                                   llvm::StringRef stage,
+  virtual llvm::Error printLowered(mlir::ModuleOp module, llvm::StringRef stage,
                                    llvm::raw_ostream &os) const = 0;
   /// Compiles a lowered module to what `loadBinary` loads (on the CPU an
   /// object file for the host): what the compile cache keeps.

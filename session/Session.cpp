@@ -126,6 +126,14 @@ llvm::Error Session::loadSource(const std::string &name,
 
 std::string Session::device() const { return impl->target->device(); }
 
+rt::Tensor Session::toDevice(const rt::Tensor &t) const {
+  return impl->target->toDevice(t);
+}
+
+rt::Tensor Session::fromDevice(const rt::Tensor &t) const {
+  return impl->target->fromDevice(t);
+}
+
 const ast::Module &Session::mainModule() const {
   return impl->compiler.mainModule();
 }

@@ -128,6 +128,11 @@ public:
   const ast::Module &mainModule() const;
   /// What compiled code runs on (the target's device, for reports).
   std::string device() const;
+  /// `t` in the target's device memory (a copy, or `t` itself on the CPU):
+  /// calls on it copy nothing in.
+  rt::Tensor toDevice(const rt::Tensor &t) const;
+  /// A result `t` in host memory (a copy out of device memory, or `t`).
+  rt::Tensor fromDevice(const rt::Tensor &t) const;
   /// A function of the main file; the error names the ones it has.
   llvm::Expected<const ast::Function *> function(llvm::StringRef name);
   /// Requests for every function of the main file (`[...]` ones at rank 1).

@@ -251,7 +251,11 @@ struct TiledContractionsPass
       b.create<gpu::BarrierOp>(loc);
       Value count = b.create<arith::MinUIOp>(
           loc, tile, b.create<arith::SubIOp>(loc, extent[c.r], r0));
-      auto inner = b.create<scf::ForOp>(loc, zero, count, one);
+      // (count >= 1, so the loop's result is defined: SPIR-V's lowering of
+      // scf.for leaves it undefined after no iteration)
+      auto inner = b.create<scf::ForOp>(
+          loc, zero, count, one,
+          ValueRange{b.create<memref::LoadOp>(loc, acc, zero)});
       {
         OpBuilder::InsertionGuard guard(b);
         b.setInsertionPointToStart(inner.getBody());
@@ -276,7 +280,7 @@ struct TiledContractionsPass
                     ValueRange{b.create<arith::AddIOp>(
                         loc, b.create<arith::MulIOp>(loc, rr, tile), tx)}));
           else if (&operand == out)
-            mapping.map(arg, b.create<memref::LoadOp>(loc, acc, zero));
+            mapping.map(arg, inner.getRegionIterArgs()[0]);
           else
             mapping.map(arg, operand.get());
         }
@@ -286,9 +290,9 @@ struct TiledContractionsPass
           else
             b.clone(o, mapping);
         }
-        b.create<memref::StoreOp>(loc, mapping.lookup(c.combiner->getResult(0)),
-                                  acc, zero);
+        b.create<scf::YieldOp>(loc, mapping.lookup(c.combiner->getResult(0)));
       }
+      b.create<memref::StoreOp>(loc, inner.getResult(0), acc, zero);
       b.create<gpu::BarrierOp>(loc);
     }
     // The element of C, where it lies inside C.

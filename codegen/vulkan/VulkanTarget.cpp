@@ -101,6 +101,14 @@ public:
            info.driver + ")";
   }
 
+  rt::Tensor toDevice(const rt::Tensor &t) const override {
+    return vk::toDevice(t);
+  }
+
+  rt::Tensor fromDevice(const rt::Tensor &t) const override {
+    return t.copy(); // into host memory (rt::Tensor::allocate)
+  }
+
   void registerDialects(mlir::DialectRegistry &registry) const override {
     mlir::mlx::registerVulkanTargetDialects(registry);
   }

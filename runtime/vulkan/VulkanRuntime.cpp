@@ -533,20 +533,27 @@ const DeviceInfo *mlx::vk::device(std::string &error) {
   return d ? &d->info : nullptr;
 }
 
+mlx::rt::Tensor mlx::vk::toDevice(const rt::Tensor &t) {
+  rt::Tensor c = t.contiguous();
+  size_t offset = 0;
+  if (Device *d = theDevice(); d && c.data() && d->find(c.data(), offset) &&
+                               offset % d->offsetAlignment == 0)
+    return c; // a kernel can bind it where it is
+
+  size_t bytes = (size_t)c.numElements() * rt::dtypeSize(c.dtype());
+  std::shared_ptr<void> memory(mlx_vk_malloc(bytes), mlx_vk_free);
+  if (bytes)
+    std::memcpy(memory.get(), c.data(), bytes);
+  return rt::Tensor::view(c.dtype(), c.shape(), c.strides(), memory.get(),
+                          memory);
+}
+
 std::vector<mlx::rt::Tensor>
 mlx::vk::call(const Program &program, void (*entry)(void **),
               const rt::Signature &sig, const std::vector<rt::Tensor> &args) {
-  // Arguments in device memory, contiguous (freed after the call).
   std::vector<rt::Tensor> onDevice;
-  for (const rt::Tensor &a : args) {
-    rt::Tensor c = a.contiguous();
-    size_t bytes = (size_t)c.numElements() * rt::dtypeSize(c.dtype());
-    std::shared_ptr<void> memory(mlx_vk_malloc(bytes), mlx_vk_free);
-    if (bytes)
-      std::memcpy(memory.get(), c.data(), bytes);
-    onDevice.push_back(rt::Tensor::view(c.dtype(), c.shape(), c.strides(),
-                                        memory.get(), memory));
-  }
+  for (const rt::Tensor &a : args)
+    onDevice.push_back(toDevice(a));
   CallScope scope(program);
   std::vector<rt::Tensor> results =
       rt::callPacked(entry, sig, onDevice, mlx_vk_free,

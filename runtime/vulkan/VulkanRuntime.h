@@ -114,8 +114,13 @@ private:
   std::unique_ptr<Impl> impl;
 };
 
+/// `t` as a contiguous tensor in device memory: itself where it is one, else
+/// a copy (mlx_vk_malloc'd, freed with its last view).
+rt::Tensor toDevice(const rt::Tensor &t);
+
 /// Calls `entry`, the packed entry point of `program`'s host code, on
-/// `args` (checked against `sig`): copies them into device memory, runs the
+/// `args` (checked against `sig`): copies them into device memory (those
+/// not there already: toDevice), runs the
 /// host code within a CallScope (one submit), and returns the results
 /// (views of mapped device memory); none after an error, which the call
 /// reports through rt::reportCallError.

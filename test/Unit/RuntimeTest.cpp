@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <gtest/gtest.h>
 
 using namespace mlx::rt;
@@ -108,6 +109,51 @@ TEST(Call, ArgumentChecksNameTheDim) {
   args = {Tensor::allocate(DType::f64, {3}), Tensor::allocate(DType::f32, {3})};
   EXPECT_FALSE(checkArguments(sig, args, error));
   EXPECT_NE(error.find("must be f32 but is f64"), std::string::npos);
+}
+
+// Signatures as text (a Vulkan artefact's manifest) read back the same:
+// literal, symbolic and formula dims, a static value; the formula keeps its
+// arithmetic and its text; bad lines fail.
+TEST(Call, SignatureTextRoundTrip) {
+  auto leaf = [](std::string symbol) {
+    auto f = std::make_shared<DimFormula>();
+    f->symbol = std::move(symbol);
+    return f;
+  };
+  auto sum = std::make_shared<DimFormula>();
+  sum->op = '+';
+  sum->lhs = leaf("H");
+  sum->rhs = leaf("M");
+  Signature sig;
+  sig.name = "cell";
+  sig.params = {{"x", DType::f32, {{-1, "H"}, {3, ""}}},
+                {"W", DType::f64, {{-1, "H + M", sum}}},
+                {"n", DType::i32, {}, 4}};
+  sig.results = {{"h", DType::f32, 2}, {"ok", DType::boolean, 0}};
+  std::stringstream text;
+  writeSignature(text, sig);
+  std::string first, error;
+  std::getline(text, first);
+  EXPECT_EQ(first, "function cell");
+  Signature back;
+  ASSERT_TRUE(readSignature(text, "cell", back, error)) << error;
+  ASSERT_EQ(back.params.size(), 3u);
+  EXPECT_EQ(back.params[0].dims[0].symbol, "H");
+  EXPECT_EQ(back.params[0].dims[1].size, 3);
+  EXPECT_EQ(back.params[1].dtype, DType::f64);
+  EXPECT_EQ(back.params[1].dims[0].symbol, "H + M");
+  EXPECT_EQ(back.params[2].staticValue, std::optional<int64_t>(4));
+  ASSERT_EQ(back.results.size(), 2u);
+  EXPECT_EQ(back.results[0].rank, 2);
+  EXPECT_EQ(back.results[1].dtype, DType::boolean);
+  ASSERT_TRUE(back.params[1].dims[0].formula);
+  EXPECT_EQ(back.params[1].dims[0].formula->evaluate({{"H", 2}, {"M", 3}}),
+            std::optional<int64_t>(5));
+  std::stringstream bad("param x q32 N\nend\n");
+  EXPECT_FALSE(readSignature(bad, "f", back, error));
+  EXPECT_NE(error.find("bad signature line"), std::string::npos) << error;
+  std::stringstream open("param x f32 (+ N\n");
+  EXPECT_FALSE(readSignature(open, "f", back, error));
 }
 
 // The allocator of compiled code reuses large blocks (mapped pages) and
