@@ -576,6 +576,41 @@ struct KernelAbiPass
 struct LaunchCallsPass
     : public PassWrapper<LaunchCallsPass, OperationPass<ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(LaunchCallsPass)
+  explicit LaunchCallsPass(uint32_t maxPushBytes)
+      : maxPushBytes(maxPushBytes) {}
+
+  /// Moves kernel `fn`'s argument `k` (its parameter block, a storage
+  /// buffer after spirv-lower-abi-attrs) into push-constant memory.
+  static LogicalResult pushConstants(spirv::ModuleOp spv, StringRef fn,
+                                     int64_t k) {
+    auto var = spv.lookupSymbol<spirv::GlobalVariableOp>(
+        (fn + "_arg_" + Twine(k)).str());
+    if (!var)
+      return spv.emitError("no interface variable for the parameters of ")
+             << fn;
+    auto moved = [](Type t) {
+      auto ptr = cast<spirv::PointerType>(t);
+      return spirv::PointerType::get(ptr.getPointeeType(),
+                                     spirv::StorageClass::PushConstant);
+    };
+    var.setTypeAttr(TypeAttr::get(moved(var.getType())));
+    var->removeAttr("binding");
+    var->removeAttr("descriptor_set");
+    SmallVector<Value> pointers;
+    spv.walk([&](spirv::AddressOfOp a) {
+      if (a.getVariable() == var.getSymName())
+        pointers.push_back(a.getPointer());
+    });
+    while (!pointers.empty()) {
+      Value p = pointers.pop_back_val();
+      p.setType(moved(p.getType()));
+      for (Operation *user : p.getUsers())
+        if (auto chain = dyn_cast<spirv::AccessChainOp>(user);
+            chain && chain.getBasePtr() == p)
+          pointers.push_back(chain.getResult());
+    }
+    return success();
+  }
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -595,9 +630,6 @@ struct LaunchCallsPass
         gpuModule.emitError("kernel module not lowered to SPIR-V");
         return signalPassFailure();
       }
-      SmallVector<uint32_t> words;
-      if (failed(spirv::serialize(spv, words)))
-        return signalPassFailure();
       // Buffers, but for what the launches pass there: the report buffer,
       // the parameter block.
       SmallVector<int32_t> kinds(fns[0].getNumArguments(),
@@ -614,6 +646,17 @@ struct LaunchCallsPass
               paramBytes = cast<MemRefType>(v.getType()).getNumElements() * 4;
             }
           }
+      // The parameters as push constants where they fit.
+      if (paramBytes && paramBytes <= maxPushBytes)
+        for (auto [k, kind] : llvm::enumerate(kinds))
+          if (kind == (int32_t)ArgKind::Params) {
+            if (failed(pushConstants(spv, fns[0].getName(), k)))
+              return signalPassFailure();
+            kind = (int32_t)ArgKind::PushConstants;
+          }
+      SmallVector<uint32_t> words;
+      if (failed(spirv::serialize(spv, words)))
+        return signalPassFailure();
       auto abi = spirv::lookupEntryPointABI(fns[0]);
       std::string assembly;
       llvm::raw_string_ostream os(assembly);
@@ -701,6 +744,7 @@ struct LaunchCallsPass
                              ValueRange{});
     }
   }
+  uint32_t maxPushBytes;
 };
 
 /// `mlx-vulkan-device-allocations`: the host code's malloc, aligned_alloc
@@ -790,7 +834,8 @@ std::string mlir::mlx::targetEnvFor(const ::mlx::vk::DeviceInfo &device) {
 }
 
 void mlir::mlx::buildLinalgToVulkanPipeline(OpPassManager &pm,
-                                            const std::string &targetEnv) {
+                                            const std::string &targetEnv,
+                                            uint32_t maxPushConstantsBytes) {
   mlx::buildBufferizePipeline(pm);
   pm.addPass(std::make_unique<CopiesToLinalgPass>());
   pm.addNestedPass<func::FuncOp>(createTiledContractionsPass());
@@ -818,7 +863,7 @@ void mlir::mlx::buildLinalgToVulkanPipeline(OpPassManager &pm,
   spv.addPass(createBufferBarriersPass());
   spv.addPass(spirv::createSPIRVLowerABIAttributesPass());
   spv.addPass(spirv::createSPIRVUpdateVCEPass());
-  pm.addPass(std::make_unique<LaunchCallsPass>());
+  pm.addPass(std::make_unique<LaunchCallsPass>(maxPushConstantsBytes));
   mlx::buildHostToLLVMPipeline(pm, /*alignedAlloc=*/true);
   pm.addPass(std::make_unique<DeviceAllocationsPass>());
 }

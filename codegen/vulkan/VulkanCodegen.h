@@ -35,9 +35,11 @@ void registerVulkanTargetDialects(DialectRegistry &registry);
 /// SPIR-V 1.3 for Vulkan 1.1 with the capabilities its features allow.
 std::string targetEnvFor(const ::mlx::vk::DeviceInfo &device);
 
-/// The Vulkan pipeline from linalg on tensors, for `targetEnv`.
+/// The Vulkan pipeline from linalg on tensors, for `targetEnv`; kernels'
+/// parameter blocks up to `maxPushConstantsBytes` are push constants.
 void buildLinalgToVulkanPipeline(OpPassManager &pm,
-                                 const std::string &targetEnv);
+                                 const std::string &targetEnv,
+                                 uint32_t maxPushConstantsBytes);
 
 /// A kernel of the lowered module, with its SPIR-V (as the spirv dialect
 /// prints it, for `--stage=spirv`).

@@ -114,7 +114,7 @@ public:
   }
 
   void buildPipeline(mlir::OpPassManager &pm) const override {
-    mlir::mlx::buildLinalgToVulkanPipeline(pm, targetEnv);
+    mlir::mlx::buildLinalgToVulkanPipeline(pm, targetEnv, pushBytes());
   }
 
   llvm::Error printLowered(mlir::ModuleOp module, llvm::StringRef stage,
@@ -222,7 +222,8 @@ public:
   }
 
   std::string binaryKey(const CodegenOptions &options) const override {
-    return info.name + " " + info.driver + " " + targetEnv + " host " +
+    return info.name + " " + info.driver + " " + targetEnv + " push " +
+           std::to_string(pushBytes()) + " host " +
            mlir::mlx::cpuDescription(options.optLevel, options.cpu);
   }
 
@@ -305,9 +306,10 @@ public:
            << k.spec.workgroup[0] << " " << k.spec.workgroup[1] << " "
            << k.spec.workgroup[2] << " " << k.spec.paramBytes << " ";
         for (vk::ArgKind a : k.spec.args)
-          os << (a == vk::ArgKind::Buffer   ? 'b'
-                 : a == vk::ArgKind::Params ? 'p'
-                                            : 'r');
+          os << (a == vk::ArgKind::Buffer          ? 'b'
+                 : a == vk::ArgKind::Params        ? 'p'
+                 : a == vk::ArgKind::PushConstants ? 'c'
+                                                   : 'r');
         os << "\n";
       }
       for (const auto &[id, c] :
@@ -329,6 +331,13 @@ public:
   }
 
 private:
+  /// The largest parameter block passed as push constants: the device's
+  /// limit, or 0 with MLX_VULKAN_PUSH_CONSTANTS=0 (all in buffers).
+  uint32_t pushBytes() const {
+    const char *use = std::getenv("MLX_VULKAN_PUSH_CONSTANTS");
+    return use && std::string(use) == "0" ? 0 : info.maxPushConstantsSize;
+  }
+
   vk::DeviceInfo info;
   std::string targetEnv;
 };

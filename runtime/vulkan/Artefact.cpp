@@ -72,10 +72,11 @@ std::unique_ptr<Artefact> Artefact::load(const std::string &dir,
         return bad(line);
       words >> kinds; // (none for a kernel without arguments)
       for (char c : kinds) {
-        if (c != 'b' && c != 'p' && c != 'r')
+        if (c != 'b' && c != 'p' && c != 'c' && c != 'r')
           return bad(line);
         k.args.push_back(c == 'b'   ? ArgKind::Buffer
                          : c == 'p' ? ArgKind::Params
+                         : c == 'c' ? ArgKind::PushConstants
                                     : ArgKind::Report);
       }
       if (!readFile(dir + "/" + file, code) || code.size() % 4) {

@@ -7,8 +7,9 @@
 //
 //   mlxc-vulkan-artefact 1
 //   host LIBRARY.so
-//   kernel NAME FILE.spv WX WY WZ PARAM-BYTES ARGS   (ARGS: b, p or r per
-//                        binding: buffer, parameter block, report buffer)
+//   kernel NAME FILE.spv WX WY WZ PARAM-BYTES ARGS   (ARGS: b, p, c or r
+//                        per argument: buffer, parameter block in a buffer
+//                        or as push constants, report buffer)
 //   check ID DIM LOCATION SIZE-NAME TENSOR…          (bounds checks, for
 //                        messages; SIZE-NAME `-` when none)
 //   function NAME        (then rt::writeSignature's lines, up to `end`)

@@ -67,6 +67,7 @@ namespace {
   X(vkEndCommandBuffer)                                                        \
   X(vkCmdBindPipeline)                                                         \
   X(vkCmdBindDescriptorSets)                                                   \
+  X(vkCmdPushConstants)                                                        \
   X(vkCmdDispatch)                                                             \
   X(vkCmdDispatchBase)                                                         \
   X(vkCmdPipelineBarrier)                                                      \
@@ -361,6 +362,7 @@ std::string Device::open() {
   for (int k = 0; k < 3; ++k)
     info.maxWorkgroupCount[k] = limits.maxComputeWorkGroupCount[k];
   info.maxStorageBufferRange = limits.maxStorageBufferRange;
+  info.maxPushConstantsSize = limits.maxPushConstantsSize;
   info.maxSharedMemory = limits.maxComputeSharedMemorySize;
   offsetAlignment =
       std::max<VkDeviceSize>(16, limits.minStorageBufferOffsetAlignment);
@@ -610,12 +612,26 @@ std::unique_ptr<Program> Program::create(std::vector<KernelSpec> kernels,
               "': " + failed("vkCreateShaderModule", r);
       return nullptr;
     }
-    std::vector<VkDescriptorSetLayoutBinding> bindings(k.args.size());
-    for (uint32_t b = 0; b < bindings.size(); ++b) {
-      bindings[b].binding = b;
-      bindings[b].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
-      bindings[b].descriptorCount = 1;
-      bindings[b].stageFlags = VK_SHADER_STAGE_COMPUTE_BIT;
+    // Binding b is argument b, but for push constants (no binding).
+    std::vector<VkDescriptorSetLayoutBinding> bindings;
+    bool pushes = false;
+    for (uint32_t b = 0; b < k.args.size(); ++b) {
+      if (k.args[b] == ArgKind::PushConstants) {
+        pushes = true;
+        continue;
+      }
+      VkDescriptorSetLayoutBinding binding{};
+      binding.binding = b;
+      binding.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+      binding.descriptorCount = 1;
+      binding.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT;
+      bindings.push_back(binding);
+    }
+    if (pushes && k.paramBytes > d->info.maxPushConstantsSize) {
+      error = "kernel '" + k.name + "' takes " + std::to_string(k.paramBytes) +
+              " bytes of push constants; the device has " +
+              std::to_string(d->info.maxPushConstantsSize);
+      return nullptr;
     }
     p.maxBindings = std::max<uint32_t>(p.maxBindings, bindings.size());
     VkDescriptorSetLayoutCreateInfo setInfo{
@@ -631,6 +647,11 @@ std::unique_ptr<Program> Program::create(std::vector<KernelSpec> kernels,
         VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO};
     layoutInfo.setLayoutCount = 1;
     layoutInfo.pSetLayouts = &pl.setLayout;
+    VkPushConstantRange pushRange{VK_SHADER_STAGE_COMPUTE_BIT, 0, k.paramBytes};
+    if (pushes) {
+      layoutInfo.pushConstantRangeCount = 1;
+      layoutInfo.pPushConstantRanges = &pushRange;
+    }
     if (VkResult r = d->vkCreatePipelineLayout(d->device, &layoutInfo, nullptr,
                                                &pl.layout)) {
       error = failed("vkCreatePipelineLayout", r);
@@ -942,6 +963,7 @@ void CallScope::Impl::launch(int64_t kernel, const int64_t grid[3],
   if (!set)
     return;
   std::vector<VkDescriptorBufferInfo> infos(spec.args.size());
+  const void *pushed = nullptr;
   for (size_t a = 0; a < spec.args.size(); ++a) {
     int64_t bits = args[a];
     switch (spec.args[a]) {
@@ -976,6 +998,9 @@ void CallScope::Impl::launch(int64_t kernel, const int64_t grid[3],
                      infos[a]))
         return;
       break;
+    case ArgKind::PushConstants:
+      pushed = reinterpret_cast<const void *>(bits);
+      break;
     case ArgKind::Report:
       if (!rec->reports.mapped) {
         if (std::string e = d.createBuffer(kReportBytes, rec->reports);
@@ -989,14 +1014,17 @@ void CallScope::Impl::launch(int64_t kernel, const int64_t grid[3],
       break;
     }
   }
-  std::vector<VkWriteDescriptorSet> writes(spec.args.size());
+  std::vector<VkWriteDescriptorSet> writes;
   for (size_t a = 0; a < spec.args.size(); ++a) {
-    writes[a].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
-    writes[a].dstSet = set;
-    writes[a].dstBinding = (uint32_t)a;
-    writes[a].descriptorCount = 1;
-    writes[a].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
-    writes[a].pBufferInfo = &infos[a];
+    if (spec.args[a] == ArgKind::PushConstants)
+      continue;
+    VkWriteDescriptorSet w{VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
+    w.dstSet = set;
+    w.dstBinding = (uint32_t)a;
+    w.descriptorCount = 1;
+    w.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+    w.pBufferInfo = &infos[a];
+    writes.push_back(w);
   }
   d.vkUpdateDescriptorSets(d.device, (uint32_t)writes.size(), writes.data(), 0,
                            nullptr);
@@ -1014,6 +1042,9 @@ void CallScope::Impl::launch(int64_t kernel, const int64_t grid[3],
   d.vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pl.pipeline);
   d.vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pl.layout, 0,
                             1, &set, 0, nullptr);
+  if (pushed)
+    d.vkCmdPushConstants(cmd, pl.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0,
+                         spec.paramBytes, pushed);
   ++dispatches;
   if (grid[0] <= 0 || grid[1] <= 0 || grid[2] <= 0)
     return;

@@ -44,6 +44,7 @@ struct DeviceInfo {
   uint32_t maxWorkgroupInvocations = 0;
   std::array<uint32_t, 3> maxWorkgroupCount{};
   uint64_t maxStorageBufferRange = 0;
+  uint32_t maxPushConstantsSize = 0;
   uint64_t maxAllocationSize = 0;
   uint32_t maxSharedMemory = 0;
 };
@@ -54,16 +55,18 @@ const DeviceInfo *device(std::string &error);
 
 /// How a kernel argument is passed: a buffer; the kernel's parameters
 /// (its sizes, strides and other scalars packed into KernelSpec::paramBytes
-/// bytes of host memory, copied into a small buffer when the launch is
-/// recorded: one binding however many there are, and one shader for every
-/// shape); or the call's report buffer (eight i32: an out-of-range
-/// subscript sets [0] with the check id, index and size in [1..3]; a
-/// non-finite value sets [4] with id and kind in [5..6]; reported to
-/// runtime/Numerics.h when the call ends).
-enum class ArgKind : uint8_t { Buffer, Params, Report };
+/// bytes of host memory, so that one shader serves every shape) as push
+/// constants (PushConstants: where they fit the device's
+/// maxPushConstantsSize) or copied into a small buffer when the launch is
+/// recorded (Params: one binding however many there are); or the call's
+/// report buffer (eight i32: an out-of-range subscript sets [0] with the
+/// check id, index and size in [1..3]; a non-finite value sets [4] with id
+/// and kind in [5..6]; reported to runtime/Numerics.h when the call ends).
+enum class ArgKind : uint8_t { Buffer, Params, Report, PushConstants };
 
 /// One compute shader: entry point `name` in `spirv`, its workgroup size,
-/// and its arguments, bound in order as bindings 0, 1, … of set 0.
+/// and its arguments: argument b is binding b of set 0 (push constants
+/// have none).
 struct KernelSpec {
   std::string name;
   std::vector<uint32_t> spirv;
