@@ -29,25 +29,14 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import torch
+from timing import timed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STDLIB = os.path.join(ROOT, "stdlib")
 CASES_MLX = os.path.join(ROOT, "bench", "cases.mlx")
-
-
-def timed(fn, repeat):
-    """(min, median) ms of `repeat` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return min(times), float(np.median(times))
 
 
 def causal_torch(q, k, v):

@@ -262,23 +262,20 @@ struct TiledContractionsPass
         Value rr = inner.getInductionVar();
         SmallVector<Value> at(ivs.begin(), ivs.end());
         at[c.r] = b.create<arith::AddIOp>(loc, r0, rr);
+        // Element (row, column) of a tile.
+        auto fromTile = [&](Value tileBuffer, Value row, Value column) {
+          return b.create<memref::LoadOp>(
+              loc, tileBuffer,
+              ValueRange{b.create<arith::AddIOp>(
+                  loc, b.create<arith::MulIOp>(loc, row, tile), column)});
+        };
         IRMapping mapping;
         for (OpOperand &operand : op->getOpOperands()) {
           BlockArgument arg = op.getMatchingBlockArgument(&operand);
           if (&operand == c.a)
-            mapping.map(
-                arg,
-                b.create<memref::LoadOp>(
-                    loc, tileA,
-                    ValueRange{b.create<arith::AddIOp>(
-                        loc, b.create<arith::MulIOp>(loc, ty, tile), rr)}));
+            mapping.map(arg, fromTile(tileA, ty, rr));
           else if (&operand == c.b)
-            mapping.map(
-                arg,
-                b.create<memref::LoadOp>(
-                    loc, tileB,
-                    ValueRange{b.create<arith::AddIOp>(
-                        loc, b.create<arith::MulIOp>(loc, rr, tile), tx)}));
+            mapping.map(arg, fromTile(tileB, rr, tx));
           else if (&operand == out)
             mapping.map(arg, inner.getRegionIterArgs()[0]);
           else
