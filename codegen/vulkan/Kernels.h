@@ -33,8 +33,7 @@ bool isReportCall(Operation *op);
 bool fitsInKernel(Operation *op);
 
 /// A linalg op on buffers that a fused kernel can compute: its body fits
-/// in a kernel, with no gather (a load at computed indices: in a row
-/// kernel, lavapipe 22.3 crashed running gqa_attention's gather of V).
+/// in a kernel.
 bool isFusible(Operation *op);
 
 /// The combiner C of a reduction with one output whose body yields

@@ -101,12 +101,9 @@ bool mlir::mlx::vulkan::isFusible(Operation *o) {
     if (auto t = dyn_cast<MemRefType>(v.getType());
         t && t.getElementType().isIndex())
       return false;
-  // Gathers (loads at computed indices) stay plain kernels: in a run,
-  // lavapipe 22.3 crashed running gqa_attention's gather of V.
   WalkResult walk = op.getBlock()->walk([](Operation *inner) {
-    return isa<memref::LoadOp>(inner) || !fitsInKernel(inner)
-               ? WalkResult::interrupt()
-               : WalkResult::advance();
+    return fitsInKernel(inner) ? WalkResult::advance()
+                               : WalkResult::interrupt();
   });
   return !walk.wasInterrupted();
 }
