@@ -576,8 +576,8 @@ struct KernelAbiPass
 struct LaunchCallsPass
     : public PassWrapper<LaunchCallsPass, OperationPass<ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(LaunchCallsPass)
-  explicit LaunchCallsPass(uint32_t maxPushBytes)
-      : maxPushBytes(maxPushBytes) {}
+  LaunchCallsPass(uint32_t maxPushBytes, uint32_t maxBuffers)
+      : maxPushBytes(maxPushBytes), maxBuffers(maxBuffers) {}
 
   /// Moves kernel `fn`'s argument `k` (its parameter block, a storage
   /// buffer after spirv-lower-abi-attrs) into push-constant memory.
@@ -654,6 +654,15 @@ struct LaunchCallsPass
               return signalPassFailure();
             kind = (int32_t)ArgKind::PushConstants;
           }
+      // (a driver may not check the limit: lavapipe crashes past it)
+      if (int64_t buffers = llvm::count_if(
+              kinds,
+              [](int32_t k) { return k != (int32_t)ArgKind::PushConstants; });
+          buffers > maxBuffers) {
+        fns[0].emitError("a Vulkan kernel with ")
+            << buffers << " storage buffers; the device allows " << maxBuffers;
+        return signalPassFailure();
+      }
       SmallVector<uint32_t> words;
       if (failed(spirv::serialize(spv, words)))
         return signalPassFailure();
@@ -744,7 +753,7 @@ struct LaunchCallsPass
                              ValueRange{});
     }
   }
-  uint32_t maxPushBytes;
+  uint32_t maxPushBytes, maxBuffers;
 };
 
 /// `mlx-vulkan-device-allocations`: the host code's malloc, aligned_alloc
@@ -833,9 +842,9 @@ std::string mlir::mlx::targetEnvFor(const ::mlx::vk::DeviceInfo &device) {
          std::to_string(std::max<uint32_t>(device.subgroupSize, 1)) + ">>";
 }
 
-void mlir::mlx::buildLinalgToVulkanPipeline(OpPassManager &pm,
-                                            const std::string &targetEnv,
-                                            uint32_t maxPushConstantsBytes) {
+void mlir::mlx::buildLinalgToVulkanPipeline(
+    OpPassManager &pm, const std::string &targetEnv,
+    const ::mlx::vk::DeviceInfo &device) {
   mlx::buildBufferizePipeline(pm);
   pm.addPass(std::make_unique<CopiesToLinalgPass>());
   pm.addNestedPass<func::FuncOp>(createTiledContractionsPass());
@@ -863,7 +872,8 @@ void mlir::mlx::buildLinalgToVulkanPipeline(OpPassManager &pm,
   spv.addPass(createBufferBarriersPass());
   spv.addPass(spirv::createSPIRVLowerABIAttributesPass());
   spv.addPass(spirv::createSPIRVUpdateVCEPass());
-  pm.addPass(std::make_unique<LaunchCallsPass>(maxPushConstantsBytes));
+  pm.addPass(std::make_unique<LaunchCallsPass>(
+      device.maxPushConstantsSize, device.maxStorageBuffersPerStage));
   mlx::buildHostToLLVMPipeline(pm, /*alignedAlloc=*/true);
   pm.addPass(std::make_unique<DeviceAllocationsPass>());
 }

@@ -35,11 +35,13 @@ void registerVulkanTargetDialects(DialectRegistry &registry);
 /// SPIR-V 1.3 for Vulkan 1.1 with the capabilities its features allow.
 std::string targetEnvFor(const ::mlx::vk::DeviceInfo &device);
 
-/// The Vulkan pipeline from linalg on tensors, for `targetEnv`; kernels'
-/// parameter blocks up to `maxPushConstantsBytes` are push constants.
+/// The Vulkan pipeline from linalg on tensors, for `targetEnv` and the
+/// limits of `device`: kernels' parameter blocks up to its
+/// maxPushConstantsSize are push constants; a kernel with more storage
+/// buffers than it allows is an error.
 void buildLinalgToVulkanPipeline(OpPassManager &pm,
                                  const std::string &targetEnv,
-                                 uint32_t maxPushConstantsBytes);
+                                 const ::mlx::vk::DeviceInfo &device);
 
 /// A kernel of the lowered module, with its SPIR-V (as the spirv dialect
 /// prints it, for `--stage=spirv`).

@@ -114,7 +114,9 @@ public:
   }
 
   void buildPipeline(mlir::OpPassManager &pm) const override {
-    mlir::mlx::buildLinalgToVulkanPipeline(pm, targetEnv, pushBytes());
+    vk::DeviceInfo limits = info;
+    limits.maxPushConstantsSize = pushBytes();
+    mlir::mlx::buildLinalgToVulkanPipeline(pm, targetEnv, limits);
   }
 
   llvm::Error printLowered(mlir::ModuleOp module, llvm::StringRef stage,

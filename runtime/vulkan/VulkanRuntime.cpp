@@ -363,6 +363,7 @@ std::string Device::open() {
     info.maxWorkgroupCount[k] = limits.maxComputeWorkGroupCount[k];
   info.maxStorageBufferRange = limits.maxStorageBufferRange;
   info.maxPushConstantsSize = limits.maxPushConstantsSize;
+  info.maxStorageBuffersPerStage = limits.maxPerStageDescriptorStorageBuffers;
   info.maxSharedMemory = limits.maxComputeSharedMemorySize;
   offsetAlignment =
       std::max<VkDeviceSize>(16, limits.minStorageBufferOffsetAlignment);

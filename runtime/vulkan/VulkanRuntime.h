@@ -45,6 +45,7 @@ struct DeviceInfo {
   std::array<uint32_t, 3> maxWorkgroupCount{};
   uint64_t maxStorageBufferRange = 0;
   uint32_t maxPushConstantsSize = 0;
+  uint32_t maxStorageBuffersPerStage = 0;
   uint64_t maxAllocationSize = 0;
   uint32_t maxSharedMemory = 0;
 };
