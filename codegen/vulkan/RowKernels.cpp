@@ -75,8 +75,11 @@ std::optional<Extent> extentOf(Value buffer, unsigned dim) {
   return Extent{buffer.getAsOpaquePointer(), dim, 0};
 }
 
-/// The extent of loop `d` of `op`, read from an operand it indexes.
-std::optional<Extent> loopExtent(linalg::LinalgOp op, unsigned d) {
+/// The extents loop `d` of `op` is known by: one per operand dim it
+/// indexes (linalg requires them all equal, so any one shared with another
+/// op's proves the two loops equal).
+std::set<Extent> loopExtents(linalg::LinalgOp op, unsigned d) {
+  std::set<Extent> out;
   for (OpOperand &operand : op->getOpOperands()) {
     if (!isa<MemRefType>(operand.get().getType()))
       continue;
@@ -84,9 +87,14 @@ std::optional<Extent> loopExtent(linalg::LinalgOp op, unsigned d) {
     for (auto [k, expr] : llvm::enumerate(map.getResults()))
       if (auto dimExpr = dyn_cast<AffineDimExpr>(expr);
           dimExpr && dimExpr.getPosition() == d)
-        return extentOf(operand.get(), k);
+        if (auto e = extentOf(operand.get(), k))
+          out.insert(*e);
   }
-  return std::nullopt;
+  return out;
+}
+
+bool intersects(const std::set<Extent> &a, const std::set<Extent> &b) {
+  return llvm::any_of(a, [&](const Extent &e) { return b.count(e); });
 }
 
 bool reduces(linalg::LinalgOp op) { return op.getNumReductionLoops() > 0; }
@@ -216,24 +224,23 @@ bool isLegal(ArrayRef<linalg::LinalgOp> ops, unsigned rows) {
   for (Value w : written)
     if (!w.getDefiningOp<memref::AllocOp>())
       return false;
-  SmallVector<Extent> rowExtents;
+  SmallVector<std::set<Extent>> rowExtents(rows);
   std::set<Extent> reducedExtents;
   for (linalg::LinalgOp op : ops) {
     if (rowDimsOf(op) < rows)
       return false;
     for (unsigned d = 0; d < rows; ++d) {
-      auto e = loopExtent(op, d);
-      if (!e)
+      std::set<Extent> e = loopExtents(op, d);
+      if (e.empty() ||
+          (!rowExtents[d].empty() && !intersects(e, rowExtents[d])))
         return false;
-      if (rowExtents.size() <= d)
-        rowExtents.push_back(*e);
-      else if (rowExtents[d] != *e)
-        return false;
+      rowExtents[d].insert(e.begin(), e.end());
     }
     if (reduces(op))
-      for (unsigned d = 0; d < op.getNumLoops(); ++d)
-        if (auto e = loopExtent(op, d))
-          reducedExtents.insert(*e);
+      for (unsigned d = 0; d < op.getNumLoops(); ++d) {
+        std::set<Extent> e = loopExtents(op, d);
+        reducedExtents.insert(e.begin(), e.end());
+      }
     for (OpOperand &operand : op->getOpOperands()) {
       Value v = operand.get();
       if (!isa<MemRefType>(v.getType()) || !writtenRoots.count(rootOf(v)))
@@ -263,11 +270,9 @@ bool isLegal(ArrayRef<linalg::LinalgOp> ops, unsigned rows) {
   // Element-wise ops do at most a reduction's work.
   for (linalg::LinalgOp op : ops)
     if (!reduces(op))
-      for (unsigned d = rows; d < op.getNumLoops(); ++d) {
-        auto e = loopExtent(op, d);
-        if (!e || !reducedExtents.count(*e))
+      for (unsigned d = rows; d < op.getNumLoops(); ++d)
+        if (!intersects(loopExtents(op, d), reducedExtents))
           return false;
-      }
   return true;
 }
 
