@@ -176,7 +176,7 @@ struct TiledContractionsPass
     ubs.append({tiles(extent[c.i]), tiles(extent[c.k])});
     steps.append({one, one});
     auto grid = b.create<scf::ParallelOp>(loc, lbs, ubs, steps);
-    grid->setAttr(kRowKernelAttr, b.getUnitAttr());
+    grid->setAttr(kMappedKernelAttr, b.getUnitAttr());
     b.setInsertionPointToStart(grid.getBody());
     auto threads =
         b.create<scf::ParallelOp>(loc, ValueRange{zero, zero},
@@ -281,12 +281,7 @@ struct TiledContractionsPass
           else
             mapping.map(arg, operand.get());
         }
-        for (Operation &o : op.getBlock()->without_terminator()) {
-          if (auto index = dyn_cast<linalg::IndexOp>(o))
-            mapping.map(index.getResult(), at[index.getDim()]);
-          else
-            b.clone(o, mapping);
-        }
+        cloneBody(b, op, at, mapping);
         b.create<scf::YieldOp>(loc, mapping.lookup(c.combiner->getResult(0)));
       }
       b.create<memref::StoreOp>(loc, inner.getResult(0), acc, zero);
@@ -308,10 +303,7 @@ struct TiledContractionsPass
                                 out->get(), at);
     }
 
-    auto identity = AffineMap::getMultiDimIdentityMap(1, ctx);
-    auto dim = [&](gpu::Processor p) {
-      return gpu::ParallelLoopDimMappingAttr::get(ctx, p, identity, identity);
-    };
+    auto dim = [&](gpu::Processor p) { return mappingTo(ctx, p); };
     SmallVector<gpu::ParallelLoopDimMappingAttr> gridMap;
     if (c.batch)
       gridMap.push_back(dim(gpu::Processor::BlockZ));

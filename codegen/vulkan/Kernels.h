@@ -8,6 +8,7 @@
 #ifndef MLX_CODEGEN_VULKAN_KERNELS_H
 #define MLX_CODEGEN_VULKAN_KERNELS_H
 
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
 #include "mlir/Pass/Pass.h"
@@ -21,9 +22,18 @@ namespace mlir::mlx::vulkan {
 /// plain kernel, and cooperating on each row of a row kernel.
 constexpr int64_t kWorkgroupSize = 64;
 
-/// Marks the scf.parallel of a row kernel (already mapped to workgroups and
-/// invocations: MapLoopsPass leaves it as it is).
-constexpr llvm::StringLiteral kRowKernelAttr = "mlx.vulkan.rows";
+/// Marks the scf.parallel of a row kernel or a tiled contraction (already
+/// mapped to workgroups and invocations: MapLoopsPass leaves it as it is).
+constexpr llvm::StringLiteral kMappedKernelAttr = "mlx.vulkan.mapped";
+
+/// The mapping of a parallel loop dim onto processor `p` (identity map and
+/// bound), for gpu::setMappingAttr.
+gpu::ParallelLoopDimMappingAttr mappingTo(MLIRContext *ctx, gpu::Processor p);
+
+/// Clones the body of `op` (but its yield) at `b`: block arguments and
+/// values as `mapping` has them, `linalg.index d` as `ivs[d]`.
+void cloneBody(OpBuilder &b, linalg::LinalgOp op, ArrayRef<Value> ivs,
+               IRMapping &mapping);
 
 /// Whether `op` is a call of the host functions kernels may call (reports).
 bool isReportCall(Operation *op);

@@ -340,13 +340,7 @@ private:
             loc, v, indices(op.getMatchingIndexingMap(&operand), ivs));
       mapping.map(arg, v);
     }
-    for (Operation &inner : op.getBlock()->without_terminator()) {
-      if (auto index = dyn_cast<linalg::IndexOp>(inner)) {
-        mapping.map(index.getResult(), ivs[index.getDim()]);
-        continue;
-      }
-      b.clone(inner, mapping);
-    }
+    cloneBody(b, op, ivs, mapping);
     SmallVector<Value> yielded;
     for (Value v : op.getBlock()->getTerminator()->getOperands())
       yielded.push_back(mapping.lookupOrDefault(v));
@@ -572,7 +566,7 @@ struct RowKernelsPass
       steps.push_back(one);
     }
     auto grid = b.create<scf::ParallelOp>(loc, lbs, ubs, steps);
-    grid->setAttr(kRowKernelAttr, b.getUnitAttr());
+    grid->setAttr(kMappedKernelAttr, b.getUnitAttr());
     b.setInsertionPointToStart(grid.getBody());
     Value size = b.create<arith::ConstantIndexOp>(loc, kWorkgroupSize);
     auto threads = b.create<scf::ParallelOp>(loc, ValueRange{zero},
@@ -588,10 +582,7 @@ struct RowKernelsPass
       op->erase();
 
     MLIRContext *ctx = b.getContext();
-    auto identity = AffineMap::getMultiDimIdentityMap(1, ctx);
-    auto dim = [&](gpu::Processor p) {
-      return gpu::ParallelLoopDimMappingAttr::get(ctx, p, identity, identity);
-    };
+    auto dim = [&](gpu::Processor p) { return mappingTo(ctx, p); };
     const gpu::Processor blocks[] = {
         gpu::Processor::BlockX, gpu::Processor::BlockY, gpu::Processor::BlockZ};
     SmallVector<gpu::ParallelLoopDimMappingAttr> gridMap;

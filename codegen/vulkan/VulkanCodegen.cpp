@@ -106,7 +106,7 @@ struct MapLoopsPass
     for (Block &block : region)
       for (Operation &op : llvm::make_early_inc_range(block)) {
         bool fits = fitsInKernel(&op);
-        if (op.hasAttr(kRowKernelAttr))
+        if (op.hasAttr(kMappedKernelAttr))
           continue; // mapped already
         if (auto loop = dyn_cast<scf::ParallelOp>(op); loop && fits) {
           kernels.push_back(loop);
@@ -147,10 +147,7 @@ struct MapLoopsPass
     SmallVector<scf::ParallelOp> kernels;
     collect(getOperation().getBody(), kernels);
     MLIRContext *ctx = &getContext();
-    auto identity = AffineMap::getMultiDimIdentityMap(1, ctx);
-    auto dim = [&](gpu::Processor p) {
-      return gpu::ParallelLoopDimMappingAttr::get(ctx, p, identity, identity);
-    };
+    auto dim = [&](gpu::Processor p) { return mappingTo(ctx, p); };
     for (scf::ParallelOp loop : kernels) {
       unsigned n = loop.getNumLoops();
       bool single = false;
@@ -777,6 +774,22 @@ struct DeviceAllocationsPass
 };
 
 } // namespace
+
+gpu::ParallelLoopDimMappingAttr mlir::mlx::vulkan::mappingTo(MLIRContext *ctx,
+                                                             gpu::Processor p) {
+  auto identity = AffineMap::getMultiDimIdentityMap(1, ctx);
+  return gpu::ParallelLoopDimMappingAttr::get(ctx, p, identity, identity);
+}
+
+void mlir::mlx::vulkan::cloneBody(OpBuilder &b, linalg::LinalgOp op,
+                                  ArrayRef<Value> ivs, IRMapping &mapping) {
+  for (Operation &inner : op.getBlock()->without_terminator()) {
+    if (auto index = dyn_cast<linalg::IndexOp>(inner))
+      mapping.map(index.getResult(), ivs[index.getDim()]);
+    else
+      b.clone(inner, mapping);
+  }
+}
 
 /// The host functions kernels may call: their calls become stores into the
 /// call's report buffer (see FlattenBuffersPass).
