@@ -59,8 +59,9 @@ public:
   /// lowers through (below linalg on tensors).
   virtual void registerDialects(mlir::DialectRegistry &registry) const = 0;
   /// Adds the passes from linalg on tensors down to the target's last IR
-  /// level.
-  virtual void buildPipeline(mlir::OpPassManager &pm) const = 0;
+  /// level, for the code generation `options` (the CPU's vector width).
+  virtual void buildPipeline(mlir::OpPassManager &pm,
+                             const CodegenOptions &options) const = 0;
   /// Prints a lowered module in the target's own form: `stage` is what
   /// `--stage` names, "llvm" (the host code's LLVM IR) or "spirv" (the
   /// kernels); an error for a stage the target does not have.

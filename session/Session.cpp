@@ -260,7 +260,7 @@ Session::lower(const std::vector<ExportRequest> &exports, Stage stage,
     mlir::mlx::buildMlxToLinalgPipeline(pm, options.checkNumerics,
                                         options.loopCheckpointInterval);
     if (stage == Stage::Target)
-      impl->target->buildPipeline(pm);
+      impl->target->buildPipeline(pm, options.codegen);
   }
   if (mlir::failed(pm.run(*module)))
     return impl->takeError();
@@ -378,7 +378,7 @@ Session::compile(const std::vector<ExportRequest> &exports,
   }
   auto compileNow = [&]() -> llvm::Expected<std::string> {
     mlir::PassManager pm(&impl->ctx);
-    impl->target->buildPipeline(pm);
+    impl->target->buildPipeline(pm, options.codegen);
     if (mlir::failed(pm.run(**module)))
       return impl->takeError();
     auto binary = impl->target->compileBinary(**module, options.codegen);

@@ -13,6 +13,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Transforms/BufferDeallocationOpInterfaceImpl.h"
 #include "mlir/Dialect/Arith/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Arith/Transforms/Passes.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/FuncBufferizableOpInterfaceImpl.h"
@@ -36,6 +37,7 @@
 #include "mlir/Dialect/SCF/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
@@ -62,9 +64,10 @@
 using namespace mlir;
 
 void mlx::registerCpuTargetDialects(DialectRegistry &registry) {
-  registry.insert<memref::MemRefDialect, bufferization::BufferizationDialect,
-                  cf::ControlFlowDialect, affine::AffineDialect,
-                  LLVM::LLVMDialect, omp::OpenMPDialect>();
+  registry
+      .insert<memref::MemRefDialect, bufferization::BufferizationDialect,
+              cf::ControlFlowDialect, affine::AffineDialect, LLVM::LLVMDialect,
+              omp::OpenMPDialect, vector::VectorDialect>();
   arith::registerBufferizableOpInterfaceExternalModels(registry);
   arith::registerBufferDeallocationOpInterfaceExternalModels(registry);
   linalg::registerBufferizableOpInterfaceExternalModels(registry);
@@ -157,7 +160,8 @@ constexpr int64_t kMinParallelWork = 1 << 16;
 /// `mlx-parallel-threshold`: gives every omp.parallel (from an outermost
 /// scf.parallel) the condition that its nest does enough work to pay for
 /// the threads: the product of its trip counts, the parallel loop's and
-/// those of the loops inside it whose bounds are known before it.
+/// those of the loops inside it whose bounds are known before it (or the
+/// work a loop's `mlx.work` attribute says one run of it stands for).
 struct ParallelThresholdPass
     : public PassWrapper<ParallelThresholdPass, OperationPass<ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ParallelThresholdPass)
@@ -183,8 +187,15 @@ struct ParallelThresholdPass
           for (auto [lb, ub, step] : llvm::zip(
                    nest.getLowerBound(), nest.getUpperBound(), nest.getStep()))
             multiply(lb, ub, step);
-        else if (auto loop = dyn_cast<scf::ForOp>(op))
-          multiply(loop.getLowerBound(), loop.getUpperBound(), loop.getStep());
+        else if (auto loop = dyn_cast<scf::ForOp>(op)) {
+          if (auto hint = loop->getAttrOfType<IntegerAttr>(mlx::kLoopWorkAttr))
+            work = b.create<arith::MulIOp>(
+                loc, work,
+                b.create<arith::ConstantIndexOp>(loc, hint.getInt()));
+          else
+            multiply(loop.getLowerBound(), loop.getUpperBound(),
+                     loop.getStep());
+        }
       });
       Value enough = b.create<arith::CmpIOp>(
           loc, arith::CmpIPredicate::sge, work,
@@ -244,8 +255,10 @@ void mlx::buildBufferizePipeline(OpPassManager &pm) {
   pm.addPass(createBufferizationToMemRefPass());
 }
 
-void mlx::buildLinalgToLLVMPipeline(OpPassManager &pm) {
+void mlx::buildLinalgToLLVMPipeline(OpPassManager &pm, unsigned vectorBits) {
   buildBufferizePipeline(pm);
+  if (vectorBits)
+    pm.addPass(createCpuContractionsPass(vectorBits));
   // Threads: each nest's outermost parallel loops are shared out over an
   // OpenMP team (static schedule: every element is computed the same way
   // whatever the thread count, so results are bit-identical), when the nest
@@ -268,6 +281,10 @@ void mlx::buildHostToLLVMPipeline(OpPassManager &pm, bool alignedAlloc) {
   // log1p goes to libm: MathToLLVM's log(1 + x) loses small x.
   pm.addPass(createConvertMathToLLVMPass({/*approximateLog1p=*/false}));
   pm.addPass(createConvertMathToLibmPass());
+  // The contraction kernels' vector ops (FMAs, masked loads and stores).
+  pm.addPass(createConvertVectorToLLVMPass());
+  // ceildivsi and friends (loop trip counts), which ArithToLLVM leaves.
+  pm.addPass(arith::createArithExpandOpsPass());
   pm.addPass(createArithToLLVMConversionPass());
   FinalizeMemRefToLLVMConversionPassOptions memrefOptions;
   memrefOptions.useAlignedAlloc = alignedAlloc;
@@ -357,16 +374,16 @@ std::unique_ptr<Pass> mlx::createApproximateMathPass() {
   return std::make_unique<ApproximateMathPass>();
 }
 
-void mlx::buildLinalgToCpuPipeline(OpPassManager &pm) {
+void mlx::buildLinalgToCpuPipeline(OpPassManager &pm, unsigned vectorBits) {
   // A CPU concern: contiguous innermost loops (reductions are listed last
   // in index notation, which would make matmul-like loops stride).
   pm.addPass(createLoopOrderPass());
-  buildLinalgToLLVMPipeline(pm);
+  buildLinalgToLLVMPipeline(pm, vectorBits);
 }
 
 void mlx::buildMlxToCpuPipeline(OpPassManager &pm, bool checkNumerics) {
   buildMlxToLinalgPipeline(pm, checkNumerics);
-  buildLinalgToCpuPipeline(pm);
+  buildLinalgToCpuPipeline(pm, vectorBitsOf("host"));
 }
 
 void mlx::registerCpuPipelines() {
@@ -374,9 +391,13 @@ void mlx::registerCpuPipelines() {
   PassPipelineRegistration<>(
       "mlx-to-cpu-pipeline", "mlx dialect to the LLVM dialect for the CPU",
       [](OpPassManager &pm) { buildMlxToCpuPipeline(pm); });
-  PassPipelineRegistration<>("linalg-to-llvm-pipeline",
-                             "linalg on tensors to the LLVM dialect",
-                             buildLinalgToLLVMPipeline);
+  PassPipelineRegistration<>(
+      "linalg-to-cpu-pipeline",
+      "linalg on tensors to the LLVM dialect for the host CPU",
+      [](OpPassManager &pm) {
+        buildLinalgToCpuPipeline(pm, vectorBitsOf("host"));
+      });
+  registerCpuContractionsPass();
 }
 
 /// Adds `mlx_call_NAME(void **args)` for each `_mlir_ciface_NAME`: loads each
@@ -479,6 +500,31 @@ targetMachine(std::optional<llvm::Reloc::Model> relocation, unsigned optLevel,
   builder.setCodeGenOptLevel(levels[std::min(optLevel, 3u)]);
   builder.setRelocationModel(relocation);
   return builder.createTargetMachine();
+}
+
+unsigned mlx::vectorBitsOf(const std::string &cpu) {
+  initializeNativeTarget();
+  std::string error, triple = llvm::sys::getProcessTriple(), features;
+  const llvm::Target *target =
+      llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!target)
+    return 128;
+  std::string name = cpu;
+  if (cpu == "host") {
+    name = llvm::sys::getHostCPUName().str();
+    for (const auto &[feature, enabled] : llvm::sys::getHostCPUFeatures())
+      features += (enabled ? ",+" : ",-") + feature.str();
+  }
+  std::unique_ptr<llvm::MCSubtargetInfo> info(
+      target->createMCSubtargetInfo(triple, name, features));
+  if (!info)
+    return 128;
+  // Where LLVM tunes for 256-bit vectors (e.g. Skylake-AVX512), it splits
+  // 512-bit ones unless a function asks for them: 256 bits there.
+  if (info->checkFeatures("+avx512f") &&
+      !info->checkFeatures("+prefer-256-bit"))
+    return 512;
+  return info->checkFeatures("+avx") ? 256 : 128;
 }
 
 std::string mlx::checkCodegenOptions(unsigned optLevel,

@@ -38,7 +38,9 @@ namespace mlx {
 void registerCpuTargetDialects(DialectRegistry &registry);
 
 /// linalg on tensors → LLVM dialect: bufferize, free buffers, loops, LLVM.
-void buildLinalgToLLVMPipeline(OpPassManager &pm);
+/// With `vectorBits` (the target's vector registers), contractions become
+/// packed, register-tiled vector kernels (mlx-cpu-contractions) first.
+void buildLinalgToLLVMPipeline(OpPassManager &pm, unsigned vectorBits = 0);
 
 /// The first part of it, for every target: tensors → buffers (identity
 /// layouts at function boundaries, arguments read-only, copies as
@@ -55,14 +57,31 @@ void buildHostToLLVMPipeline(OpPassManager &pm, bool alignedAlloc = false);
 std::unique_ptr<Pass> createApproximateMathPass();
 
 /// The CPU target's pipeline from linalg on tensors: mlx-loop-order, then
-/// buildLinalgToLLVMPipeline.
-void buildLinalgToCpuPipeline(OpPassManager &pm);
+/// buildLinalgToLLVMPipeline with the contraction kernels for `vectorBits`.
+void buildLinalgToCpuPipeline(OpPassManager &pm, unsigned vectorBits);
+
+/// `mlx-cpu-contractions` (Contractions.cpp): contractions on buffers as
+/// packed, cache-blocked and register-tiled kernels of `vectorBits`-wide
+/// vector FMAs.
+std::unique_ptr<Pass> createCpuContractionsPass(unsigned vectorBits);
+
+/// An scf.for's attribute for mlx-parallel-threshold: the work (iterations
+/// of element operations) one run of the loop stands for, where its trip
+/// count is not known before the parallel loop around it.
+inline constexpr llvm::StringLiteral kLoopWorkAttr = "mlx.work";
+void registerCpuContractionsPass();
+
+/// The width of the vector registers of `cpu` ("host": detected now; else an
+/// LLVM CPU name): 512 with AVX-512 (unless LLVM tunes the CPU for 256-bit
+/// vectors), 256 with AVX, else 128.
+unsigned vectorBitsOf(const std::string &cpu);
 
 /// The whole CPU pipeline from the mlx dialect (`mlx-to-cpu-pipeline`);
 /// `checkNumerics` instruments it for `--check-numerics`.
 void buildMlxToCpuPipeline(OpPassManager &pm, bool checkNumerics = false);
 
-/// Registers `mlx-to-cpu-pipeline` and `linalg-to-llvm-pipeline`.
+/// Registers `mlx-to-cpu-pipeline`, `linalg-to-cpu-pipeline` and
+/// mlx-cpu-contractions.
 void registerCpuPipelines();
 
 /// Translates an LLVM-dialect module to LLVM IR, adds the packed

@@ -98,8 +98,10 @@ public:
     mlir::mlx::registerCpuTargetDialects(registry);
   }
 
-  void buildPipeline(mlir::OpPassManager &pm) const override {
-    mlir::mlx::buildLinalgToCpuPipeline(pm);
+  void buildPipeline(mlir::OpPassManager &pm,
+                     const CodegenOptions &options) const override {
+    mlir::mlx::buildLinalgToCpuPipeline(pm,
+                                        mlir::mlx::vectorBitsOf(options.cpu));
   }
 
   llvm::Error printLowered(mlir::ModuleOp module, llvm::StringRef stage,

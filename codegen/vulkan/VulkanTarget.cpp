@@ -113,7 +113,8 @@ public:
     mlir::mlx::registerVulkanTargetDialects(registry);
   }
 
-  void buildPipeline(mlir::OpPassManager &pm) const override {
+  void buildPipeline(mlir::OpPassManager &pm,
+                     const CodegenOptions &) const override {
     vk::DeviceInfo limits = info;
     limits.maxPushConstantsSize = pushBytes();
     mlir::mlx::buildLinalgToVulkanPipeline(pm, targetEnv, limits);

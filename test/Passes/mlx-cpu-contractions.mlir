@@ -1,0 +1,105 @@
+// mlx-cpu-contractions: a contraction on buffers becomes packing loops
+// (one vector per step of r), tasks over an scf.parallel and a register
+// tile of vector FMAs; the tile is MR x NR = 12 x 32 with 512-bit vectors,
+// 6 x 16 with 256-bit ones. Numbers: test/Integration/contractions.test.
+// RUN: %mlx-opt %s --mlx-cpu-contractions=vector-bits=512 | FileCheck %s --check-prefixes=CHECK,AVX512
+// RUN: %mlx-opt %s --mlx-cpu-contractions=vector-bits=256 | FileCheck %s --check-prefixes=CHECK,AVX2
+
+#a = affine_map<(i, k, r) -> (i, r)>
+#b = affine_map<(i, k, r) -> (r, k)>
+#bt = affine_map<(i, k, r) -> (k, r)>
+#c = affine_map<(i, k, r) -> (i, k)>
+#row = affine_map<(i, k, r) -> (i)>
+
+// A plain matrix product: A's rows are read with a stride across lanes (a
+// gather), B's row contiguously (a masked load); 24 FMAs (12 with AVX2) per
+// step of r, loaded from and stored to C whole or, at edges, masked.
+// CHECK-LABEL: func.func @matmul
+// AVX512: memref.alloc({{.*}}) {alignment = 64 : i64} : memref<?x?x12xf32>
+// AVX512: scf.parallel
+// AVX512: vector.step : vector<12xindex>
+// AVX512: vector.gather {{.*}} : memref<?x?xf32>, vector<12xindex>, vector<12xi1>, vector<12xf32> into vector<12xf32>
+// AVX512: vector.store {{.*}} : memref<?x?x12xf32>, vector<12xf32>
+// AVX512: memref.alloc({{.*}}) {alignment = 64 : i64} : memref<?x?x32xf32>
+// AVX512: vector.maskedload {{.*}} : memref<?x?xf32>, vector<32xi1>, vector<32xf32> into vector<32xf32>
+// AVX2: memref<?x?x6xf32>
+// AVX2: vector.gather {{.*}} into vector<6xf32>
+// AVX2: memref<?x?x16xf32>
+// AVX2: vector.maskedload {{.*}} into vector<16xf32>
+// CHECK: scf.parallel
+// CHECK: scf.for {{.*}} step %c512
+// CHECK: scf.if
+// CHECK: vector.load
+// CHECK: vector.maskedload
+// AVX512-COUNT-24: vector.fma {{.*}} : vector<16xf32>
+// AVX2-COUNT-12: vector.fma {{.*}} : vector<8xf32>
+// CHECK-NOT: vector.fma
+// CHECK: {mlx.work =
+// CHECK: vector.store
+// CHECK: vector.maskedstore
+// CHECK: memref.dealloc
+// CHECK: memref.dealloc
+// CHECK-NOT: linalg.generic
+// CHECK: return
+func.func @matmul(%A: memref<?x?xf32>, %B: memref<?x?xf32>, %C: memref<?x?xf32>) {
+  linalg.generic {indexing_maps = [#a, #b, #c],
+                  iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%A, %B : memref<?x?xf32>, memref<?x?xf32>) outs(%C : memref<?x?xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// QK^T with a per-row scale: the factors compute (the scale, loaded along
+// the lanes, multiplies Q's side as it is packed); K^T's rows are gathered;
+// f64 halves the lanes.
+// CHECK-LABEL: func.func @scaled_transposed
+// AVX512-DAG: vector.gather {{.*}} into vector<12xf64>
+// AVX512-DAG: vector.maskedload {{.*}} into vector<12xf64>
+// AVX512: arith.mulf {{.*}} : vector<12xf64>
+// AVX512: vector.gather {{.*}} into vector<16xf64>
+// AVX512-COUNT-24: vector.fma {{.*}} : vector<8xf64>
+// AVX2-COUNT-12: vector.fma {{.*}} : vector<4xf64>
+// CHECK-NOT: linalg.generic
+func.func @scaled_transposed(%Q: memref<?x?xf64>, %K: memref<?x?xf64>, %s: memref<?xf64>, %S: memref<?x?xf64>) {
+  linalg.generic {indexing_maps = [#a, #bt, #row, #c],
+                  iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%Q, %K, %s : memref<?x?xf64>, memref<?x?xf64>, memref<?xf64>) outs(%S : memref<?x?xf64>) {
+  ^bb0(%q: f64, %k: f64, %scale: f64, %acc: f64):
+    %qs = arith.mulf %q, %scale : f64
+    %p = arith.mulf %qs, %k : f64
+    %sum = arith.addf %p, %acc : f64
+    linalg.yield %sum : f64
+  }
+  return
+}
+
+// Not contractions of two sides: a factor reading both i and k, and a max
+// instead of a sum, stay linalg.generic.
+// CHECK-LABEL: func.func @not_contractions
+// CHECK-NOT: vector.fma
+// CHECK: linalg.generic
+// CHECK: linalg.generic
+func.func @not_contractions(%A: memref<?x?xf32>, %B: memref<?x?xf32>, %W: memref<?x?xf32>, %C: memref<?x?xf32>) {
+  linalg.generic {indexing_maps = [#a, #b, #c, #c],
+                  iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%A, %B, %W : memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>) outs(%C : memref<?x?xf32>) {
+  ^bb0(%x: f32, %y: f32, %w: f32, %acc: f32):
+    %xw = arith.mulf %x, %w : f32
+    %p = arith.mulf %xw, %y : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  linalg.generic {indexing_maps = [#a, #b, #c],
+                  iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%A, %B : memref<?x?xf32>, memref<?x?xf32>) outs(%C : memref<?x?xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %s = arith.maximumf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
