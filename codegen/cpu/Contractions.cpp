@@ -30,19 +30,25 @@
 // The match: a linalg.generic on buffers with three loops, i and k parallel
 // and r a reduction; the output indexed (i, k) with unit stride in k; a body
 // `out + x · y` (f32 or f64) where x depends only on inputs indexed without
-// k and y only on inputs indexed without i (or the other way round).
+// k and y only on inputs indexed without i (or the other way round), its
+// ops element-wise; the product may be scaled by values that depend on no
+// input (`out + x·y / √D`: the scaling is applied to x when packing).
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/CpuCodegen.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Pass/Pass.h"
+
+#include "llvm/Support/FormatVariadic.h"
 
 using namespace mlir;
 
@@ -80,6 +86,10 @@ struct Contraction {
   linalg::GenericOp op;
   unsigned i, k, r;
   Value x, y; ///< the factors in the body: x on the i side, y on the k side
+  /// Scalings of the product by values of no input (`x·y / √D`), innermost
+  /// first: a mulf or a divf (the product its dividend) and the scale.
+  /// Applied to x as it is packed.
+  SmallVector<std::pair<Operation *, Value>> scales;
 };
 
 /// The block arguments `v` depends on through ops of `body`; false when one
@@ -138,9 +148,38 @@ std::optional<Contraction> match(linalg::GenericOp op) {
   Value product = add.getLhs() == acc   ? add.getRhs()
                   : add.getRhs() == acc ? add.getLhs()
                                         : Value();
-  auto mul = product ? product.getDefiningOp<arith::MulFOp>() : nullptr;
-  if (!mul || mul->getBlock() != &body)
+  // Scalings of the product by values that depend on no input.
+  auto invariant = [&](Value v) {
+    llvm::SmallSetVector<unsigned, 4> args;
+    return collectArguments(v, body, args) && args.empty();
+  };
+  SmallVector<std::pair<Operation *, Value>> scales;
+  arith::MulFOp mul;
+  while (product && product.getDefiningOp() &&
+         product.getDefiningOp()->getBlock() == &body && product.hasOneUse()) {
+    Operation *def = product.getDefiningOp();
+    if (auto div = dyn_cast<arith::DivFOp>(def);
+        div && invariant(div.getRhs())) {
+      scales.push_back({def, div.getRhs()});
+      product = div.getLhs();
+      continue;
+    }
+    auto m = dyn_cast<arith::MulFOp>(def);
+    if (!m)
+      return std::nullopt;
+    if (invariant(m.getRhs()) != invariant(m.getLhs())) {
+      bool right = invariant(m.getRhs());
+      scales.push_back({def, right ? m.getRhs() : m.getLhs()});
+      product = right ? m.getLhs() : m.getRhs();
+      continue;
+    }
+    mul = m;
+    break;
+  }
+  if (!mul)
     return std::nullopt;
+  std::reverse(scales.begin(), scales.end());
+  c.scales = scales;
 
   // Which inputs each side may read: no k on the i side, no i on the k side.
   auto uses = [&](unsigned input, unsigned dim) {
@@ -241,6 +280,13 @@ private:
     b.setInsertionPoint(steps.getBody()->getTerminator());
     Value p = steps.getInductionVar();
     Value v = evaluate(factor, dim, width, first, lanes, inside, p);
+    if (factor == c.x)
+      for (auto [scale, by] : c.scales) {
+        Value scaleBy = evaluate(by, dim, width, first, lanes, inside, p);
+        v = b.create(loc, scale->getName().getIdentifier(), {v, scaleBy},
+                     {v.getType()}, scale->getAttrs())
+                ->getResult(0);
+      }
     auto vectorType = VectorType::get({width}, element);
     Value zeros = b.create<arith::ConstantOp>(
         loc, vectorType,
@@ -382,13 +428,63 @@ private:
         b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::ult, row, rowStrips),
         /*withElseRegion=*/false);
     b.setInsertionPoint(rowInside.thenBlock()->getTerminator());
-    tile(packedA, packedB, row, col, p0, p1);
+    Value C = c.op.getDpsInitOperand(0)->get();
+    func::FuncOp kernel = tileFunction();
+    Value anyC = b.create<memref::CastOp>(loc, kernel.getArgumentTypes()[2], C);
+    b.create<func::CallOp>(
+        loc, kernel,
+        ValueRange{packedA, packedB, anyC, row, col, p0, p1, M, N});
+    // What an iteration stands for, for mlx-parallel-threshold: a tile of
+    // at most KC steps, each MR·NR multiply-adds.
+    rows->setAttr(mlx::kLoopWorkAttr,
+                  b.getI64IntegerAttr(shape.panel * shape.rows * shape.cols()));
   }
 
-  /// One register tile: C[s·MR…, t·NR…] += Σ_{p0 ≤ p < p1} Ap[s, p]ᵀ Bp[t, p].
-  void tile(Value packedA, Value packedB, Value s, Value t, Value p0,
-            Value p1) {
-    Value C = c.op.getDpsInitOperand(0)->get();
+  /// The register tile as a function of the module, one per element type
+  /// and tile shape, shared by its contractions (a tile is a few hundred
+  /// instructions; a call per tile costs nothing beside its KC·MR·NR FMAs).
+  /// Not inlined: a copy per contraction would multiply compile time.
+  func::FuncOp tileFunction() {
+    auto module = c.op->getParentOfType<ModuleOp>();
+    std::string name = llvm::formatv("mlx_tile_{0}_{1}x{2}", element,
+                                     shape.rows, shape.cols());
+    if (auto existing = module.lookupSymbol<func::FuncOp>(name))
+      return existing;
+    MLIRContext *ctx = b.getContext();
+    auto dynamic = ShapedType::kDynamic;
+    auto packedType = [&](int64_t width) {
+      return MemRefType::get({dynamic, dynamic, width}, element);
+    };
+    auto cType =
+        MemRefType::get({dynamic, dynamic}, element,
+                        StridedLayoutAttr::get(ctx, dynamic, {dynamic, 1}));
+    Type indexType = b.getIndexType();
+    auto type = FunctionType::get(
+        ctx,
+        {packedType(shape.rows), packedType(shape.cols()), cType, indexType,
+         indexType, indexType, indexType, indexType, indexType},
+        {});
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(module.getBody());
+    auto kernel = b.create<func::FuncOp>(loc, name, type);
+    kernel.setPrivate();
+    kernel->setAttr("llvm.linkage",
+                    LLVM::LinkageAttr::get(ctx, LLVM::Linkage::Internal));
+    kernel->setAttr("passthrough",
+                    b.getArrayAttr({b.getStringAttr("noinline")}));
+    Block *entry = kernel.addEntryBlock();
+    b.setInsertionPointToStart(entry);
+    ValueRange args = entry->getArguments();
+    tile(args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7],
+         args[8]);
+    b.create<func::ReturnOp>(loc);
+    return kernel;
+  }
+
+  /// One register tile: C[s·MR…, t·NR…] += Σ_{p0 ≤ p < p1} Ap[s, p]ᵀ Bp[t, p]
+  /// for C of M × N.
+  void tile(Value packedA, Value packedB, Value C, Value s, Value t, Value p0,
+            Value p1, Value M, Value N) {
     auto vectorType = VectorType::get({shape.lanes}, element);
     Value row0 = b.create<arith::MulIOp>(loc, s, index(shape.rows));
     Value col0 = b.create<arith::MulIOp>(loc, t, index(shape.cols()));
@@ -473,12 +569,6 @@ private:
           }
           ob.create<scf::YieldOp>(loc, next);
         });
-    // What one run of the loop stands for, for mlx-parallel-threshold: its
-    // bounds are the panel's (inside the parallel loop), its trips at most
-    // KC, each MR·NR multiply-adds.
-    steps->setAttr(
-        mlx::kLoopWorkAttr,
-        b.getI64IntegerAttr(shape.panel * shape.rows * shape.cols()));
 
     b.create<scf::IfOp>(
         loc, full,
@@ -527,8 +617,9 @@ struct CpuContractionsPass
     return "contractions on buffers as packed, register-tiled vector kernels";
   }
   void getDependentDialects(DialectRegistry &registry) const override {
-    registry.insert<vector::VectorDialect, scf::SCFDialect,
-                    memref::MemRefDialect, arith::ArithDialect>();
+    registry.insert<vector::VectorDialect, scf::SCFDialect, func::FuncDialect,
+                    LLVM::LLVMDialect, memref::MemRefDialect,
+                    arith::ArithDialect>();
   }
   void runOnOperation() override {
     SmallVector<Contraction> found;

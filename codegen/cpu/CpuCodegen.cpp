@@ -160,8 +160,8 @@ constexpr int64_t kMinParallelWork = 1 << 16;
 /// `mlx-parallel-threshold`: gives every omp.parallel (from an outermost
 /// scf.parallel) the condition that its nest does enough work to pay for
 /// the threads: the product of its trip counts, the parallel loop's and
-/// those of the loops inside it whose bounds are known before it (or the
-/// work a loop's `mlx.work` attribute says one run of it stands for).
+/// those of the loops inside it whose bounds are known before it (times
+/// the work a loop's `mlx.work` attribute says an iteration stands for).
 struct ParallelThresholdPass
     : public PassWrapper<ParallelThresholdPass, OperationPass<ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ParallelThresholdPass)
@@ -188,13 +188,11 @@ struct ParallelThresholdPass
                    nest.getLowerBound(), nest.getUpperBound(), nest.getStep()))
             multiply(lb, ub, step);
         else if (auto loop = dyn_cast<scf::ForOp>(op)) {
+          multiply(loop.getLowerBound(), loop.getUpperBound(), loop.getStep());
           if (auto hint = loop->getAttrOfType<IntegerAttr>(mlx::kLoopWorkAttr))
             work = b.create<arith::MulIOp>(
                 loc, work,
                 b.create<arith::ConstantIndexOp>(loc, hint.getInt()));
-          else
-            multiply(loop.getLowerBound(), loop.getUpperBound(),
-                     loop.getStep());
         }
       });
       Value enough = b.create<arith::CmpIOp>(

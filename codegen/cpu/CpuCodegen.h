@@ -65,9 +65,10 @@ void buildLinalgToCpuPipeline(OpPassManager &pm, unsigned vectorBits);
 /// vector FMAs.
 std::unique_ptr<Pass> createCpuContractionsPass(unsigned vectorBits);
 
-/// An scf.for's attribute for mlx-parallel-threshold: the work (iterations
-/// of element operations) one run of the loop stands for, where its trip
-/// count is not known before the parallel loop around it.
+/// An scf.for's attribute for mlx-parallel-threshold: the work (element
+/// operations) one iteration of its body stands for beyond the loops in it
+/// (a call to a kernel, a loop whose trip count is not known before the
+/// parallel loop around it).
 inline constexpr llvm::StringLiteral kLoopWorkAttr = "mlx.work";
 void registerCpuContractionsPass();
 

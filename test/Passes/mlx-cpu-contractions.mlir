@@ -1,9 +1,29 @@
 // mlx-cpu-contractions: a contraction on buffers becomes packing loops
-// (one vector per step of r), tasks over an scf.parallel and a register
-// tile of vector FMAs; the tile is MR x NR = 12 x 32 with 512-bit vectors,
-// 6 x 16 with 256-bit ones. Numbers: test/Integration/contractions.test.
+// (one vector per step of r), tasks over an scf.parallel and calls of a
+// register-tile kernel of vector FMAs, one per element type and tile shape
+// in the module (MR x NR = 12 x 32 with 512-bit vectors, 6 x 16 with
+// 256-bit ones). Numbers: test/Integration/contractions.test.
 // RUN: %mlx-opt %s --mlx-cpu-contractions=vector-bits=512 | FileCheck %s --check-prefixes=CHECK,AVX512
 // RUN: %mlx-opt %s --mlx-cpu-contractions=vector-bits=256 | FileCheck %s --check-prefixes=CHECK,AVX2
+
+// The kernels come first, not inlined, internal: per step of r, 24 FMAs
+// (12 with AVX2); C loaded and stored whole or, at edges, masked.
+// AVX512-LABEL: func.func private @mlx_tile_f64_12x16(%{{.*}}: memref<?x?x12xf64>, %{{.*}}: memref<?x?x16xf64>, %{{.*}}: memref<?x?xf64, strided<[?, 1], offset: ?>>
+// AVX512-SAME: llvm.linkage = #llvm.linkage<internal>
+// AVX512-SAME: passthrough = ["noinline"]
+// AVX512-COUNT-24: vector.fma {{.*}} : vector<8xf64>
+// AVX512-LABEL: func.func private @mlx_tile_f32_12x32
+// AVX2-LABEL: func.func private @mlx_tile_f64_6x8
+// AVX2-COUNT-12: vector.fma {{.*}} : vector<4xf64>
+// AVX2-LABEL: func.func private @mlx_tile_f32_6x16
+// CHECK: vector.load
+// CHECK: vector.maskedload
+// AVX512-COUNT-24: vector.fma {{.*}} : vector<16xf32>
+// AVX2-COUNT-12: vector.fma {{.*}} : vector<8xf32>
+// CHECK-NOT: vector.fma
+// CHECK: vector.store
+// CHECK: vector.maskedstore
+// CHECK: return
 
 #a = affine_map<(i, k, r) -> (i, r)>
 #b = affine_map<(i, k, r) -> (r, k)>
@@ -12,8 +32,9 @@
 #row = affine_map<(i, k, r) -> (i)>
 
 // A plain matrix product: A's rows are read with a stride across lanes (a
-// gather), B's row contiguously (a masked load); 24 FMAs (12 with AVX2) per
-// step of r, loaded from and stored to C whole or, at edges, masked.
+// gather), B's row contiguously (a masked load); then the tasks, panels of
+// 512 steps of r and a kernel call per tile, counted as 512 * MR * NR
+// multiply-adds by mlx-parallel-threshold.
 // CHECK-LABEL: func.func @matmul
 // AVX512: memref.alloc({{.*}}) {alignment = 64 : i64} : memref<?x?x12xf32>
 // AVX512: scf.parallel
@@ -28,15 +49,10 @@
 // AVX2: vector.maskedload {{.*}} into vector<16xf32>
 // CHECK: scf.parallel
 // CHECK: scf.for {{.*}} step %c512
-// CHECK: scf.if
-// CHECK: vector.load
-// CHECK: vector.maskedload
-// AVX512-COUNT-24: vector.fma {{.*}} : vector<16xf32>
-// AVX2-COUNT-12: vector.fma {{.*}} : vector<8xf32>
-// CHECK-NOT: vector.fma
-// CHECK: {mlx.work =
-// CHECK: vector.store
-// CHECK: vector.maskedstore
+// AVX512: func.call @mlx_tile_f32_12x32
+// AVX2: func.call @mlx_tile_f32_6x16
+// AVX512: {mlx.work = 196608 : i64}
+// AVX2: {mlx.work = 49152 : i64}
 // CHECK: memref.dealloc
 // CHECK: memref.dealloc
 // CHECK-NOT: linalg.generic
@@ -61,8 +77,8 @@ func.func @matmul(%A: memref<?x?xf32>, %B: memref<?x?xf32>, %C: memref<?x?xf32>)
 // AVX512-DAG: vector.maskedload {{.*}} into vector<12xf64>
 // AVX512: arith.mulf {{.*}} : vector<12xf64>
 // AVX512: vector.gather {{.*}} into vector<16xf64>
-// AVX512-COUNT-24: vector.fma {{.*}} : vector<8xf64>
-// AVX2-COUNT-12: vector.fma {{.*}} : vector<4xf64>
+// AVX512: func.call @mlx_tile_f64_12x16
+// AVX2: func.call @mlx_tile_f64_6x8
 // CHECK-NOT: linalg.generic
 func.func @scaled_transposed(%Q: memref<?x?xf64>, %K: memref<?x?xf64>, %s: memref<?xf64>, %S: memref<?x?xf64>) {
   linalg.generic {indexing_maps = [#a, #bt, #row, #c],
@@ -77,10 +93,31 @@ func.func @scaled_transposed(%Q: memref<?x?xf64>, %K: memref<?x?xf64>, %s: memre
   return
 }
 
+// The product scaled by a value of no input (attention's 1/sqrt(D)): the
+// division moves to A's side, applied to each packed vector.
+// CHECK-LABEL: func.func @scaled_product
+// CHECK: math.sqrt {{.*}} : f32
+// CHECK: vector.broadcast {{.*}} : f32 to vector<{{12|6}}xf32>
+// CHECK: arith.divf {{.*}} : vector<{{12|6}}xf32>
+// CHECK-NOT: linalg.generic
+func.func @scaled_product(%Q: memref<?x?xf32>, %K: memref<?x?xf32>, %S: memref<?x?xf32>, %d: f32) {
+  linalg.generic {indexing_maps = [#a, #bt, #c],
+                  iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%Q, %K : memref<?x?xf32>, memref<?x?xf32>) outs(%S : memref<?x?xf32>) {
+  ^bb0(%q: f32, %k: f32, %acc: f32):
+    %p = arith.mulf %q, %k : f32
+    %root = math.sqrt %d : f32
+    %scaled = arith.divf %p, %root : f32
+    %sum = arith.addf %acc, %scaled : f32
+    linalg.yield %sum : f32
+  }
+  return
+}
+
 // Not contractions of two sides: a factor reading both i and k, and a max
 // instead of a sum, stay linalg.generic.
 // CHECK-LABEL: func.func @not_contractions
-// CHECK-NOT: vector.fma
+// CHECK-NOT: func.call
 // CHECK: linalg.generic
 // CHECK: linalg.generic
 func.func @not_contractions(%A: memref<?x?xf32>, %B: memref<?x?xf32>, %W: memref<?x?xf32>, %C: memref<?x?xf32>) {
