@@ -13,7 +13,6 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Transforms/BufferDeallocationOpInterfaceImpl.h"
 #include "mlir/Dialect/Arith/Transforms/BufferizableOpInterfaceImpl.h"
-#include "mlir/Dialect/Arith/Transforms/Passes.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/FuncBufferizableOpInterfaceImpl.h"
@@ -176,10 +175,18 @@ struct ParallelThresholdPass
       auto multiply = [&](Value lb, Value ub, Value step) {
         if (!outside(lb) || !outside(ub) || !outside(step))
           return;
+        // ⌈(ub − lb) / step⌉ for step > 0, as ArithToLLVM can lower it
+        // (arith.ceildivsi needs arith-expand, whose max/min expansions
+        // stop LLVM vectorizing max reductions).
         Value span = b.create<arith::SubIOp>(loc, ub, lb);
-        Value trips = b.create<arith::CeilDivSIOp>(loc, span, step);
-        trips = b.create<arith::MaxSIOp>(
-            loc, trips, b.create<arith::ConstantIndexOp>(loc, 0));
+        span = b.create<arith::MaxSIOp>(
+            loc, span, b.create<arith::ConstantIndexOp>(loc, 0));
+        Value trips = b.create<arith::DivSIOp>(
+            loc,
+            b.create<arith::SubIOp>(loc,
+                                    b.create<arith::AddIOp>(loc, span, step),
+                                    b.create<arith::ConstantIndexOp>(loc, 1)),
+            step);
         work = b.create<arith::MulIOp>(loc, work, trips);
       };
       parallel.walk([&](Operation *op) {
@@ -281,8 +288,6 @@ void mlx::buildHostToLLVMPipeline(OpPassManager &pm, bool alignedAlloc) {
   pm.addPass(createConvertMathToLibmPass());
   // The contraction kernels' vector ops (FMAs, masked loads and stores).
   pm.addPass(createConvertVectorToLLVMPass());
-  // ceildivsi and friends (loop trip counts), which ArithToLLVM leaves.
-  pm.addPass(arith::createArithExpandOpsPass());
   pm.addPass(createArithToLLVMConversionPass());
   FinalizeMemRefToLLVMConversionPassOptions memrefOptions;
   memrefOptions.useAlignedAlloc = alignedAlloc;
