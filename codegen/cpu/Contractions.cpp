@@ -392,9 +392,14 @@ private:
     OpBuilder::InsertionGuard guard(b);
     // Tasks of about taskStrips strips, balanced: equal shares of the
     // strips (a last short task would leave a thread idle).
-    Value rowTasks = ceilDiv(rowStrips, index(shape.taskStrips));
+    // (At least one task: an empty C has no strips, and a division by
+    // zero tasks traps.)
+    Value one = index(1);
+    Value rowTasks = b.create<arith::MaxUIOp>(
+        loc, ceilDiv(rowStrips, index(shape.taskStrips)), one);
     Value rowsPerTask = ceilDiv(rowStrips, rowTasks);
-    Value colTasks = ceilDiv(colStrips, index(kColTaskStrips));
+    Value colTasks = b.create<arith::MaxUIOp>(
+        loc, ceilDiv(colStrips, index(kColTaskStrips)), one);
     Value colsPerTask = ceilDiv(colStrips, colTasks);
     Value tasks = b.create<arith::MulIOp>(loc, rowTasks, colTasks);
     auto task = b.create<scf::ParallelOp>(
