@@ -28,7 +28,10 @@
 // load and store C with masks.
 //
 // The match: a linalg.generic on buffers with three loops, i and k parallel
-// and r a reduction; the output indexed (i, k) with unit stride in k; a body
+// and r a reduction, or four with a batch dim b (the output indexed
+// (b, i, k); a product per batch, tasks over all of them, a side that does
+// not read b packed once); the output indexed (i, k) with unit stride in k;
+// a body
 // `out + x · y` (f32 or f64) where x depends only on inputs indexed without
 // k and y only on inputs indexed without i (or the other way round), its
 // ops element-wise; the product may be scaled by values that depend on no
@@ -85,6 +88,9 @@ TileShape tileShapeFor(unsigned vectorBits, Type element) {
 struct Contraction {
   linalg::GenericOp op;
   unsigned i, k, r;
+  /// A batch dim: the output's first subscript, before i and k (each batch
+  /// is a product of its own; either side may use it).
+  std::optional<unsigned> batch;
   Value x, y; ///< the factors in the body: x on the i side, y on the k side
   /// Scalings of the product by values of no input (`x·y / √D`), innermost
   /// first: a mulf or a divf (the product its dividend) and the scale.
@@ -118,8 +124,9 @@ bool collectArguments(Value v, Block &body,
 }
 
 std::optional<Contraction> match(linalg::GenericOp op) {
-  if (!op.hasPureBufferSemantics() || op.getNumLoops() != 3 ||
-      op.getNumReductionLoops() != 1 || op.getNumDpsInits() != 1)
+  if (!op.hasPureBufferSemantics() || op.getNumLoops() < 3 ||
+      op.getNumLoops() > 4 || op.getNumReductionLoops() != 1 ||
+      op.getNumDpsInits() != 1)
     return std::nullopt;
   OpOperand *out = op.getDpsInitOperand(0);
   auto outType = dyn_cast<MemRefType>(out->get().getType());
@@ -127,16 +134,15 @@ std::optional<Contraction> match(linalg::GenericOp op) {
       !isLastMemrefDimUnitStride(outType))
     return std::nullopt;
   AffineMap outMap = op.getMatchingIndexingMap(out);
-  if (outMap.getNumResults() != 2 || !outMap.isProjectedPermutation())
+  unsigned outRank = outMap.getNumResults();
+  if (outRank != op.getNumLoops() - 1 || !outMap.isProjectedPermutation())
     return std::nullopt;
   SmallVector<unsigned> reduction;
   op.getReductionDims(reduction);
-  Contraction c{op,
-                outMap.getDimPosition(0),
-                outMap.getDimPosition(1),
-                reduction[0],
-                nullptr,
-                nullptr};
+  Contraction c{op, outMap.getDimPosition(outRank - 2),
+                outMap.getDimPosition(outRank - 1), reduction[0]};
+  if (outRank == 3)
+    c.batch = outMap.getDimPosition(0);
 
   // The body: yield(out + x·y).
   Block &body = op.getRegion().front();
@@ -233,6 +239,9 @@ public:
     M = getValueOrCreateConstantIndexOp(b, loc, ranges[c.i].size);
     N = getValueOrCreateConstantIndexOp(b, loc, ranges[c.k].size);
     K = getValueOrCreateConstantIndexOp(b, loc, ranges[c.r].size);
+    batches =
+        c.batch ? getValueOrCreateConstantIndexOp(b, loc, ranges[*c.batch].size)
+                : index(1);
     Value rowStrips = ceilDiv(M, index(shape.rows));
     Value colStrips = ceilDiv(N, index(shape.cols()));
     Value packedA = pack(rowStrips, shape.rows, c.x, c.i, M);
@@ -253,21 +262,42 @@ private:
     return b.create<arith::DivUIOp>(loc, up, d);
   }
 
-  /// `factor` for every (strip s, step p, lane l): its value at loop dim
-  /// `dim` = s·width + l (zero past `extent`) and r = p, in a fresh buffer
-  /// [strips][K][width]: one strip per parallel iteration, one vector of
-  /// `width` lanes per step (the factor's ops applied to vectors).
+  /// Whether `factor` reads an input indexed by the batch dim.
+  bool batched(Value factor) {
+    if (!c.batch)
+      return false;
+    llvm::SmallSetVector<unsigned, 4> args;
+    collectArguments(factor, c.op.getRegion().front(), args);
+    return llvm::any_of(args, [&](unsigned a) {
+      return c.op.getMatchingIndexingMap(c.op.getDpsInputOperand(a))
+          .isFunctionOfDim(*c.batch);
+    });
+  }
+
+  /// `factor` for every (batch b, strip s, step p, lane l): its value at
+  /// loop dim `dim` = s·width + l (zero past `extent`), r = p and the batch
+  /// dim = b, in a fresh buffer [batches][strips][K][width] (one batch where
+  /// the factor does not depend on it): one strip per parallel iteration,
+  /// one vector of `width` lanes per step (the factor's ops applied to
+  /// vectors).
   Value pack(Value strips, int64_t width, Value factor, unsigned dim,
              Value extent) {
-    auto type = MemRefType::get(
-        {ShapedType::kDynamic, ShapedType::kDynamic, width}, element);
-    Value packed = b.create<memref::AllocOp>(loc, type, ValueRange{strips, K},
-                                             b.getI64IntegerAttr(64));
+    auto dynamic = ShapedType::kDynamic;
+    auto type = MemRefType::get({dynamic, dynamic, dynamic, width}, element);
+    Value packedBatches = batched(factor) ? batches : index(1);
+    Value packed = b.create<memref::AllocOp>(
+        loc, type, ValueRange{packedBatches, strips, K},
+        b.getI64IntegerAttr(64));
     OpBuilder::InsertionGuard guard(b);
     auto strip = b.create<scf::ParallelOp>(
-        loc, ValueRange{index(0)}, ValueRange{strips}, ValueRange{index(1)});
+        loc, ValueRange{index(0)},
+        ValueRange{b.create<arith::MulIOp>(loc, packedBatches, strips)},
+        ValueRange{index(1)});
     b.setInsertionPoint(strip.getBody()->getTerminator());
-    Value s = strip.getInductionVars()[0];
+    Value batch =
+        b.create<arith::DivUIOp>(loc, strip.getInductionVars()[0], strips);
+    Value s =
+        b.create<arith::RemUIOp>(loc, strip.getInductionVars()[0], strips);
     auto lanesType = VectorType::get({width}, b.getIndexType());
     Value first = b.create<arith::MulIOp>(loc, s, index(width));
     Value lanes = b.create<arith::AddIOp>(
@@ -279,10 +309,11 @@ private:
     auto steps = b.create<scf::ForOp>(loc, index(0), K, index(1));
     b.setInsertionPoint(steps.getBody()->getTerminator());
     Value p = steps.getInductionVar();
-    Value v = evaluate(factor, dim, width, first, lanes, inside, p);
+    Value v = evaluate(factor, dim, width, first, lanes, inside, p, batch);
     if (factor == c.x)
       for (auto [scale, by] : c.scales) {
-        Value scaleBy = evaluate(by, dim, width, first, lanes, inside, p);
+        Value scaleBy =
+            evaluate(by, dim, width, first, lanes, inside, p, batch);
         v = b.create(loc, scale->getName().getIdentifier(), {v, scaleBy},
                      {v.getType()}, scale->getAttrs())
                 ->getResult(0);
@@ -292,17 +323,19 @@ private:
         loc, vectorType,
         DenseElementsAttr::get(vectorType, b.getZeroAttr(element)));
     v = b.create<arith::SelectOp>(loc, inside, v, zeros);
-    b.create<vector::StoreOp>(loc, v, packed, ValueRange{s, p, index(0)});
+    b.create<vector::StoreOp>(loc, v, packed,
+                              ValueRange{batch, s, p, index(0)});
     return packed;
   }
 
   /// `factor` in `width` lanes: loop dim `dim` = `lanes` (`first` the
-  /// first of them; lanes outside `inside` are not read) and r = `p`. The
+  /// first of them; lanes outside `inside` are not read), r = `p` and the
+  /// batch dim = `batch`. The
   /// inputs it reads are loaded as vectors (a contiguous or a masked load,
   /// a gather across rows, or a broadcast of an input indexed without
   /// `dim`), and the body's ops between them and it applied to vectors.
   Value evaluate(Value factor, unsigned dim, int64_t width, Value first,
-                 Value lanes, Value inside, Value p) {
+                 Value lanes, Value inside, Value p, Value batch) {
     Block &body = c.op.getRegion().front();
     llvm::SmallSetVector<unsigned, 4> args;
     collectArguments(factor, body, args);
@@ -318,8 +351,10 @@ private:
           DenseElementsAttr::get(cast<ShapedType>(type),
                                  b.getZeroAttr(body.getArgument(a).getType())));
       SmallVector<Value> indices;
-      for (unsigned r = 0; r < map.getNumResults(); ++r)
-        indices.push_back(map.getDimPosition(r) == dim ? first : p);
+      for (unsigned r = 0; r < map.getNumResults(); ++r) {
+        unsigned d = map.getDimPosition(r);
+        indices.push_back(d == dim ? first : d == c.r ? p : batch);
+      }
       Value loaded;
       if (!map.isFunctionOfDim(dim)) {
         loaded = b.create<vector::BroadcastOp>(
@@ -401,13 +436,42 @@ private:
     Value colTasks = b.create<arith::MaxUIOp>(
         loc, ceilDiv(colStrips, index(kColTaskStrips)), one);
     Value colsPerTask = ceilDiv(colStrips, colTasks);
-    Value tasks = b.create<arith::MulIOp>(loc, rowTasks, colTasks);
+    Value perBatch = b.create<arith::MulIOp>(loc, rowTasks, colTasks);
+    Value tasks = b.create<arith::MulIOp>(loc, batches, perBatch);
     auto task = b.create<scf::ParallelOp>(
         loc, ValueRange{index(0)}, ValueRange{tasks}, ValueRange{index(1)});
     b.setInsertionPoint(task.getBody()->getTerminator());
-    Value t = task.getInductionVars()[0];
+    Value batch =
+        b.create<arith::DivUIOp>(loc, task.getInductionVars()[0], perBatch);
+    Value t =
+        b.create<arith::RemUIOp>(loc, task.getInductionVars()[0], perBatch);
     Value rowTask = b.create<arith::DivUIOp>(loc, t, colTasks);
     Value colTask = b.create<arith::RemUIOp>(loc, t, colTasks);
+    // The task's batch: its packed strips (batch 0 of a side without one)
+    // and its C.
+    func::FuncOp kernel = tileFunction();
+    TypeRange params = kernel.getArgumentTypes();
+    auto batchOf = [&](Value buffer, Value which, Type type) {
+      auto source = cast<MemRefType>(buffer.getType());
+      int64_t rank = source.getRank();
+      SmallVector<OpFoldResult> offsets(rank, b.getIndexAttr(0)), sizes,
+          strides(rank, b.getIndexAttr(1));
+      offsets[0] = which;
+      sizes.push_back(b.getIndexAttr(1));
+      for (int64_t d = 1; d < rank; ++d)
+        sizes.push_back(memref::getMixedSize(b, loc, buffer, d));
+      auto reduced = memref::SubViewOp::inferRankReducedResultType(
+          source.getShape().drop_front(), source, offsets, sizes, strides);
+      Value view = b.create<memref::SubViewOp>(loc, cast<MemRefType>(reduced),
+                                               buffer, offsets, sizes, strides);
+      return b.create<memref::CastOp>(loc, type, view).getResult();
+    };
+    Value C = c.op.getDpsInitOperand(0)->get();
+    Value tileA = batchOf(packedA, batched(c.x) ? batch : index(0), params[0]);
+    Value tileB = batchOf(packedB, batched(c.y) ? batch : index(0), params[1]);
+    Value tileC = c.batch
+                      ? batchOf(C, batch, params[2])
+                      : b.create<memref::CastOp>(loc, params[2], C).getResult();
     Value rowFirst = b.create<arith::MulIOp>(loc, rowTask, rowsPerTask);
     Value colFirst = b.create<arith::MulIOp>(loc, colTask, colsPerTask);
     auto panel = b.create<scf::ForOp>(loc, index(0), K, index(shape.panel));
@@ -433,12 +497,8 @@ private:
         b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::ult, row, rowStrips),
         /*withElseRegion=*/false);
     b.setInsertionPoint(rowInside.thenBlock()->getTerminator());
-    Value C = c.op.getDpsInitOperand(0)->get();
-    func::FuncOp kernel = tileFunction();
-    Value anyC = b.create<memref::CastOp>(loc, kernel.getArgumentTypes()[2], C);
     b.create<func::CallOp>(
-        loc, kernel,
-        ValueRange{packedA, packedB, anyC, row, col, p0, p1, M, N});
+        loc, kernel, ValueRange{tileA, tileB, tileC, row, col, p0, p1, M, N});
     // What an iteration stands for, for mlx-parallel-threshold: a tile of
     // at most KC steps, each MR·NR multiply-adds.
     rows->setAttr(mlx::kLoopWorkAttr,
@@ -457,8 +517,11 @@ private:
       return existing;
     MLIRContext *ctx = b.getContext();
     auto dynamic = ShapedType::kDynamic;
+    // One batch of a packed buffer: [strips][K][width], strided.
     auto packedType = [&](int64_t width) {
-      return MemRefType::get({dynamic, dynamic, width}, element);
+      return MemRefType::get(
+          {dynamic, dynamic, width}, element,
+          StridedLayoutAttr::get(ctx, dynamic, {dynamic, width, 1}));
     };
     auto cType =
         MemRefType::get({dynamic, dynamic}, element,
@@ -608,7 +671,7 @@ private:
   OpBuilder b;
   Location loc;
   Type element;
-  Value M, N, K;
+  Value M, N, K, batches;
 };
 
 struct CpuContractionsPass

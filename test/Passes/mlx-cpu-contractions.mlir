@@ -8,7 +8,7 @@
 
 // The kernels come first, not inlined, internal: per step of r, 24 FMAs
 // (12 with AVX2); C loaded and stored whole or, at edges, masked.
-// AVX512-LABEL: func.func private @mlx_tile_f64_12x16(%{{.*}}: memref<?x?x12xf64>, %{{.*}}: memref<?x?x16xf64>, %{{.*}}: memref<?x?xf64, strided<[?, 1], offset: ?>>
+// AVX512-LABEL: func.func private @mlx_tile_f64_12x16(%{{.*}}: memref<?x?x12xf64, strided<[?, 12, 1], offset: ?>>, %{{.*}}: memref<?x?x16xf64, strided<[?, 16, 1], offset: ?>>, %{{.*}}: memref<?x?xf64, strided<[?, 1], offset: ?>>
 // AVX512-SAME: llvm.linkage = #llvm.linkage<internal>
 // AVX512-SAME: passthrough = ["noinline"]
 // AVX512-COUNT-24: vector.fma {{.*}} : vector<8xf64>
@@ -36,16 +36,16 @@
 // 512 steps of r and a kernel call per tile, counted as 512 * MR * NR
 // multiply-adds by mlx-parallel-threshold.
 // CHECK-LABEL: func.func @matmul
-// AVX512: memref.alloc({{.*}}) {alignment = 64 : i64} : memref<?x?x12xf32>
+// AVX512: memref.alloc({{.*}}) {alignment = 64 : i64} : memref<?x?x?x12xf32>
 // AVX512: scf.parallel
 // AVX512: vector.step : vector<12xindex>
 // AVX512: vector.gather {{.*}} : memref<?x?xf32>, vector<12xindex>, vector<12xi1>, vector<12xf32> into vector<12xf32>
-// AVX512: vector.store {{.*}} : memref<?x?x12xf32>, vector<12xf32>
-// AVX512: memref.alloc({{.*}}) {alignment = 64 : i64} : memref<?x?x32xf32>
+// AVX512: vector.store {{.*}} : memref<?x?x?x12xf32>, vector<12xf32>
+// AVX512: memref.alloc({{.*}}) {alignment = 64 : i64} : memref<?x?x?x32xf32>
 // AVX512: vector.maskedload {{.*}} : memref<?x?xf32>, vector<32xi1>, vector<32xf32> into vector<32xf32>
-// AVX2: memref<?x?x6xf32>
+// AVX2: memref<?x?x?x6xf32>
 // AVX2: vector.gather {{.*}} into vector<6xf32>
-// AVX2: memref<?x?x16xf32>
+// AVX2: memref<?x?x?x16xf32>
 // AVX2: vector.maskedload {{.*}} into vector<16xf32>
 // CHECK: scf.parallel
 // CHECK: scf.for {{.*}} step %c512
@@ -110,6 +110,30 @@ func.func @scaled_product(%Q: memref<?x?xf32>, %K: memref<?x?xf32>, %S: memref<?
     %scaled = arith.divf %p, %root : f32
     %sum = arith.addf %acc, %scaled : f32
     linalg.yield %sum : f32
+  }
+  return
+}
+
+// A batch dim (attention's heads), used by B's side only (a weight per
+// head): A is packed once, B per batch; the tasks cover every batch, each
+// with its own C.
+// CHECK-LABEL: func.func @batched
+// CHECK: memref.alloc(%c1{{.*}}) {{.*}} : memref<?x?x?x{{12|6}}xf32>
+// CHECK: memref.alloc(%dim{{.*}}) {{.*}} : memref<?x?x?x{{32|16}}xf32>
+// CHECK: scf.parallel
+// CHECK: memref.subview %arg2[%{{.*}}, 0, 0] [1, %{{.*}}, %{{.*}}] [1, 1, 1] : memref<?x?x?xf32> to memref<?x?xf32, strided<[?, 1], offset: ?>>
+// CHECK: func.call @mlx_tile_f32
+// CHECK-NOT: linalg.generic
+func.func @batched(%X: memref<?x?xf32>, %W: memref<?x?x?xf32>, %Y: memref<?x?x?xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(h, i, k, r) -> (i, r)>,
+                                   affine_map<(h, i, k, r) -> (h, r, k)>,
+                                   affine_map<(h, i, k, r) -> (h, i, k)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+      ins(%X, %W : memref<?x?xf32>, memref<?x?x?xf32>) outs(%Y : memref<?x?x?xf32>) {
+  ^bb0(%x: f32, %w: f32, %acc: f32):
+    %p = arith.mulf %x, %w : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
   }
   return
 }
