@@ -425,13 +425,25 @@ private:
   void multiply(Value packedA, Value packedB, Value rowStrips,
                 Value colStrips) {
     OpBuilder::InsertionGuard guard(b);
-    // Tasks of about taskStrips strips, balanced: equal shares of the
-    // strips (a last short task would leave a thread idle).
+    // Row tasks of about taskStrips strips, as many as a multiple of the
+    // threads (OpenMP's static schedule then gives each thread the same
+    // number), each the strips [t·S/T, (t+1)·S/T): equal within one.
     // (At least one task: an empty C has no strips, and a division by
     // zero tasks traps.)
     Value one = index(1);
-    Value rowTasks = b.create<arith::MaxUIOp>(
-        loc, ceilDiv(rowStrips, index(shape.taskStrips)), one);
+    Value threads = b.create<arith::MaxUIOp>(
+        loc,
+        b.create<arith::IndexCastOp>(
+             loc, b.getIndexType(),
+             b.create<func::CallOp>(loc, threadCountFunction(), ValueRange{})
+                 .getResult(0))
+            .getResult(),
+        one);
+    Value rowTasks = ceilDiv(rowStrips, index(shape.taskStrips));
+    rowTasks =
+        b.create<arith::MulIOp>(loc, ceilDiv(rowTasks, threads), threads);
+    rowTasks = b.create<arith::MaxUIOp>(
+        loc, b.create<arith::MinUIOp>(loc, rowTasks, rowStrips), one);
     Value rowsPerTask = ceilDiv(rowStrips, rowTasks);
     Value colTasks = b.create<arith::MaxUIOp>(
         loc, ceilDiv(colStrips, index(kColTaskStrips)), one);
@@ -472,7 +484,12 @@ private:
     Value tileC = c.batch
                       ? batchOf(C, batch, params[2])
                       : b.create<memref::CastOp>(loc, params[2], C).getResult();
-    Value rowFirst = b.create<arith::MulIOp>(loc, rowTask, rowsPerTask);
+    auto rowShare = [&](Value task) {
+      return b.create<arith::DivUIOp>(
+          loc, b.create<arith::MulIOp>(loc, task, rowStrips), rowTasks);
+    };
+    Value rowFirst = rowShare(rowTask);
+    Value rowEnd = rowShare(b.create<arith::AddIOp>(loc, rowTask, one));
     Value colFirst = b.create<arith::MulIOp>(loc, colTask, colsPerTask);
     auto panel = b.create<scf::ForOp>(loc, index(0), K, index(shape.panel));
     b.setInsertionPoint(panel.getBody()->getTerminator());
@@ -494,7 +511,7 @@ private:
     Value row = b.create<arith::AddIOp>(loc, rowFirst, rows.getInductionVar());
     auto rowInside = b.create<scf::IfOp>(
         loc,
-        b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::ult, row, rowStrips),
+        b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::ult, row, rowEnd),
         /*withElseRegion=*/false);
     b.setInsertionPoint(rowInside.thenBlock()->getTerminator());
     b.create<func::CallOp>(
@@ -503,6 +520,21 @@ private:
     // at most KC steps, each MR·NR multiply-adds.
     rows->setAttr(mlx::kLoopWorkAttr,
                   b.getI64IntegerAttr(shape.panel * shape.rows * shape.cols()));
+  }
+
+  /// `omp_get_max_threads` (libomp: the threads a parallel loop gets),
+  /// declared once per module.
+  func::FuncOp threadCountFunction() {
+    auto module = c.op->getParentOfType<ModuleOp>();
+    StringRef name = "omp_get_max_threads";
+    if (auto existing = module.lookupSymbol<func::FuncOp>(name))
+      return existing;
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(module.getBody());
+    auto declaration = b.create<func::FuncOp>(
+        loc, name, b.getFunctionType({}, {b.getI32Type()}));
+    declaration.setPrivate();
+    return declaration;
   }
 
   /// The register tile as a function of the module, one per element type
