@@ -1,5 +1,4 @@
-//===- Contractions.cpp - contractions packed and register-tiled -*- C++
-//-*-===//
+//===- Contractions.cpp - contractions packed and register-tiled ---------===//
 //
 // `mlx-cpu-contractions`. A contraction C[i, k] += Σ_r x(i, r)·y(r, k) as
 // plain loops reads B with a stride, keeps one accumulator chain per
@@ -8,18 +7,18 @@
 // itself:
 //
 //  - packing: x is evaluated once per element into Ap[M/MR][K][MR], y into
-//    Bp[N/NR][K][NR] (strips padded with zeros), so the kernel reads both
-//    contiguously whatever the operands' layouts (Bᵀ in QKᵀ, Aᵀ in a
-//    weight gradient) and whatever the factors compute (a scaled Q, a
-//    masked product: the body's ops on each side are cloned into its
-//    packing loop);
-//  - cache blocking: tasks of rows of C (spread over the threads by the
-//    scf.parallel the OpenMP lowering picks up), and the reduction in
-//    panels of KC, so a strip of Bp (KC × NR) stays in L1 while the strips
-//    of Ap of the task pass by;
+//    Bp[N/NR][K][NR] (strips padded with zeros), one vector per step of r,
+//    so the kernel reads both contiguously whatever the operands' layouts
+//    (Bᵀ in QKᵀ, Aᵀ in a weight gradient) and whatever the factors compute
+//    (a scaled Q, a masked product: the body's ops on each side are
+//    applied to the vectors);
+//  - cache blocking: tasks of rows of C (as many as a multiple of the
+//    threads, spread over them by the scf.parallel the OpenMP lowering
+//    picks up), the reduction in panels of KC; per panel the task's strips
+//    of Ap stay in L2 while each strip of Bp serves all of them;
 //  - a register tile of MR × NR elements of C in MR·NR/W vector registers
-//    (W lanes): per step of r, NR/W vector loads of Bp, MR broadcasts of
-//    Ap and MR·NR/W vector FMAs.
+//    (W lanes), one shared function per module: per step of r, NR/W vector
+//    loads of Bp, MR broadcasts of Ap and MR·NR/W vector FMAs.
 //
 // Each element of C is still accumulated in order of r from its initial
 // value (the tile is loaded from C and stored back per panel), so the
@@ -29,13 +28,13 @@
 //
 // The match: a linalg.generic on buffers with three loops, i and k parallel
 // and r a reduction, or four with a batch dim b (the output indexed
-// (b, i, k); a product per batch, tasks over all of them, a side that does
-// not read b packed once); the output indexed (i, k) with unit stride in k;
-// a body
-// `out + x · y` (f32 or f64) where x depends only on inputs indexed without
-// k and y only on inputs indexed without i (or the other way round), its
-// ops element-wise; the product may be scaled by values that depend on no
-// input (`out + x·y / √D`: the scaling is applied to x when packing).
+// (b, i, k): a product per batch, tasks over all of them, a side that does
+// not read b packed once); the output indexed (.., i, k) with unit stride
+// in k; a body `out + x · y` (f32 or f64) where x depends only on inputs
+// indexed without k and y only on inputs indexed without i (or the other
+// way round), its ops element-wise, the inputs with unit stride in their
+// last dim; the product may be scaled by values that depend on no input
+// (`out + x·y / √D`: the scaling is applied to x when packing).
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/CpuCodegen.h"
