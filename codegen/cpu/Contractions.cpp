@@ -495,24 +495,9 @@ private:
     Value p0 = panel.getInductionVar();
     Value p1 = b.create<arith::MinUIOp>(
         loc, b.create<arith::AddIOp>(loc, p0, index(shape.panel)), K);
-    // The strips of the task, each loop bounded by values from outside the
-    // parallel loop (mlx-parallel-threshold counts their trips).
-    auto cols = b.create<scf::ForOp>(loc, index(0), colsPerTask, index(1));
-    b.setInsertionPoint(cols.getBody()->getTerminator());
-    Value col = b.create<arith::AddIOp>(loc, colFirst, cols.getInductionVar());
-    auto colInside = b.create<scf::IfOp>(
-        loc,
-        b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::ult, col, colStrips),
-        /*withElseRegion=*/false);
-    b.setInsertionPoint(colInside.thenBlock()->getTerminator());
-    auto rows = b.create<scf::ForOp>(loc, index(0), rowsPerTask, index(1));
-    b.setInsertionPoint(rows.getBody()->getTerminator());
-    Value row = b.create<arith::AddIOp>(loc, rowFirst, rows.getInductionVar());
-    auto rowInside = b.create<scf::IfOp>(
-        loc,
-        b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::ult, row, rowEnd),
-        /*withElseRegion=*/false);
-    b.setInsertionPoint(rowInside.thenBlock()->getTerminator());
+    // The strips of the task: Bp's outside, Ap's inside.
+    Value col = stripLoop(colsPerTask, colFirst, colStrips).second;
+    auto [rows, row] = stripLoop(rowsPerTask, rowFirst, rowEnd);
     b.create<func::CallOp>(
         loc, kernel, ValueRange{tileA, tileB, tileC, row, col, p0, p1, M, N});
     // What an iteration stands for, for mlx-parallel-threshold: a tile of
@@ -534,6 +519,21 @@ private:
         loc, name, b.getFunctionType({}, {b.getI32Type()}));
     declaration.setPrivate();
     return declaration;
+  }
+
+  /// `for j in 0..count { if first + j < end { … } }`, the builder left
+  /// inside: a loop bounded by a value from outside the parallel loop
+  /// (mlx-parallel-threshold counts its trips) over strips first + j.
+  std::pair<scf::ForOp, Value> stripLoop(Value count, Value first, Value end) {
+    auto loop = b.create<scf::ForOp>(loc, index(0), count, index(1));
+    b.setInsertionPoint(loop.getBody()->getTerminator());
+    Value strip = b.create<arith::AddIOp>(loc, first, loop.getInductionVar());
+    auto inside = b.create<scf::IfOp>(
+        loc,
+        b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::ult, strip, end),
+        /*withElseRegion=*/false);
+    b.setInsertionPoint(inside.thenBlock()->getTerminator());
+    return {loop, strip};
   }
 
   /// The register tile as a function of the module, one per element type

@@ -505,21 +505,30 @@ targetMachine(std::optional<llvm::Reloc::Model> relocation, unsigned optLevel,
   return builder.createTargetMachine();
 }
 
-unsigned mlx::vectorBitsOf(const std::string &cpu) {
-  initializeNativeTarget();
-  std::string error, triple = llvm::sys::getProcessTriple(), features;
+/// The subtarget of `cpu` with `features` on the host's architecture; null
+/// (and `error`) where LLVM has no target for it.
+static std::unique_ptr<llvm::MCSubtargetInfo>
+subtargetInfo(llvm::StringRef cpu, llvm::StringRef features,
+              std::string &error) {
+  mlx::initializeNativeTarget();
+  std::string triple = llvm::sys::getProcessTriple();
   const llvm::Target *target =
       llvm::TargetRegistry::lookupTarget(triple, error);
   if (!target)
-    return 128;
-  std::string name = cpu;
+    return nullptr;
+  return std::unique_ptr<llvm::MCSubtargetInfo>(
+      target->createMCSubtargetInfo(triple, cpu, features));
+}
+
+unsigned mlx::vectorBitsOf(const std::string &cpu) {
+  std::string name = cpu, features, error;
   if (cpu == "host") {
     name = llvm::sys::getHostCPUName().str();
     for (const auto &[feature, enabled] : llvm::sys::getHostCPUFeatures())
       features += (enabled ? ",+" : ",-") + feature.str();
   }
-  std::unique_ptr<llvm::MCSubtargetInfo> info(
-      target->createMCSubtargetInfo(triple, name, features));
+  std::unique_ptr<llvm::MCSubtargetInfo> info =
+      subtargetInfo(name, features, error);
   if (!info)
     return 128;
   // Where LLVM tunes for 256-bit vectors (e.g. Skylake-AVX512), it splits
@@ -537,17 +546,13 @@ std::string mlx::checkCodegenOptions(unsigned optLevel,
            std::to_string(optLevel);
   if (cpu == "host")
     return "";
-  initializeNativeTarget();
-  std::string error, triple = llvm::sys::getProcessTriple();
-  const llvm::Target *target =
-      llvm::TargetRegistry::lookupTarget(triple, error);
-  if (!target)
+  std::string error;
+  std::unique_ptr<llvm::MCSubtargetInfo> info = subtargetInfo("", "", error);
+  if (!error.empty())
     return error;
-  std::unique_ptr<llvm::MCSubtargetInfo> info(
-      target->createMCSubtargetInfo(triple, "", ""));
   if (info && info->isCPUStringValid(cpu))
     return "";
-  return "unknown CPU '" + cpu + "' for " + triple +
+  return "unknown CPU '" + cpu + "' for " + llvm::sys::getProcessTriple() +
          " (host, or an LLVM CPU name such as x86-64, x86-64-v2, x86-64-v3, "
          "x86-64-v4, znver4)";
 }
