@@ -100,6 +100,9 @@ struct Stmt {
   /// Left-hand-side indices; std::nullopt is `:`.
   std::vector<std::optional<std::string>> lhsIndices;
   std::vector<Loc> lhsIndexLocs;
+  /// Left-hand-side indices' size bounds (`ones[k < K] = 1`, for an index
+  /// no subscript on the right gives a range); null where none is written.
+  std::vector<std::unique_ptr<Expr>> lhsBounds;
   /// The right-hand side(s); For: the bounds lo, hi (targets[0] is the
   /// loop variable).
   std::vector<std::unique_ptr<Expr>> values;
@@ -107,6 +110,10 @@ struct Stmt {
   std::vector<Stmt> body;
   /// Check: the condition as written.
   std::string text;
+  /// Lines printed as `#` comments before the statement by printSource
+  /// (what `mlxc derive` says a line comes from); the parser leaves it
+  /// empty.
+  std::string comment;
 };
 
 /// Calls `f` on each statement of `stmts`, loop bodies included (a loop

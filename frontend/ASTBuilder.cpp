@@ -295,6 +295,7 @@ private:
           s.lhsIndices.push_back(idx->ID()->getText());
         else
           s.lhsIndices.push_back(std::nullopt);
+        s.lhsBounds.push_back(idx->bound ? addExpr(idx->bound) : nullptr);
       }
       s.values.push_back(expr(d->expr()));
     } else if (auto *t = dynamic_cast<MLXParser::TupleDefContext *>(ctx)) {

@@ -130,7 +130,13 @@ static void printStmts(const std::vector<Stmt> &stmts, unsigned depth,
       if (s.hasIndices) {
         os << "[";
         for (size_t i = 0; i < s.lhsIndices.size(); ++i)
+        {
           os << (i ? ", " : "") << (s.lhsIndices[i] ? *s.lhsIndices[i] : ":");
+          if (i < s.lhsBounds.size() && s.lhsBounds[i]) {
+            os << " < ";
+            printExpr(*s.lhsBounds[i], os);
+          }
+        }
         os << "]";
       }
       os << " =";

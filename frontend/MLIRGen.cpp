@@ -731,6 +731,9 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
   case Expr::Kind::Inf:
     return constant(bb, l, INFINITY, want);
   case Expr::Kind::Int:
+    if (!isFloat && want != DType::boolean) // exactly, also beyond 2^53
+      return bb.create<mlir::arith::ConstantOp>(
+          l, bb.getIntegerAttr(scalarType(bb, want), e.intValue));
     return constant(bb, l, (double)e.intValue, want);
   case Expr::Kind::Bool:
     return constant(bb, l, e.boolValue ? 1 : 0, DType::boolean);

@@ -1531,7 +1531,25 @@ const ExprInfo *FunctionSema::checkRightSide(const Stmt &s,
     indexVars.push_back(IndexVar{*index, at, std::nullopt, {}});
     scope.push_back(&indexVars.back());
     stmt.slots.push_back(Slot{&indexVars.back(), 0});
+    // `ones[k < K] = 1`: the bound gives k its range.
+    if (const Expr *bound =
+            k < s.lhsBounds.size() ? s.lhsBounds[k].get() : nullptr) {
+      std::optional<SDim> size = symbolicDim(*bound);
+      if (!size) {
+        error(bound->loc, "the bound of index '" + *index +
+                              "' must be a size (a dimension name, a static "
+                              "parameter or an integer)");
+        return nullptr;
+      }
+      bindRange(&indexVars.back(), *size, bound->loc);
+    }
   }
+  for (auto [k, bound] : llvm::enumerate(s.lhsBounds))
+    if (bound && computed[k]) {
+      error(bound->loc, "'" + *s.lhsIndices[k] +
+                            "' is a position, not an index: it takes no bound");
+      return nullptr;
+    }
   stmt.lhsVars = scope;
   const Expr &value = *s.values[0];
   const ExprInfo &info = analyze(value, scope);

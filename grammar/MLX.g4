@@ -41,7 +41,7 @@ stmt
   | ID '=' expr                                      # plainDef
   ;
 
-lhsIndex : ID | ':' ;
+lhsIndex : ID ('<' bound=addExpr)? | ':' ;
 
 loopRange : lo=addExpr DOTDOT hi=addExpr ;
 

@@ -216,6 +216,13 @@ FailureOr<func::FuncOp> Differentiator::getOrCreateVJP(func::FuncOp f,
                                 : buildFilled(b, f.getLoc(), arg, 0.0));
   }
   b.create<func::ReturnOp>(f.getLoc(), cotangents);
+  // The reverse sweep's ops are marked (kAdjointLocName around the location
+  // of the op whose rule made them): `mlxc derive` says which line each
+  // gradient equation comes from through the chain rule.
+  llvm::SmallPtrSet<Operation *, 32> forwardOps(forward.begin(), forward.end());
+  for (Operation &op : entry->without_terminator())
+    if (!forwardOps.contains(&op))
+      op.setLoc(NameLoc::get(b.getStringAttr(kAdjointLocName), op.getLoc()));
   return vjp;
 }
 

@@ -7,6 +7,8 @@
 #endif
 #include "frontend/Compiler.h"
 #include "frontend/DiagnosticPrinter.h"
+#include "frontend/RaiseToSource.h"
+#include "frontend/SourcePrinter.h"
 #include "passes/Passes.h"
 #include "runtime/Numerics.h"
 
@@ -16,6 +18,7 @@
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
 #include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/SourceMgr.h"
 
 #include <cmath>
@@ -265,6 +268,102 @@ Session::lower(const std::vector<ExportRequest> &exports, Stage stage,
   if (mlir::failed(pm.run(*module)))
     return impl->takeError();
   return std::move(module);
+}
+
+/// A copy of `d` with static parameters' names replaced by their values.
+static std::unique_ptr<ast::DimExpr> cloneDim(const ast::DimExpr &d,
+                                              const StaticValues &statics) {
+  auto c = std::make_unique<ast::DimExpr>();
+  c->kind = d.kind;
+  c->loc = d.loc;
+  c->value = d.value;
+  c->name = d.name;
+  if (auto it = statics.find(d.name);
+      d.kind == ast::DimExpr::Kind::Sym && it != statics.end()) {
+    c->kind = ast::DimExpr::Kind::Int;
+    c->value = it->second;
+  }
+  if (d.lhs)
+    c->lhs = cloneDim(*d.lhs, statics);
+  if (d.rhs)
+    c->rhs = cloneDim(*d.rhs, statics);
+  return c;
+}
+
+/// `t` for the printed gradient: statics as their values, `[...]` as the
+/// instance's rank of dims D1, D2, ….
+static ast::TypeSpec cloneType(const ast::TypeSpec &t,
+                               const ExportRequest &request) {
+  ast::TypeSpec c;
+  c.loc = t.loc;
+  c.dtype = t.dtype;
+  if (t.isAnyShape()) {
+    for (int64_t k = 1; k <= request.anyShapeRank; ++k) {
+      c.dims.push_back(std::make_unique<ast::DimExpr>());
+      c.dims.back()->kind = ast::DimExpr::Kind::Sym;
+      c.dims.back()->name = "D" + std::to_string(k);
+    }
+    return c;
+  }
+  for (const auto &d : t.dims)
+    c.dims.push_back(cloneDim(*d, request.statics));
+  return c;
+}
+
+llvm::Expected<std::string>
+Session::deriveSource(const ExportRequest &request) {
+  MLX_LOCK_SESSION(impl);
+  const ast::Function &fn = *request.function;
+  auto module = lower({request}, Stage::Grad);
+  if (!module)
+    return module.takeError();
+  std::string name = exportName(request);
+  auto func = (*module)->lookupSymbol<mlir::func::FuncOp>(name);
+  // The gradients only: the function's own results go, and with them what
+  // only they needed; mapped calls become equations over all indices.
+  auto ret = mlir::cast<mlir::func::ReturnOp>(
+      func.getBody().front().getTerminator());
+  llvm::SmallVector<mlir::Value> grads(
+      ret.getOperands().drop_front(fn.results.size()));
+  mlir::OpBuilder(ret).create<mlir::func::ReturnOp>(ret.getLoc(), grads);
+  ret.erase();
+  func.setType(mlir::FunctionType::get(
+      &impl->ctx, func.getArgumentTypes(),
+      mlir::ValueRange(grads).getTypes()));
+  mlir::PassManager pm(&impl->ctx);
+  pm.addPass(mlir::mlx::createBatchMapCallsPass());
+  mlir::mlx::buildMlxSimplifyPipeline(pm);
+  if (mlir::failed(pm.run(**module)))
+    return impl->takeError();
+
+  ast::Function gradient;
+  gradient.name = name;
+  std::vector<std::string> resultNames;
+  for (const ast::Param &p : fn.params) {
+    if (p.isStatic)
+      continue;
+    gradient.params.push_back({p.loc, p.name, cloneType(p.type, request)});
+  }
+  for (int64_t k : request.wrt) {
+    gradient.results.push_back(cloneType(fn.params[k].type, request));
+    resultNames.push_back("d" + fn.params[k].name);
+  }
+  if (llvm::Error err = raiseToSource(func, gradient, resultNames))
+    return errorAt(fn.loc, "cannot derive '" + fn.name +
+                               "' as source yet: " +
+                               llvm::toString(std::move(err)));
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  llvm::SmallVector<std::string> wrt;
+  for (int64_t k : request.wrt)
+    wrt.push_back(fn.params[k].name);
+  os << "# The gradient of " << fn.name << " ("
+     << llvm::sys::path::filename(*fn.loc.file) << ":" << fn.loc.line
+     << ") with respect to " << llvm::join(wrt, ", ")
+     << ", derived by mlxc: for a result that is not one scalar, the "
+        "gradient of the sum of its elements.\n";
+  ast::printSource(gradient, os);
+  return text;
 }
 
 llvm::Error Session::printTarget(mlir::ModuleOp module, llvm::StringRef stage,

@@ -169,6 +169,13 @@ public:
   llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
   lower(const std::vector<ExportRequest> &exports, Stage stage,
         CompileOptions options = {});
+  /// The gradient of `request.function` with respect to `request.wrt` (of
+  /// the sum of its float results) as .mlx source (`mlxc derive`): one
+  /// `def`, named as the request's export, taking the function's
+  /// parameters and returning `d<param>` for each; equations in index
+  /// notation, each with a comment naming the source lines it comes from.
+  /// An error at the function names what the language cannot write yet.
+  llvm::Expected<std::string> deriveSource(const ExportRequest &request);
   /// Prints a module lowered to Stage::Target in the target's own form
   /// (LLVM IR on the CPU).
   llvm::Error printTarget(mlir::ModuleOp module, llvm::StringRef stage,

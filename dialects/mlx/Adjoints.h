@@ -23,6 +23,10 @@
 
 namespace mlir::mlx {
 
+/// The name of the NameLoc that mlx-autodiff wraps around the location of
+/// each reverse-sweep op (the location of the op whose rule made it).
+inline constexpr llvm::StringLiteral kAdjointLocName = "adjoint";
+
 /// The tensor-level reverse sweep over a function body, as an op's
 /// DifferentiableOpInterface rule sees it.
 class ReverseSweep {

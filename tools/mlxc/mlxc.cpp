@@ -5,6 +5,7 @@
 //   mlxc run   FILE -f NAME [--arg NAME=VALUE]... [--json] [--save DIR]
 //   mlxc bench FILE -f NAME [--arg NAME=VALUE]... [--repeat N] [--json]
 //   mlxc build FILE -o OUT.{o,so} [-f NAME]...
+//   mlxc derive FILE -f NAME --wrt ARG[,ARG...]
 //   common: -I DIR (import search path; $MLX_PATH too), --backend
 //
 // Commands are llvm::cl subcommands (`mlxc run --help` lists run's options);
@@ -66,6 +67,8 @@ usage:
   mlxc trace FILE -f NAME [--arg NAME=VALUE]... [--grad ARG,...]
                                         run NAME and print each equation
                                         line beside the values it made
+  mlxc derive FILE -f NAME --wrt ARG[,ARG...]
+                                        print the gradient as .mlx source
 `mlxc COMMAND --help` lists a command's options.
 )";
 
@@ -82,15 +85,19 @@ cl::SubCommand
                  "(with --backend vulkan, an artefact directory)");
 cl::SubCommand traceCommand("trace", "run a function and print each equation "
                                      "line with the values it produced");
+cl::SubCommand deriveCommand("derive",
+                             "print the gradient of a function as .mlx "
+                             "source (a program mlxc compiles)");
 cl::SubCommand *const commands[] = {&checkCommand, &emitCommand,
                                     &runCommand,   &benchCommand,
-                                    &buildCommand, &traceCommand};
+                                    &buildCommand, &traceCommand,
+                                    &deriveCommand};
 
 cl::list<std::string> positionals(cl::Positional, cl::desc("FILE"),
                                   cl::cat(category), cl::sub(checkCommand),
                                   cl::sub(emitCommand), cl::sub(runCommand),
                                   cl::sub(traceCommand), cl::sub(benchCommand),
-                                  cl::sub(buildCommand));
+                                  cl::sub(buildCommand), cl::sub(deriveCommand));
 cl::list<std::string> strays(cl::Positional, cl::Hidden);
 cl::list<std::string>
     importPaths("I", cl::Prefix, cl::value_desc("DIR"),
@@ -98,7 +105,8 @@ cl::list<std::string>
                          "too)"),
                 cl::cat(category), cl::sub(checkCommand), cl::sub(emitCommand),
                 cl::sub(runCommand), cl::sub(traceCommand),
-                cl::sub(benchCommand), cl::sub(buildCommand));
+                cl::sub(benchCommand), cl::sub(buildCommand),
+                cl::sub(deriveCommand));
 cl::opt<std::string>
     backend("backend", cl::init("cpu"), cl::value_desc("cpu|vulkan"),
             cl::desc("the target to compile for (default: $MLX_BACKEND, else "
@@ -110,7 +118,8 @@ cl::list<std::string> functions("f", cl::value_desc("NAME"),
                                 cl::desc("the function (run, bench: one)"),
                                 cl::cat(category), cl::sub(emitCommand),
                                 cl::sub(runCommand), cl::sub(traceCommand),
-                                cl::sub(benchCommand), cl::sub(buildCommand));
+                                cl::sub(benchCommand), cl::sub(buildCommand),
+                                cl::sub(deriveCommand));
 cl::alias functionsLong("function", cl::aliasopt(functions),
                         cl::desc("alias for -f"));
 cl::list<std::string>
@@ -118,6 +127,10 @@ cl::list<std::string>
           cl::desc("add the gradients dARG of the sum of the float results"),
           cl::cat(category), cl::sub(emitCommand), cl::sub(runCommand),
           cl::sub(traceCommand), cl::sub(benchCommand), cl::sub(buildCommand));
+cl::list<std::string>
+    wrtArgs("wrt", cl::CommaSeparated, cl::value_desc("ARG,..."),
+            cl::desc("the parameters to differentiate with respect to"),
+            cl::cat(category), cl::sub(deriveCommand));
 cl::opt<std::string> stage("stage", cl::init("mlx"), cl::value_desc("STAGE"),
                            cl::desc("ast, mlx, grad, linalg or llvm"),
                            cl::cat(category), cl::sub(emitCommand));
@@ -127,7 +140,7 @@ cl::list<std::string>
                        "(emit, build: the static parameters' values)"),
               cl::cat(category), cl::sub(runCommand), cl::sub(traceCommand),
               cl::sub(benchCommand), cl::sub(emitCommand),
-              cl::sub(buildCommand));
+              cl::sub(buildCommand), cl::sub(deriveCommand));
 cl::opt<bool> json("json", cl::desc("print JSON"), cl::cat(category),
                    cl::sub(runCommand), cl::sub(benchCommand));
 cl::opt<std::string> saveDir("save", cl::value_desc("DIR"),
@@ -258,11 +271,16 @@ std::optional<int> parseOptions(int argc, char **argv, Options &opts) {
   opts.checkNumerics = checkNumerics;
   opts.loopCheckpoint = loopCheckpoint;
   opts.codegen = {optLevel, cpu};
-  for (const std::string &g : grads) {
+  // derive's --wrt names the parameters as --grad does for the others.
+  for (const std::string &g : opts.command == "derive" ? wrtArgs : grads) {
     if (llvm::StringRef(g).trim().empty())
-      return usageError("--grad needs ARG[,ARG...]");
+      return usageError(opts.command == "derive" ? "--wrt needs ARG[,ARG...]"
+                                                 : "--grad needs ARG[,ARG...]");
     opts.grads.push_back(llvm::StringRef(g).trim().str());
   }
+  if (opts.command == "derive" &&
+      (opts.grads.empty() || opts.functions.size() != 1))
+    return usageError("derive needs -f NAME and --wrt ARG[,ARG...]");
   if (repeat < 1)
     return usageError("--repeat needs a positive count");
   opts.repeat = repeat;
@@ -318,6 +336,8 @@ public:
       return runFunction();
     if (opts.command == "trace")
       return traceFunction();
+    if (opts.command == "derive")
+      return derive();
     return build();
   }
 
@@ -729,6 +749,18 @@ private:
       first += (i ? ", " : "") + g(t.getDouble(i));
     return "min " + g(lo) + ", max " + g(hi) + ", mean " +
            g(total / t.numElements()) + "; first [" + first + ", ...]";
+  }
+
+  /// `mlxc derive`: the gradient printed as .mlx source.
+  int derive() {
+    auto exports = requestedExports();
+    if (!exports)
+      return report(exports.takeError());
+    auto source = session.deriveSource(exports->front());
+    if (!source)
+      return report(source.takeError());
+    llvm::outs() << *source;
+    return 0;
   }
 
   int build() {

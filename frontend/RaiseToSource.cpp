@@ -1,0 +1,935 @@
+//===- RaiseToSource.cpp - mlx dialect back to .mlx statements --*- C++ -*-===//
+//
+// Each op that is not written inline becomes one statement; expressions
+// are built by reading an op's elements at given subscripts (exprAt): a
+// named tensor is subscripted, an inlined generic substitutes the
+// subscripts for its indices in its body. Indices are named afresh per
+// statement; one that no subscript on the right ranges over gets a bound
+// from its size (`d[k < K] = g`, `sum[u < N] …`).
+//
+//===----------------------------------------------------------------------===//
+#include "frontend/RaiseToSource.h"
+#include "frontend/SourcePrinter.h"
+
+#include "dialects/mlx/Adjoints.h"
+#include "dialects/mlx/MlxDialect.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/AffineExpr.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/Matchers.h"
+#include "llvm/ADT/MapVector.h"
+#include "llvm/ADT/SetVector.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+
+#include <cmath>
+#include <functional>
+#include <map>
+#include <set>
+
+using namespace mlir;
+using namespace mlir::mlx;
+namespace ast = ::mlx::ast;
+using ast::Expr;
+using ExprPtr = std::unique_ptr<Expr>;
+
+namespace {
+
+//===----------------------------------------------------------------------===//
+// Building expressions, with the exact sign algebra
+//===----------------------------------------------------------------------===//
+
+ExprPtr make(Expr::Kind kind) { return std::make_unique<Expr>(kind, ast::Loc{}); }
+
+ExprPtr nameExpr(llvm::StringRef name) {
+  ExprPtr e = make(Expr::Kind::Name);
+  e->name = name.str();
+  return e;
+}
+
+ExprPtr intExpr(int64_t v);
+ExprPtr floatExpr(double v);
+
+ExprPtr clone(const Expr &e) {
+  ExprPtr c = make(e.kind);
+  c->number = e.number;
+  c->intValue = e.intValue;
+  c->boolValue = e.boolValue;
+  c->name = e.name;
+  c->op = e.op;
+  c->indices = e.indices;
+  c->bounded = e.bounded;
+  for (const ExprPtr &o : e.operands)
+    c->operands.push_back(o ? clone(*o) : nullptr);
+  for (const ExprPtr &s : e.subscripts)
+    c->subscripts.push_back(s ? clone(*s) : nullptr);
+  return c;
+}
+
+bool isLiteral(const Expr &e, double v) {
+  if (e.kind == Expr::Kind::Float)
+    return e.number == v;
+  if (e.kind == Expr::Kind::Unary && e.op == "-")
+    return isLiteral(*e.operands[0], -v);
+  return false;
+}
+
+bool isNegation(const Expr &e) {
+  return e.kind == Expr::Kind::Unary && e.op == "-";
+}
+
+ExprPtr unary(llvm::StringRef op, ExprPtr x) {
+  if (op == "-" && isNegation(*x)) // −(−x) = x
+    return std::move(x->operands[0]);
+  ExprPtr e = make(Expr::Kind::Unary);
+  e->op = op.str();
+  e->operands.push_back(std::move(x));
+  return e;
+}
+
+ExprPtr binary(llvm::StringRef op, ExprPtr a, ExprPtr b) {
+  if (op == "*") {
+    if (isLiteral(*b, 1))
+      return a;
+    if (isLiteral(*a, 1))
+      return b;
+    if (isLiteral(*b, -1))
+      return unary("-", std::move(a));
+    if (isLiteral(*a, -1))
+      return unary("-", std::move(b));
+    if (isNegation(*a) && isNegation(*b))
+      return binary("*", std::move(a->operands[0]), std::move(b->operands[0]));
+  }
+  if (op == "+" && sourceText(*a) == sourceText(*b)) // exact: a + a = 2a
+    return binary("*", floatExpr(2), std::move(a));
+  if (op == "+" && isNegation(*b))
+    return binary("-", std::move(a), std::move(b->operands[0]));
+  if (op == "+" && isNegation(*a))
+    return binary("-", std::move(b), std::move(a->operands[0]));
+  if (op == "-" && isNegation(*b))
+    return binary("+", std::move(a), std::move(b->operands[0]));
+  ExprPtr e = make(Expr::Kind::Binary);
+  e->op = op.str();
+  e->operands.push_back(std::move(a));
+  e->operands.push_back(std::move(b));
+  return e;
+}
+
+ExprPtr call(llvm::StringRef name, ExprPtr a, ExprPtr b = nullptr) {
+  ExprPtr e = make(Expr::Kind::Call);
+  e->name = name.str();
+  e->operands.push_back(std::move(a));
+  if (b)
+    e->operands.push_back(std::move(b));
+  return e;
+}
+
+ExprPtr select(ExprPtr c, ExprPtr a, ExprPtr b) {
+  ExprPtr e = make(Expr::Kind::Select);
+  e->operands.push_back(std::move(c));
+  e->operands.push_back(std::move(a));
+  e->operands.push_back(std::move(b));
+  return e;
+}
+
+ExprPtr intExpr(int64_t v) {
+  if (v < 0)
+    return unary("-", intExpr(-v));
+  ExprPtr e = make(Expr::Kind::Int);
+  e->intValue = v;
+  return e;
+}
+
+ExprPtr floatExpr(double v) {
+  if (std::isnan(v))
+    return binary("/", floatExpr(0), floatExpr(0));
+  if (v < 0 || (v == 0 && std::signbit(v)))
+    return unary("-", floatExpr(-v));
+  if (std::isinf(v))
+    return make(Expr::Kind::Inf);
+  ExprPtr e = make(Expr::Kind::Float);
+  e->number = v;
+  return e;
+}
+
+/// A reduction `op[indices] body`; `sum` of a negation is the negated sum.
+ExprPtr reduce(llvm::StringRef op, std::vector<std::string> indices,
+               ExprPtr body) {
+  if (op == "sum" && isNegation(*body))
+    return unary("-", reduce(op, indices, std::move(body->operands[0])));
+  ExprPtr e = make(Expr::Kind::Reduce);
+  e->op = op.str();
+  e->indices = std::move(indices);
+  e->operands.push_back(std::move(body));
+  return e;
+}
+
+/// `op[index < size] body`, as the parser builds it (the else branch, the
+/// identity, is not printed).
+ExprPtr boundedReduce(llvm::StringRef op, const std::string &index,
+                      ExprPtr size, ExprPtr body) {
+  ExprPtr test = binary("<", nameExpr(index), std::move(size));
+  ExprPtr e = reduce(op, {index},
+                     select(std::move(test), std::move(body), floatExpr(0)));
+  e->bounded = true;
+  return e;
+}
+
+/// The index names that stand alone as a subscript somewhere in `e`: those
+/// the language gets a range for.
+void subscriptIndices(const Expr &e, std::set<std::string> &out) {
+  if (e.kind == Expr::Kind::Subscript)
+    for (const ExprPtr &s : e.subscripts)
+      if (s && s->kind == Expr::Kind::Name)
+        out.insert(s->name);
+  for (const ExprPtr &o : e.operands)
+    if (o)
+      subscriptIndices(*o, out);
+  for (const ExprPtr &s : e.subscripts)
+    if (s)
+      subscriptIndices(*s, out);
+}
+
+ExprPtr dimExpr(const ast::DimExpr &d) {
+  switch (d.kind) {
+  case ast::DimExpr::Kind::Int:
+    return intExpr(d.value);
+  case ast::DimExpr::Kind::Sym:
+    return nameExpr(d.name);
+  case ast::DimExpr::Kind::Ellipsis:
+    return nullptr;
+  case ast::DimExpr::Kind::Add:
+  case ast::DimExpr::Kind::Sub:
+  case ast::DimExpr::Kind::Mul:
+  case ast::DimExpr::Kind::Div: {
+    ExprPtr a = dimExpr(*d.lhs), b = dimExpr(*d.rhs);
+    if (!a || !b)
+      return nullptr;
+    const char *op = d.kind == ast::DimExpr::Kind::Add   ? "+"
+                     : d.kind == ast::DimExpr::Kind::Sub ? "-"
+                     : d.kind == ast::DimExpr::Kind::Mul ? "*"
+                                                         : "/";
+    return binary(op, std::move(a), std::move(b));
+  }
+  }
+  return nullptr;
+}
+
+//===----------------------------------------------------------------------===//
+// Where an op comes from
+//===----------------------------------------------------------------------===//
+
+/// The source line an op's location names (the innermost callee's, for an
+/// inlined op) and whether the reverse sweep made it.
+struct Provenance {
+  std::string file;
+  unsigned line = 0;
+  bool adjoint = false;
+  bool operator<(const Provenance &o) const {
+    return std::tie(adjoint, file, line) < std::tie(o.adjoint, o.file, o.line);
+  }
+};
+
+std::optional<Provenance> provenanceOf(Location loc) {
+  while (auto site = dyn_cast<CallSiteLoc>(loc))
+    loc = site.getCallee();
+  Provenance p;
+  if (auto name = dyn_cast<NameLoc>(loc)) {
+    p.adjoint = name.getName() == kAdjointLocName;
+    loc = name.getChildLoc();
+  }
+  auto file = dyn_cast<FileLineColLoc>(loc);
+  if (!file)
+    return std::nullopt;
+  p.file = file.getFilename().str();
+  p.line = file.getLine();
+  return p;
+}
+
+/// Source files' lines, read once.
+class SourceLines {
+public:
+  llvm::StringRef line(const std::string &file, unsigned n) {
+    auto [it, fresh] = files.try_emplace(file);
+    if (fresh) {
+      if (auto buffer = llvm::MemoryBuffer::getFile(file)) {
+        it->second.text = (*buffer)->getBuffer().str();
+        llvm::StringRef(it->second.text).split(it->second.lines, '\n');
+      }
+    }
+    const auto &lines = it->second.lines;
+    return n >= 1 && n <= lines.size() ? lines[n - 1].trim()
+                                       : llvm::StringRef();
+  }
+
+private:
+  struct File {
+    std::string text;
+    llvm::SmallVector<llvm::StringRef> lines;
+  };
+  std::map<std::string, File> files;
+};
+
+/// The name a definition on `line` defines (`m = …`, `e[k] = …`), or "".
+std::string definedName(llvm::StringRef line) {
+  size_t n = 0;
+  auto isIdent = [](unsigned char c) {
+    return c >= 0x80 || std::isalnum(c) || c == '_';
+  };
+  while (n < line.size() && isIdent(line[n]))
+    ++n;
+  if (n == 0 || std::isdigit((unsigned char)line[0]))
+    return "";
+  llvm::StringRef name = line.take_front(n), rest = line.drop_front(n).ltrim();
+  if (name == "return" || name == "for" || name == "def" || name == "check")
+    return "";
+  if (rest.starts_with("[") || rest.starts_with(",") ||
+      (rest.starts_with("=") && !rest.starts_with("==")))
+    return name.str();
+  return "";
+}
+
+//===----------------------------------------------------------------------===//
+// The raiser
+//===----------------------------------------------------------------------===//
+
+const char *const kIndexNames[] = {"i", "j", "k", "l", "n", "m", "p",
+                                   "q", "r", "s", "t", "u", "v", "w"};
+
+class Raiser {
+public:
+  Raiser(func::FuncOp func, ast::Function &fn) : func(func), fn(fn) {}
+
+  llvm::Error run(llvm::ArrayRef<std::string> resultNames);
+
+private:
+  /// One statement being written: its index names and the ops it reads.
+  struct Statement {
+    std::set<std::string> indices;
+    llvm::SetVector<Operation *> ops;
+  };
+
+  ExprPtr fail(Operation *op, const llvm::Twine &why) {
+    if (failure.empty()) {
+      std::string where;
+      if (auto p = provenanceOf(op->getLoc()))
+        where = " (from " + llvm::sys::path::filename(p->file).str() + ":" +
+                std::to_string(p->line) + ")";
+      failure = why.str() + where;
+    }
+    return intExpr(0);
+  }
+
+  std::string freshIndex() {
+    for (int round = 1;; ++round)
+      for (const char *base : kIndexNames) {
+        std::string name =
+            round == 1 ? std::string(base) : base + std::to_string(round);
+        if (!taken.contains(name) && !current->indices.count(name)) {
+          current->indices.insert(name);
+          return name;
+        }
+      }
+  }
+
+  std::string uniqueName(const std::string &base) {
+    std::string name = base;
+    for (int n = 2; taken.contains(name); ++n)
+      name = base + std::to_string(n);
+    taken.insert(name);
+    return name;
+  }
+
+  bool shouldInline(Operation *op);
+  ExprPtr exprAt(Value tensor, std::vector<ExprPtr> at);
+  ExprPtr genericExpr(GenericOp g, std::vector<ExprPtr> at);
+  ExprPtr gatherExpr(GatherOp g, std::vector<ExprPtr> at);
+  ExprPtr scatterExpr(ScatterAddOp s, const std::vector<ExprPtr> &at);
+  ExprPtr scalarExpr(Value v);
+  ExprPtr sizeOf(Value tensor, unsigned dim);
+  ExprPtr affineExpr(AffineExpr e, const std::vector<ExprPtr> &dims);
+  ExprPtr opExpr(Operation *op, const std::function<ExprPtr(Value)> &operand,
+                 const std::vector<ExprPtr> &dims);
+  void statement(Operation *op, Value result, const std::string &name);
+  Operation *ret = nullptr;
+  std::string nameFor(Operation *op);
+  std::string comment(const Statement &s);
+
+  func::FuncOp func;
+  ast::Function &fn;
+  llvm::DenseMap<Value, std::string> names;
+  llvm::StringSet<> taken;
+  llvm::DenseSet<Operation *> inlined;
+  Statement *current = nullptr;
+  std::string failure;
+  unsigned temporaries = 0, gradients = 0;
+  SourceLines sources;
+};
+
+/// Reads of elements (what an inlined expression can stand for).
+bool readsElements(OpOperand &use) {
+  Operation *user = use.getOwner();
+  if (auto g = dyn_cast<GenericOp>(user))
+    return use.getOperandNumber() < g.getInputs().size();
+  return isa<GatherOp, ScatterAddOp, tensor::ExtractOp>(user) &&
+         !(isa<ScatterAddOp>(user) && use.getOperandNumber() == 1);
+}
+
+bool Raiser::shouldInline(Operation *op) {
+  if (!isa<GenericOp, GatherOp>(op) || op->getResult(0).use_empty() ||
+      !llvm::all_of(op->getResult(0).getUses(), readsElements))
+    return false;
+  auto g = dyn_cast<GenericOp>(op);
+  if (op->getResult(0).hasOneUse())
+    // A reduction over a tensor stays a statement of its own.
+    return !g || g.getCombiner() == Combiner::none ||
+           g.getResult().getType().getRank() == 0;
+  // Cheap element-wise ops of parameters are repeated where they are read.
+  if (!g || g.getCombiner() != Combiner::none)
+    return false;
+  unsigned ops = 0;
+  for (Operation &inner : g.getBody().front().without_terminator()) {
+    if (isa<math::MathDialect>(inner.getDialect()) ||
+        isa<StopGradientOp>(inner))
+      return false;
+    ++ops;
+  }
+  return ops <= 2 && llvm::all_of(g.getInputs(), [](Value v) {
+           return isa<BlockArgument>(v);
+         });
+}
+
+ExprPtr Raiser::exprAt(Value tensor, std::vector<ExprPtr> at) {
+  if (auto it = names.find(tensor); it != names.end()) {
+    if (at.empty())
+      return nameExpr(it->second);
+    ExprPtr e = make(Expr::Kind::Subscript);
+    e->operands.push_back(nameExpr(it->second));
+    e->subscripts = std::move(at);
+    return e;
+  }
+  Operation *op = tensor.getDefiningOp();
+  if (!op)
+    return intExpr(0); // an argument without a name: reported by run()
+  if (auto cast = dyn_cast<tensor::CastOp>(op))
+    return exprAt(cast.getSource(), std::move(at));
+  if (auto constant = dyn_cast<arith::ConstantOp>(op)) {
+    auto dense = dyn_cast<SplatElementsAttr>(constant.getValue());
+    if (!dense)
+      return fail(op, "a constant tensor that is not one value repeated");
+    Attribute v = dense.getSplatValue<Attribute>();
+    if (auto f = dyn_cast<FloatAttr>(v))
+      return floatExpr(f.getValueAsDouble());
+    return intExpr(cast<IntegerAttr>(v).getInt());
+  }
+  if (!inlined.contains(op))
+    return fail(op, "'" + op->getName().getStringRef() +
+                        "' cannot be written in the language yet");
+  if (auto g = dyn_cast<GenericOp>(op))
+    return genericExpr(g, std::move(at));
+  return gatherExpr(cast<GatherOp>(op), std::move(at));
+}
+
+ExprPtr Raiser::genericExpr(GenericOp g, std::vector<ExprPtr> at) {
+  current->ops.insert(g);
+  std::vector<ExprPtr> dims = std::move(at);
+  std::vector<std::string> reduced;
+  for (unsigned d = g.getNumParallelLoops(); d < g.getNumLoops(); ++d) {
+    reduced.push_back(freshIndex());
+    dims.push_back(nameExpr(reduced.back()));
+  }
+  Block &body = g.getBody().front();
+  std::function<ExprPtr(Value)> element = [&](Value v) -> ExprPtr {
+    if (auto arg = dyn_cast<BlockArgument>(v); arg && arg.getOwner() == &body) {
+      unsigned k = arg.getArgNumber();
+      std::vector<ExprPtr> subscripts;
+      for (AffineExpr e :
+           cast<AffineMapAttr>(g.getIndexingMaps()[k]).getValue().getResults())
+        subscripts.push_back(affineExpr(e, dims));
+      return exprAt(g.getInputs()[k], std::move(subscripts));
+    }
+    Operation *op = v.getDefiningOp();
+    if (op && op->getBlock() == &body)
+      return opExpr(op, element, dims);
+    return scalarExpr(v);
+  };
+  ExprPtr value = element(g.getYield().getValue());
+  if (g.getCombiner() == Combiner::none)
+    return value;
+  const char *op = g.getCombiner() == Combiner::add   ? "sum"
+                   : g.getCombiner() == Combiner::mul ? "prod"
+                   : g.getCombiner() == Combiner::max ? "max"
+                                                      : "min";
+  // Indices no subscript ranges over are reduced with a bound, innermost.
+  std::set<std::string> covered;
+  subscriptIndices(*value, covered);
+  std::vector<std::string> free;
+  for (auto [k, name] : llvm::enumerate(reduced)) {
+    if (covered.count(name)) {
+      free.push_back(name);
+      continue;
+    }
+    unsigned d = g.getNumParallelLoops() + k;
+    value = boundedReduce(op, name, scalarExpr(g.getSizes()[d]),
+                          std::move(value));
+  }
+  return free.empty() ? std::move(value)
+                      : reduce(op, std::move(free), std::move(value));
+}
+
+ExprPtr Raiser::gatherExpr(GatherOp g, std::vector<ExprPtr> at) {
+  current->ops.insert(g);
+  int64_t gatherRank = g.getGatherRank();
+  std::vector<ExprPtr> subscripts;
+  unsigned nextIndices = 0, nextKept = gatherRank;
+  for (int64_t d : g.getDims()) {
+    if (d >= 0) {
+      subscripts.push_back(clone(*at[d]));
+    } else if (d == -1) {
+      std::vector<ExprPtr> where;
+      for (int64_t j = 0; j < gatherRank; ++j)
+        where.push_back(clone(*at[j]));
+      subscripts.push_back(
+          exprAt(g.getIndices()[nextIndices++], std::move(where)));
+    } else {
+      subscripts.push_back(clone(*at[nextKept++]));
+    }
+  }
+  return exprAt(g.getInput(), std::move(subscripts));
+}
+
+/// Element `at` of `input` plus the values scattered onto it: the sum over
+/// the gather points whose subscripts are `at`.
+ExprPtr Raiser::scatterExpr(ScatterAddOp s, const std::vector<ExprPtr> &at) {
+  auto valueType = cast<RankedTensorType>(s.getValue().getType());
+  auto indices = s.getIndices();
+  int64_t gatherRank =
+      indices.empty()
+          ? 0
+          : cast<RankedTensorType>(indices[0].getType()).getRank();
+  std::vector<ExprPtr> gatherAt(gatherRank);
+  std::vector<std::string> summed;
+  ArrayRef<int64_t> dims = s.getDims();
+  for (auto [d, j] : llvm::enumerate(dims))
+    if (j >= 0 && !gatherAt[j])
+      gatherAt[j] = clone(*at[d]);
+  for (auto &g : gatherAt)
+    if (!g) {
+      summed.push_back(freshIndex());
+      g = nameExpr(summed.back());
+    }
+  std::vector<ExprPtr> valueAt;
+  for (auto &g : gatherAt)
+    valueAt.push_back(clone(*g));
+  ExprPtr condition;
+  unsigned nextIndices = 0;
+  for (auto [d, j] : llvm::enumerate(dims)) {
+    ExprPtr test;
+    if (j == -1) {
+      std::vector<ExprPtr> where;
+      for (auto &g : gatherAt)
+        where.push_back(clone(*g));
+      test = binary("==", exprAt(indices[nextIndices++], std::move(where)),
+                    clone(*at[d]));
+    } else if (j == -2) {
+      valueAt.push_back(clone(*at[d]));
+    } else if (!(gatherAt[j]->kind == Expr::Kind::Name &&
+                 at[d]->kind == Expr::Kind::Name &&
+                 gatherAt[j]->name == at[d]->name)) {
+      test = binary("==", clone(*gatherAt[j]), clone(*at[d]));
+    }
+    if (test)
+      condition = condition ? binary("&&", std::move(condition), std::move(test))
+                            : std::move(test);
+  }
+  if ((int64_t)valueAt.size() != valueType.getRank())
+    return fail(s, "a scatter whose value does not match its subscripts");
+  ExprPtr value = exprAt(s.getValue(), std::move(valueAt));
+  if (condition)
+    value = select(std::move(condition), std::move(value), floatExpr(0));
+  if (!summed.empty())
+    value = reduce("sum", summed, std::move(value));
+  // Scattered onto zeros: the sum alone.
+  auto zeros = s.getInput().getDefiningOp<GenericOp>();
+  bool ontoZeros = zeros && zeros.getInputs().empty() &&
+                   zeros.getCombiner() == Combiner::none &&
+                   matchPattern(zeros.getYield().getValue(), m_AnyZeroFloat());
+  if (ontoZeros)
+    return value;
+  std::vector<ExprPtr> inputAt;
+  for (const ExprPtr &a : at)
+    inputAt.push_back(clone(*a));
+  return binary("+", exprAt(s.getInput(), std::move(inputAt)),
+                std::move(value));
+}
+
+ExprPtr Raiser::scalarExpr(Value v) {
+  Operation *op = v.getDefiningOp();
+  if (!op)
+    return fail(func, "a scalar argument");
+  if (auto dim = dyn_cast<tensor::DimOp>(op)) {
+    std::optional<int64_t> d = dim.getConstantIndex();
+    if (!d)
+      return fail(op, "a size of an unknown dimension");
+    return sizeOf(dim.getSource(), *d);
+  }
+  if (auto extract = dyn_cast<tensor::ExtractOp>(op)) {
+    std::vector<ExprPtr> at;
+    for (Value i : extract.getIndices())
+      at.push_back(scalarExpr(i));
+    return exprAt(extract.getTensor(), std::move(at));
+  }
+  return opExpr(op, [&](Value x) { return scalarExpr(x); }, {});
+}
+
+ExprPtr Raiser::sizeOf(Value tensor, unsigned dim) {
+  auto type = cast<RankedTensorType>(tensor.getType());
+  if (!type.isDynamicDim(dim))
+    return intExpr(type.getDimSize(dim));
+  if (auto arg = dyn_cast<BlockArgument>(tensor)) {
+    const ast::TypeSpec &t = fn.params[arg.getArgNumber()].type;
+    if (dim < t.dims.size())
+      if (ExprPtr e = dimExpr(*t.dims[dim]))
+        return e;
+    return fail(func, "a parameter whose sizes have no names");
+  }
+  Operation *op = tensor.getDefiningOp();
+  if (auto g = dyn_cast<GenericOp>(op))
+    return scalarExpr(g.getSizes()[dim]);
+  if (auto s = dyn_cast<ScatterAddOp>(op))
+    return sizeOf(s.getInput(), dim);
+  if (auto cast = dyn_cast<tensor::CastOp>(op))
+    return sizeOf(cast.getSource(), dim);
+  if (auto g = dyn_cast<GatherOp>(op)) {
+    int64_t gatherRank = g.getGatherRank();
+    if ((int64_t)dim < gatherRank)
+      return sizeOf(g.getIndices()[0], dim);
+    int64_t kept = gatherRank;
+    for (auto [d, j] : llvm::enumerate(g.getDims()))
+      if (j == -2 && kept++ == (int64_t)dim)
+        return sizeOf(g.getInput(), d);
+  }
+  return fail(op, "the size of '" + op->getName().getStringRef() + "'");
+}
+
+ExprPtr Raiser::affineExpr(AffineExpr e, const std::vector<ExprPtr> &dims) {
+  if (auto d = dyn_cast<AffineDimExpr>(e))
+    return clone(*dims[d.getPosition()]);
+  if (auto c = dyn_cast<AffineConstantExpr>(e))
+    return intExpr(c.getValue());
+  auto bin = cast<AffineBinaryOpExpr>(e);
+  ExprPtr lhs = affineExpr(bin.getLHS(), dims);
+  if (auto c = dyn_cast<AffineConstantExpr>(bin.getRHS());
+      c && c.getValue() < 0 && e.getKind() == AffineExprKind::Add)
+    return binary("-", std::move(lhs), intExpr(-c.getValue()));
+  ExprPtr rhs = affineExpr(bin.getRHS(), dims);
+  switch (e.getKind()) {
+  case AffineExprKind::Add:
+    return binary("+", std::move(lhs), std::move(rhs));
+  case AffineExprKind::Mul:
+    return binary("*", std::move(lhs), std::move(rhs));
+  case AffineExprKind::FloorDiv:
+    return binary("/", std::move(lhs), std::move(rhs));
+  case AffineExprKind::Mod:
+    return binary("%", std::move(lhs), std::move(rhs));
+  default:
+    return fail(func, "a subscript rounded up (ceildiv)");
+  }
+}
+
+const char *typeName(Type t) {
+  if (t.isF32())
+    return "f32";
+  if (t.isF64())
+    return "f64";
+  if (t.isInteger(32))
+    return "i32";
+  if (t.isInteger(1))
+    return "bool";
+  return "i64"; // i64 and index
+}
+
+ExprPtr Raiser::opExpr(Operation *op,
+                       const std::function<ExprPtr(Value)> &operand,
+                       const std::vector<ExprPtr> &dims) {
+  auto x = [&](unsigned k) { return operand(op->getOperand(k)); };
+  auto bin = [&](llvm::StringRef o) { return binary(o, x(0), x(1)); };
+  auto fn1 = [&](llvm::StringRef name) { return call(name, x(0)); };
+  return llvm::TypeSwitch<Operation *, ExprPtr>(op)
+      .Case([&](arith::ConstantOp c) -> ExprPtr {
+        if (auto f = dyn_cast<FloatAttr>(c.getValue()))
+          return floatExpr(f.getValueAsDouble());
+        if (auto i = dyn_cast<IntegerAttr>(c.getValue())) {
+          if (i.getType().isInteger(1)) {
+            ExprPtr b = make(Expr::Kind::Bool);
+            b->boolValue = i.getValue().getBoolValue();
+            return b;
+          }
+          return intExpr(i.getValue().getSExtValue());
+        }
+        return fail(op, "a constant of this kind");
+      })
+      .Case<arith::AddFOp, arith::AddIOp>([&](auto) { return bin("+"); })
+      .Case<arith::SubFOp, arith::SubIOp>([&](auto) { return bin("-"); })
+      .Case<arith::MulFOp, arith::MulIOp>([&](auto) { return bin("*"); })
+      .Case<arith::DivFOp, arith::DivSIOp>([&](auto) { return bin("/"); })
+      .Case<arith::RemSIOp>([&](auto) { return bin("%"); })
+      .Case([&](arith::NegFOp) { return unary("-", x(0)); })
+      .Case<arith::MaximumFOp, arith::MaxSIOp>(
+          [&](auto) { return call("max", x(0), x(1)); })
+      .Case<arith::MinimumFOp, arith::MinSIOp>(
+          [&](auto) { return call("min", x(0), x(1)); })
+      .Case([&](arith::SelectOp) { return select(x(0), x(1), x(2)); })
+      .Case([&](arith::CmpFOp c) -> ExprPtr {
+        using P = arith::CmpFPredicate;
+        switch (c.getPredicate()) {
+        case P::OLT:
+          return bin("<");
+        case P::OLE:
+          return bin("<=");
+        case P::OGT:
+          return bin(">");
+        case P::OGE:
+          return bin(">=");
+        case P::OEQ:
+          return bin("==");
+        case P::UNE:
+          return bin("!=");
+        case P::UGE: // the negations of the ordered ones
+          return unary("!", bin("<"));
+        case P::UGT:
+          return unary("!", bin("<="));
+        case P::ULE:
+          return unary("!", bin(">"));
+        case P::ULT:
+          return unary("!", bin(">="));
+        default:
+          return fail(op, "this float comparison");
+        }
+      })
+      .Case([&](arith::CmpIOp c) -> ExprPtr {
+        using P = arith::CmpIPredicate;
+        switch (c.getPredicate()) {
+        case P::slt:
+        case P::ult: // on indices, which are not negative
+          return bin("<");
+        case P::sle:
+        case P::ule:
+          return bin("<=");
+        case P::sgt:
+        case P::ugt:
+          return bin(">");
+        case P::sge:
+        case P::uge:
+          return bin(">=");
+        case P::eq:
+          return bin("==");
+        case P::ne:
+          return bin("!=");
+        }
+        return fail(op, "this integer comparison");
+      })
+      .Case<arith::AndIOp, arith::OrIOp, arith::XOrIOp>([&](auto) -> ExprPtr {
+        if (!op->getResult(0).getType().isInteger(1))
+          return fail(op, "bitwise integer arithmetic");
+        if (isa<arith::AndIOp>(op))
+          return bin("&&");
+        if (isa<arith::OrIOp>(op))
+          return bin("||");
+        if (matchPattern(op->getOperand(1), m_One()))
+          return unary("!", x(0));
+        return bin("!=");
+      })
+      .Case<arith::SIToFPOp, arith::ExtFOp, arith::TruncFOp, arith::FPToSIOp>(
+          [&](auto) { return fn1(typeName(op->getResult(0).getType())); })
+      .Case<arith::IndexCastOp, arith::ExtSIOp, arith::ExtUIOp,
+            arith::TruncIOp>([&](auto) -> ExprPtr {
+        Type to = op->getResult(0).getType(),
+             from = op->getOperand(0).getType();
+        // Indices are i64 to the language.
+        if (to.isIndex() || from.isIndex() && to.isInteger(64))
+          return x(0);
+        return fn1(typeName(to));
+      })
+      .Case([&](math::ExpOp) { return fn1("exp"); })
+      .Case([&](math::LogOp) { return fn1("log"); })
+      .Case([&](math::Log1pOp) { return fn1("log1p"); })
+      .Case([&](math::SqrtOp) { return fn1("sqrt"); })
+      .Case([&](math::TanhOp) { return fn1("tanh"); })
+      .Case([&](math::ErfOp) { return fn1("erf"); })
+      .Case([&](math::AbsFOp) { return fn1("abs"); })
+      .Case([&](math::SinOp) { return fn1("sin"); })
+      .Case([&](math::CosOp) { return fn1("cos"); })
+      .Case([&](math::PowFOp) { return bin("^"); })
+      .Case([&](StopGradientOp) { return fn1("stop_gradient"); })
+      .Case([&](IndexOp i) -> ExprPtr {
+        if (i.getDim() >= dims.size())
+          return fail(op, "an index outside an equation");
+        return clone(*dims[i.getDim()]);
+      })
+      .Default([&](Operation *) {
+        return fail(op, "'" + op->getName().getStringRef() +
+                            "' cannot be written in the language yet");
+      });
+}
+
+std::string Raiser::nameFor(Operation *op) {
+  std::optional<Provenance> p = provenanceOf(op->getLoc());
+  if (p && p->adjoint)
+    return uniqueName("g" + std::to_string(++gradients));
+  // The name a source line defines goes to the value it defines, not to
+  // the parts of its right-hand side (read by an op of the same line).
+  auto sameLine = [&](Operation *user) {
+    std::optional<Provenance> u = provenanceOf(user->getLoc());
+    return u && !u->adjoint && u->file == p->file && u->line == p->line;
+  };
+  if (p && llvm::none_of(op->getUsers(), sameLine)) {
+    std::string defined = definedName(sources.line(p->file, p->line));
+    if (!defined.empty())
+      return uniqueName(defined);
+  }
+  return uniqueName("t" + std::to_string(++temporaries));
+}
+
+std::string Raiser::comment(const Statement &s) {
+  std::set<Provenance> from;
+  for (Operation *op : s.ops)
+    if (auto p = provenanceOf(op->getLoc()))
+      from.insert(*p);
+  // One line per source line: the chain rule's steps, else the forward
+  // equations the statement recomputes.
+  bool adjoint = llvm::any_of(from, [](const Provenance &p) { return p.adjoint; });
+  std::string text = adjoint ? "the chain rule through" : "as in";
+  std::set<std::pair<std::string, unsigned>> listed;
+  for (const Provenance &p : from) {
+    llvm::StringRef line = sources.line(p.file, p.line);
+    // (A function's own line: the sum of a value's cotangents over uses.)
+    if (line.empty() || line.starts_with("def ") || p.adjoint != adjoint ||
+        !listed.insert({p.file, p.line}).second)
+      continue;
+    text += "\n  " + llvm::sys::path::filename(p.file).str() + ":" +
+            std::to_string(p.line) + "  " + line.str();
+  }
+  return listed.empty() ? "" : text;
+}
+
+void Raiser::statement(Operation *op, Value result, const std::string &name) {
+  Statement s;
+  current = &s;
+  auto type = cast<RankedTensorType>(result.getType());
+  std::vector<std::string> indices;
+  std::vector<ExprPtr> at;
+  for (int64_t d = 0; d < type.getRank(); ++d) {
+    indices.push_back(freshIndex());
+    at.push_back(nameExpr(indices.back()));
+  }
+  s.ops.insert(op);
+  ExprPtr value;
+  if (auto g = dyn_cast<GenericOp>(op))
+    value = genericExpr(g, std::move(at));
+  else if (auto g = dyn_cast<GatherOp>(op))
+    value = gatherExpr(g, std::move(at));
+  else if (auto sc = dyn_cast<ScatterAddOp>(op))
+    value = scatterExpr(sc, at);
+  else
+    value = exprAt(result, std::move(at)); // a copy
+  ast::Stmt stmt{ast::Stmt::Kind::Def, ast::Loc{}};
+  stmt.targets.push_back(name);
+  stmt.hasIndices = !indices.empty();
+  std::set<std::string> covered;
+  subscriptIndices(*value, covered);
+  for (auto [d, index] : llvm::enumerate(indices)) {
+    stmt.lhsIndices.push_back(index);
+    stmt.lhsBounds.push_back(covered.count(index) ? nullptr
+                                                  : sizeOf(result, d));
+  }
+  stmt.values.push_back(std::move(value));
+  stmt.comment = comment(s);
+  fn.body.push_back(std::move(stmt));
+  if (op != ret) // a copy keeps the value's own name
+    names[result] = name;
+  current = nullptr;
+}
+
+llvm::Error Raiser::run(llvm::ArrayRef<std::string> resultNames) {
+  Block &entry = func.getBody().front();
+  if (entry.getNumArguments() != fn.params.size())
+    return llvm::createStringError("the function's parameters do not match");
+  for (const ast::Param &p : fn.params) {
+    taken.insert(p.name);
+    for (const auto &d : p.type.dims) {
+      std::function<void(const ast::DimExpr &)> walk =
+          [&](const ast::DimExpr &e) {
+            if (e.kind == ast::DimExpr::Kind::Sym)
+              taken.insert(e.name);
+            if (e.lhs)
+              walk(*e.lhs);
+            if (e.rhs)
+              walk(*e.rhs);
+          };
+      walk(*d);
+    }
+  }
+  for (auto [arg, p] : llvm::zip(entry.getArguments(), fn.params))
+    names[arg] = p.name;
+  for (const std::string &r : resultNames)
+    taken.insert(r);
+
+  ret = entry.getTerminator();
+  // A returned value defined here takes its result's name (the first time).
+  llvm::DenseMap<Value, std::string> returnedAs;
+  for (auto [k, v] : llvm::enumerate(ret->getOperands()))
+    if (v.getDefiningOp() && !isa<BlockArgument>(v))
+      returnedAs.try_emplace(v, resultNames[k]);
+
+  for (Operation &op : entry.without_terminator())
+    if (shouldInline(&op))
+      inlined.insert(&op);
+  for (Operation &op : entry.without_terminator()) {
+    if (inlined.contains(&op) ||
+        isa<arith::ConstantOp, tensor::DimOp, tensor::ExtractOp,
+            tensor::CastOp>(op) ||
+        (op.getNumResults() == 1 && op.getResult(0).getType().isIntOrIndexOrFloat() &&
+         isa<arith::ArithDialect>(op.getDialect())))
+      continue; // written where it is used
+    if (!isa<GenericOp, GatherOp, ScatterAddOp>(op) || op.getNumResults() != 1) {
+      Statement s;
+      current = &s;
+      fail(&op, "'" + op.getName().getStringRef() +
+                    "' cannot be written in the language yet");
+      break;
+    }
+    Value result = op.getResult(0);
+    auto it = returnedAs.find(result);
+    statement(&op, result,
+              it != returnedAs.end() ? it->second : nameFor(&op));
+    if (!failure.empty())
+      break;
+  }
+  // Results that are arguments, constants or other results are copied into
+  // their names.
+  ast::Stmt stmt{ast::Stmt::Kind::Return, ast::Loc{}};
+  for (auto [k, v] : llvm::enumerate(ret->getOperands())) {
+    if (failure.empty() && names.lookup(v) != resultNames[k])
+      statement(ret, v, resultNames[k]);
+    stmt.values.push_back(nameExpr(resultNames[k]));
+  }
+  fn.body.push_back(std::move(stmt));
+  if (!failure.empty())
+    return llvm::createStringError(failure);
+  return llvm::Error::success();
+}
+
+} // namespace
+
+namespace mlx {
+llvm::Error raiseToSource(func::FuncOp func, ast::Function &fn,
+                          llvm::ArrayRef<std::string> resultNames) {
+  return Raiser(func, fn).run(resultNames);
+}
+} // namespace mlx
