@@ -29,6 +29,7 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -36,6 +37,7 @@ using namespace mlir;
 using namespace mlir::mlx;
 namespace ast = ::mlx::ast;
 using ast::Expr;
+using ast::sourceText;
 using ExprPtr = std::unique_ptr<Expr>;
 
 namespace {
@@ -120,7 +122,8 @@ ExprPtr binary(llvm::StringRef op, ExprPtr a, ExprPtr b) {
   return e;
 }
 
-ExprPtr call(llvm::StringRef name, ExprPtr a, ExprPtr b = nullptr) {
+ExprPtr call(llvm::StringRef name, ExprPtr a, ExprPtr b = nullptr);
+ExprPtr call(llvm::StringRef name, ExprPtr a, ExprPtr b) {
   ExprPtr e = make(Expr::Kind::Call);
   e->name = name.str();
   e->operands.push_back(std::move(a));
@@ -129,7 +132,28 @@ ExprPtr call(llvm::StringRef name, ExprPtr a, ExprPtr b = nullptr) {
   return e;
 }
 
+/// `x >= 0.0`'s x, or null.
+const Expr *nonNegativeTest(const Expr &c) {
+  return c.kind == Expr::Kind::Binary && c.op == ">=" &&
+                 isLiteral(*c.operands[1], 0)
+             ? c.operands[0].get()
+             : nullptr;
+}
+
 ExprPtr select(ExprPtr c, ExprPtr a, ExprPtr b) {
+  // The front end's forms of −|x| and σ(x) (frontend/MLIRGen.cpp), read
+  // back: x >= 0 ? −x : x is −abs(x) (exp(−|x|) is the same, also at ±0),
+  // x >= 0 ? 1 / (e + 1) : e / (e + 1) with e = exp(−abs(x)) is sigmoid(x).
+  if (const Expr *x = nonNegativeTest(*c)) {
+    std::string xs = sourceText(*x);
+    if (isNegation(*a) && sourceText(*a->operands[0]) == xs &&
+        sourceText(*b) == xs)
+      return unary("-", call("abs", std::move(b)));
+    std::string e = "exp(-abs(" + xs + "))";
+    if (sourceText(*a) == "1.0 / (" + e + " + 1.0)" &&
+        sourceText(*b) == e + " / (" + e + " + 1.0)")
+      return call("sigmoid", clone(*x));
+  }
   ExprPtr e = make(Expr::Kind::Select);
   e->operands.push_back(std::move(c));
   e->operands.push_back(std::move(a));
@@ -138,6 +162,8 @@ ExprPtr select(ExprPtr c, ExprPtr a, ExprPtr b) {
 }
 
 ExprPtr intExpr(int64_t v) {
+  if (v == std::numeric_limits<int64_t>::min()) // −2⁶³ has no positive twin
+    return binary("-", intExpr(v + 1), intExpr(1));
   if (v < 0)
     return unary("-", intExpr(-v));
   ExprPtr e = make(Expr::Kind::Int);
@@ -374,9 +400,14 @@ private:
 /// Reads of elements (what an inlined expression can stand for).
 bool readsElements(OpOperand &use) {
   Operation *user = use.getOwner();
+  if (isa<tensor::DimOp>(user)) // sizeOf reads the sizes of any op
+    return true;
+  if (auto check = dyn_cast<AssertOp>(user))
+    return check.getCondition().getType().getRank() == 0;
   if (auto g = dyn_cast<GenericOp>(user))
     return use.getOperandNumber() < g.getInputs().size();
-  return isa<GatherOp, ScatterAddOp, tensor::ExtractOp>(user) &&
+  return isa<GatherOp, ScatterAddOp, tensor::ExtractOp, TakeOp, PutOp,
+             CheckIndexOp>(user) &&
          !(isa<ScatterAddOp>(user) && use.getOperandNumber() == 1);
 }
 
@@ -418,6 +449,25 @@ ExprPtr Raiser::exprAt(Value tensor, std::vector<ExprPtr> at) {
     return intExpr(0); // an argument without a name: reported by run()
   if (auto cast = dyn_cast<tensor::CastOp>(op))
     return exprAt(cast.getSource(), std::move(at));
+  // A constant subscript's check: the subscript printed checks itself.
+  if (auto check = dyn_cast<CheckIndexOp>(op))
+    return exprAt(check.getInput(), std::move(at));
+  if (auto take = dyn_cast<TakeOp>(op)) { // xs[t, :]
+    at.insert(at.begin() + take.getDim(), scalarExpr(take.getIndex()));
+    return exprAt(take.getInput(), std::move(at));
+  }
+  if (auto put = dyn_cast<PutOp>(op)) { // hs with row t replaced by h
+    std::vector<ExprPtr> valueAt, inputAt;
+    for (auto [d, a] : llvm::enumerate(at)) {
+      inputAt.push_back(clone(*a));
+      if (d != put.getDim())
+        valueAt.push_back(clone(*a));
+    }
+    ExprPtr here =
+        binary("==", clone(*at[put.getDim()]), scalarExpr(put.getIndex()));
+    return select(std::move(here), exprAt(put.getValue(), std::move(valueAt)),
+                  exprAt(put.getInput(), std::move(inputAt)));
+  }
   if (auto constant = dyn_cast<arith::ConstantOp>(op)) {
     auto dense = dyn_cast<SplatElementsAttr>(constant.getValue());
     if (!dense)
@@ -494,8 +544,12 @@ ExprPtr Raiser::gatherExpr(GatherOp g, std::vector<ExprPtr> at) {
       std::vector<ExprPtr> where;
       for (int64_t j = 0; j < gatherRank; ++j)
         where.push_back(clone(*at[j]));
-      subscripts.push_back(
-          exprAt(g.getIndices()[nextIndices++], std::move(where)));
+      ExprPtr index = exprAt(g.getIndices()[nextIndices++], std::move(where));
+      // A bare index would range over the input's dim; `i + 0` stays a
+      // computed subscript, read over the gather's own range.
+      if (index->kind == Expr::Kind::Name)
+        index = binary("+", std::move(index), intExpr(0));
+      subscripts.push_back(std::move(index));
     } else {
       subscripts.push_back(clone(*at[nextKept++]));
     }
@@ -605,6 +659,12 @@ ExprPtr Raiser::sizeOf(Value tensor, unsigned dim) {
     return sizeOf(s.getInput(), dim);
   if (auto cast = dyn_cast<tensor::CastOp>(op))
     return sizeOf(cast.getSource(), dim);
+  if (auto check = dyn_cast<CheckIndexOp>(op))
+    return sizeOf(check.getInput(), dim);
+  if (auto put = dyn_cast<PutOp>(op))
+    return sizeOf(put.getInput(), dim);
+  if (auto take = dyn_cast<TakeOp>(op))
+    return sizeOf(take.getInput(), dim < take.getDim() ? dim : dim + 1);
   if (auto g = dyn_cast<GatherOp>(op)) {
     int64_t gatherRank = g.getGatherRank();
     if ((int64_t)dim < gatherRank)
@@ -675,7 +735,21 @@ ExprPtr Raiser::opExpr(Operation *op,
         return fail(op, "a constant of this kind");
       })
       .Case<arith::AddFOp, arith::AddIOp>([&](auto) { return bin("+"); })
-      .Case<arith::SubFOp, arith::SubIOp>([&](auto) { return bin("-"); })
+      .Case([&](arith::SubFOp) { return bin("-"); })
+      .Case([&](arith::SubIOp) {
+        // a − (a / b)·b is the language's a % b.
+        ExprPtr e = bin("-");
+        const Expr &a = *e->operands[0], &p = *e->operands[1];
+        if (p.kind == Expr::Kind::Binary && p.op == "*" &&
+            p.operands[0]->kind == Expr::Kind::Binary &&
+            p.operands[0]->op == "/" &&
+            sourceText(*p.operands[0]->operands[0]) == sourceText(a) &&
+            sourceText(*p.operands[0]->operands[1]) ==
+                sourceText(*p.operands[1]))
+          return binary("%", std::move(e->operands[0]),
+                        std::move(e->operands[1]->operands[1]));
+        return e;
+      })
       .Case<arith::MulFOp, arith::MulIOp>([&](auto) { return bin("*"); })
       .Case<arith::DivFOp, arith::DivSIOp>([&](auto) { return bin("/"); })
       .Case<arith::RemSIOp>([&](auto) { return bin("%"); })
@@ -684,7 +758,27 @@ ExprPtr Raiser::opExpr(Operation *op,
           [&](auto) { return call("max", x(0), x(1)); })
       .Case<arith::MinimumFOp, arith::MinSIOp>(
           [&](auto) { return call("min", x(0), x(1)); })
-      .Case([&](arith::SelectOp) { return select(x(0), x(1), x(2)); })
+      .Case([&](arith::SelectOp) {
+        // The language's integer x / y, guarded against y = 0 and overflow
+        // (frontend/MLIRGen.cpp's truncatingDivide), is x / y again.
+        ExprPtr e = select(x(0), x(1), x(2));
+        auto isInt = [](const Expr &v, int64_t n) {
+          return v.kind == Expr::Kind::Int && v.intValue == n;
+        };
+        if (e->kind != Expr::Kind::Select)
+          return e;
+        const Expr &test = *e->operands[0], &divide = *e->operands[2];
+        if (test.kind == Expr::Kind::Binary && test.op == "==" &&
+            isInt(*test.operands[1], 0) && isInt(*e->operands[1], 0) &&
+            divide.kind == Expr::Kind::Binary && divide.op == "/" &&
+            divide.operands[1]->kind == Expr::Kind::Select &&
+            isInt(*divide.operands[1]->operands[1], 1) &&
+            sourceText(*divide.operands[1]->operands[2]) ==
+                sourceText(*test.operands[0]))
+          return binary("/", std::move(e->operands[2]->operands[0]),
+                        std::move(e->operands[0]->operands[0]));
+        return e;
+      })
       .Case([&](arith::CmpFOp c) -> ExprPtr {
         using P = arith::CmpFPredicate;
         switch (c.getPredicate()) {
@@ -887,16 +981,35 @@ llvm::Error Raiser::run(llvm::ArrayRef<std::string> resultNames) {
     if (v.getDefiningOp() && !isa<BlockArgument>(v))
       returnedAs.try_emplace(v, resultNames[k]);
 
+  // The forward sweep and each VJP check the same conditions: once is
+  // enough.
+  llvm::DenseSet<Value> checked;
+  for (Operation &op : llvm::make_early_inc_range(entry.without_terminator()))
+    if (auto check = dyn_cast<AssertOp>(op))
+      if (!checked.insert(check.getCondition()).second)
+        op.erase();
   for (Operation &op : entry.without_terminator())
     if (shouldInline(&op))
       inlined.insert(&op);
   for (Operation &op : entry.without_terminator()) {
     if (inlined.contains(&op) ||
         isa<arith::ConstantOp, tensor::DimOp, tensor::ExtractOp,
-            tensor::CastOp>(op) ||
+            tensor::CastOp, CheckIndexOp, TakeOp, PutOp>(op) ||
         (op.getNumResults() == 1 && op.getResult(0).getType().isIntOrIndexOrFloat() &&
          isa<arith::ArithDialect>(op.getDialect())))
       continue; // written where it is used
+    if (auto check = dyn_cast<AssertOp>(op)) {
+      Statement s;
+      current = &s;
+      s.ops.insert(&op);
+      ast::Stmt stmt{ast::Stmt::Kind::Check, ast::Loc{}};
+      stmt.values.push_back(exprAt(check.getCondition(), {}));
+      stmt.text = ast::sourceText(*stmt.values[0]);
+      stmt.comment = comment(s);
+      fn.body.push_back(std::move(stmt));
+      current = nullptr;
+      continue;
+    }
     if (!isa<GenericOp, GatherOp, ScatterAddOp>(op) || op.getNumResults() != 1) {
       Statement s;
       current = &s;

@@ -12,6 +12,7 @@
 #include "passes/Passes.h"
 #include "runtime/Numerics.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
@@ -330,6 +331,21 @@ Session::deriveSource(const ExportRequest &request) {
   func.setType(mlir::FunctionType::get(
       &impl->ctx, func.getArgumentTypes(),
       mlir::ValueRange(grads).getTypes()));
+  // Static parameters are their values in the printed program.
+  llvm::BitVector statics(fn.params.size());
+  mlir::OpBuilder b(func.getBody());
+  for (auto [k, p] : llvm::enumerate(fn.params)) {
+    if (!p.isStatic)
+      continue;
+    statics.set(k);
+    mlir::BlockArgument arg = func.getArgument(k);
+    auto type = mlir::cast<mlir::RankedTensorType>(arg.getType());
+    arg.replaceAllUsesWith(b.create<mlir::arith::ConstantOp>(
+        func.getLoc(), mlir::DenseElementsAttr::get(
+                           type, b.getIntegerAttr(type.getElementType(),
+                                                  request.statics.at(p.name)))));
+  }
+  func.eraseArguments(statics);
   mlir::PassManager pm(&impl->ctx);
   pm.addPass(mlir::mlx::createBatchMapCallsPass());
   mlir::mlx::buildMlxSimplifyPipeline(pm);
