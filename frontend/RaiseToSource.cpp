@@ -20,6 +20,7 @@
 #include "mlir/IR/AffineExpr.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/Matchers.h"
+#include "mlir/Interfaces/CastInterfaces.h"
 #include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/SetVector.h"
 #include "llvm/ADT/StringSet.h"
@@ -94,7 +95,39 @@ ExprPtr unary(llvm::StringRef op, ExprPtr x) {
   return e;
 }
 
+ExprPtr select(ExprPtr c, ExprPtr a, ExprPtr b);
+ExprPtr unary(llvm::StringRef op, ExprPtr x);
+
+bool isSelect(const Expr &e) { return e.kind == Expr::Kind::Select; }
+
 ExprPtr binary(llvm::StringRef op, ExprPtr a, ExprPtr b) {
+  bool arithmetic = op == "+" || op == "-" || op == "*" || op == "/";
+  // (c ? a : b) ∘ (c ? d : e) is c ? a ∘ d : b ∘ e (both are computed
+  // anyway), and x ± 0 is x (but for the sign of a zero).
+  if (arithmetic && isSelect(*a) && isSelect(*b) &&
+      sourceText(*a->operands[0]) == sourceText(*b->operands[0]))
+    return select(std::move(a->operands[0]),
+                  binary(op, std::move(a->operands[1]),
+                         std::move(b->operands[1])),
+                  binary(op, std::move(a->operands[2]),
+                         std::move(b->operands[2])));
+  if ((op == "+" || op == "-") && isLiteral(*b, 0))
+    return a;
+  if (op == "+" && isLiteral(*a, 0))
+    return b;
+  if (op == "-" && isLiteral(*a, 0))
+    return unary("-", std::move(b));
+  if (op == "/" && isLiteral(*b, 1))
+    return a;
+  // (−a)·b = −(a·b) and a/(−b) = −(a/b), exactly.
+  if ((op == "*" || op == "/") && isNegation(*a) != isNegation(*b) &&
+      !isLiteral(*a, -1) && !isLiteral(*b, -1)) {
+    if (isNegation(*a))
+      a = std::move(a->operands[0]);
+    else
+      b = std::move(b->operands[0]);
+    return unary("-", binary(op, std::move(a), std::move(b)));
+  }
   if (op == "*") {
     if (isLiteral(*b, 1))
       return a;
@@ -140,7 +173,33 @@ const Expr *nonNegativeTest(const Expr &c) {
              : nullptr;
 }
 
+/// `e` where `test` is known to be `holds`: the selects on it decided.
+ExprPtr decide(ExprPtr e, const std::string &test, bool holds) {
+  for (ExprPtr &o : e->operands)
+    if (o)
+      o = decide(std::move(o), test, holds);
+  for (ExprPtr &s : e->subscripts)
+    if (s)
+      s = decide(std::move(s), test, holds);
+  if (isSelect(*e) && sourceText(*e->operands[0]) == test)
+    return std::move(e->operands[holds ? 1 : 2]);
+  // What changed below may simplify here.
+  if (e->kind == Expr::Kind::Binary)
+    return binary(e->op, std::move(e->operands[0]), std::move(e->operands[1]));
+  if (e->kind == Expr::Kind::Unary)
+    return unary(e->op, std::move(e->operands[0]));
+  if (isSelect(*e))
+    return select(std::move(e->operands[0]), std::move(e->operands[1]),
+                  std::move(e->operands[2]));
+  return e;
+}
+
 ExprPtr select(ExprPtr c, ExprPtr a, ExprPtr b) {
+  std::string test = sourceText(*c);
+  a = decide(std::move(a), test, true);
+  b = decide(std::move(b), test, false);
+  if (sourceText(*a) == sourceText(*b))
+    return a;
   // The front end's forms of −|x| and σ(x) (frontend/MLIRGen.cpp), read
   // back: x >= 0 ? −x : x is −abs(x) (exp(−|x|) is the same, also at ±0),
   // x >= 0 ? 1 / (e + 1) : e / (e + 1) with e = exp(−abs(x)) is sigmoid(x).
@@ -428,7 +487,7 @@ bool Raiser::shouldInline(Operation *op) {
     if (isa<math::MathDialect>(inner.getDialect()) ||
         isa<StopGradientOp>(inner))
       return false;
-    ++ops;
+    ops += !isa<CastOpInterface>(inner);
   }
   return ops <= 2 && llvm::all_of(g.getInputs(), [](Value v) {
            return isa<BlockArgument>(v);
@@ -861,6 +920,7 @@ ExprPtr Raiser::opExpr(Operation *op,
       .Case([&](math::CosOp) { return fn1("cos"); })
       .Case([&](math::PowFOp) { return bin("^"); })
       .Case([&](StopGradientOp) { return fn1("stop_gradient"); })
+      .Case([&](SigmoidOp) { return fn1("sigmoid"); })
       .Case([&](IndexOp i) -> ExprPtr {
         if (i.getDim() >= dims.size())
           return fail(op, "an index outside an equation");

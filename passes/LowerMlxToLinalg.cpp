@@ -272,6 +272,13 @@ LowerGeneric::matchAndRewrite(GenericOp op, OpAdaptor adaptor,
                         mapping.lookupOrDefault(stop.getValue()));
             continue;
           }
+          if (auto sigmoid = dyn_cast<SigmoidOp>(inner)) {
+            mapping.map(sigmoid.getResult(),
+                        SigmoidOp::expandStable(
+                            b, sigmoid.getLoc(),
+                            mapping.lookupOrDefault(sigmoid.getValue())));
+            continue;
+          }
           if (auto index = dyn_cast<IndexOp>(inner)) {
             mapping.map(index.getResult(), b.create<linalg::IndexOp>(
                                                index.getLoc(), index.getDim()));

@@ -102,6 +102,25 @@ def Mlx_StopGradientOp : Mlx_Op<"stop_gradient", [Pure,
   let assemblyFormat = "$value attr-dict `:` type($value)";
 }
 
+def Mlx_SigmoidOp : Mlx_Op<"sigmoid", [Pure, SameOperandsAndResultType,
+    DeclareOpInterfaceMethods<Mlx_ScalarDifferentiableOpInterface>]> {
+  let summary = "the logistic function σ(x) = 1 / (1 + e^−x)";
+  let description = [{
+    `sigmoid(x)` in a body. Kept as one op through differentiation, so that
+    its derivative is σ(x)·σ(−x) (σ(x)(1 − σ(x)) without the cancellation
+    of 1 − σ(x) for large x) and `mlxc derive` can print it; lowered to
+    linalg through `expandStable`, which computes it from e^−|x| ≤ 1 so
+    that nothing overflows.
+  }];
+  let arguments = (ins AnyFloat:$value);
+  let results = (outs AnyFloat:$result);
+  let assemblyFormat = "$value attr-dict `:` type($value)";
+  let extraClassDeclaration = [{
+    /// σ(x) from e = e^−|x|: 1/(1 + e) for x ≥ 0, e/(1 + e) otherwise.
+    static Value expandStable(OpBuilder &b, Location loc, Value x);
+  }];
+}
+
 def Mlx_CheckIndexOp : Mlx_Op<"check_index", [SameOperandsAndResultType,
     DeclareOpInterfaceMethods<Mlx_DifferentiableOpInterface>]> {
   let summary = "a run-time bounds check of a constant subscript";

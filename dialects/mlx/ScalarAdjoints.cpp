@@ -269,6 +269,29 @@ template <typename... OpTys> void attachRules(MLIRContext *ctx) {
 // stop_gradient(a) is a constant to the derivative.
 void StopGradientOp::addAdjoints(ScalarSweep &, Value) {}
 
+// d σ(a) = σ(a)·σ(−a)·da, where σ(−a) = 1 − σ(a) without the cancellation
+void SigmoidOp::addAdjoints(ScalarSweep &s, Value g) {
+  Value flipped =
+      s.builder().create<SigmoidOp>(s.location(), s.neg(getValue()));
+  s.add(getValue(), s.mul(g, s.mul(getResult(), flipped)));
+}
+
+Value SigmoidOp::expandStable(OpBuilder &b, Location loc, Value x) {
+  Type t = x.getType();
+  Value zero = b.create<arith::ConstantOp>(loc, b.getFloatAttr(t, 0));
+  Value one = b.create<arith::ConstantOp>(loc, b.getFloatAttr(t, 1));
+  // −|x| as the select x ≥ 0 ? −x : x, on the branches' own condition.
+  Value nonNegative =
+      b.create<arith::CmpFOp>(loc, arith::CmpFPredicate::OGE, x, zero);
+  Value e = b.create<math::ExpOp>(
+      loc, b.create<arith::SelectOp>(loc, nonNegative,
+                                     b.create<arith::NegFOp>(loc, x), x));
+  Value denom = b.create<arith::AddFOp>(loc, one, e);
+  return b.create<arith::SelectOp>(loc, nonNegative,
+                                   b.create<arith::DivFOp>(loc, one, denom),
+                                   b.create<arith::DivFOp>(loc, e, denom));
+}
+
 void mlx::registerScalarAdjointModels(DialectRegistry &registry) {
   registry.addExtension(+[](MLIRContext *ctx, arith::ArithDialect *) {
     attachRules<arith::AddFOp, arith::SubFOp, arith::MulFOp, arith::DivFOp,
