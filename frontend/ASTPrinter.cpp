@@ -129,8 +129,7 @@ static void printStmts(const std::vector<Stmt> &stmts, unsigned depth,
         os << (i ? ", " : "") << s.targets[i];
       if (s.hasIndices) {
         os << "[";
-        for (size_t i = 0; i < s.lhsIndices.size(); ++i)
-        {
+        for (size_t i = 0; i < s.lhsIndices.size(); ++i) {
           os << (i ? ", " : "") << (s.lhsIndices[i] ? *s.lhsIndices[i] : ":");
           if (i < s.lhsBounds.size() && s.lhsBounds[i]) {
             os << " < ";

@@ -318,9 +318,8 @@ public:
 FunctionGen::FunctionGen(ModuleGen &mod, const CheckedFunction &checked,
                          mlir::func::FuncOp func, bool trace)
     : mod(mod), checked(checked), fn(*checked.fn), func(func), trace(trace),
-      b(&mod.ctx),
-      dims(checked.dims), infos(checked.infos), indexUses(checked.indexUses),
-      reduceVars(checked.reduceVars) {}
+      b(&mod.ctx), dims(checked.dims), infos(checked.infos),
+      indexUses(checked.indexUses), reduceVars(checked.reduceVars) {}
 
 mlir::Location FunctionGen::loc(const Loc &l) { return toLocation(mod.ctx, l); }
 

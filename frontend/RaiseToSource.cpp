@@ -47,7 +47,9 @@ namespace {
 // Building expressions, with the exact sign algebra
 //===----------------------------------------------------------------------===//
 
-ExprPtr make(Expr::Kind kind) { return std::make_unique<Expr>(kind, ast::Loc{}); }
+ExprPtr make(Expr::Kind kind) {
+  return std::make_unique<Expr>(kind, ast::Loc{});
+}
 
 ExprPtr nameExpr(llvm::StringRef name) {
   ExprPtr e = make(Expr::Kind::Name);
@@ -106,11 +108,10 @@ ExprPtr binary(llvm::StringRef op, ExprPtr a, ExprPtr b) {
   // anyway), and x ± 0 is x (but for the sign of a zero).
   if (arithmetic && isSelect(*a) && isSelect(*b) &&
       sourceText(*a->operands[0]) == sourceText(*b->operands[0]))
-    return select(std::move(a->operands[0]),
-                  binary(op, std::move(a->operands[1]),
-                         std::move(b->operands[1])),
-                  binary(op, std::move(a->operands[2]),
-                         std::move(b->operands[2])));
+    return select(
+        std::move(a->operands[0]),
+        binary(op, std::move(a->operands[1]), std::move(b->operands[1])),
+        binary(op, std::move(a->operands[2]), std::move(b->operands[2])));
   if ((op == "+" || op == "-") && isLiteral(*b, 0))
     return a;
   if (op == "+" && isLiteral(*a, 0))
@@ -470,7 +471,21 @@ bool readsElements(OpOperand &use) {
          !(isa<ScatterAddOp>(user) && use.getOperandNumber() == 1);
 }
 
+/// A tensor of one constant (zeros, the seed's ones): written as the
+/// constant wherever it is read.
+bool isConstantTensor(Operation *op) {
+  auto g = dyn_cast<GenericOp>(op);
+  if (!g || !g.getInputs().empty() || g.getCombiner() != Combiner::none)
+    return false;
+  Value v = g.getYield().getValue();
+  return v.getDefiningOp() &&
+         v.getDefiningOp()->getBlock() != &g.getBody().front() &&
+         matchPattern(v, m_Constant());
+}
+
 bool Raiser::shouldInline(Operation *op) {
+  if (isConstantTensor(op))
+    return true;
   if (!isa<GenericOp, GatherOp>(op) || op->getResult(0).use_empty() ||
       !llvm::all_of(op->getResult(0).getUses(), readsElements))
     return false;
@@ -584,8 +599,8 @@ ExprPtr Raiser::genericExpr(GenericOp g, std::vector<ExprPtr> at) {
       continue;
     }
     unsigned d = g.getNumParallelLoops() + k;
-    value = boundedReduce(op, name, scalarExpr(g.getSizes()[d]),
-                          std::move(value));
+    value =
+        boundedReduce(op, name, scalarExpr(g.getSizes()[d]), std::move(value));
   }
   return free.empty() ? std::move(value)
                       : reduce(op, std::move(free), std::move(value));
@@ -622,9 +637,8 @@ ExprPtr Raiser::scatterExpr(ScatterAddOp s, const std::vector<ExprPtr> &at) {
   auto valueType = cast<RankedTensorType>(s.getValue().getType());
   auto indices = s.getIndices();
   int64_t gatherRank =
-      indices.empty()
-          ? 0
-          : cast<RankedTensorType>(indices[0].getType()).getRank();
+      indices.empty() ? 0
+                      : cast<RankedTensorType>(indices[0].getType()).getRank();
   std::vector<ExprPtr> gatherAt(gatherRank);
   std::vector<std::string> summed;
   ArrayRef<int64_t> dims = s.getDims();
@@ -657,8 +671,9 @@ ExprPtr Raiser::scatterExpr(ScatterAddOp s, const std::vector<ExprPtr> &at) {
       test = binary("==", clone(*gatherAt[j]), clone(*at[d]));
     }
     if (test)
-      condition = condition ? binary("&&", std::move(condition), std::move(test))
-                            : std::move(test);
+      condition = condition
+                      ? binary("&&", std::move(condition), std::move(test))
+                      : std::move(test);
   }
   if ((int64_t)valueAt.size() != valueType.getRank())
     return fail(s, "a scatter whose value does not match its subscripts");
@@ -957,7 +972,8 @@ std::string Raiser::comment(const Statement &s) {
       from.insert(*p);
   // One line per source line: the chain rule's steps, else the forward
   // equations the statement recomputes.
-  bool adjoint = llvm::any_of(from, [](const Provenance &p) { return p.adjoint; });
+  bool adjoint =
+      llvm::any_of(from, [](const Provenance &p) { return p.adjoint; });
   std::string text = adjoint ? "the chain rule through" : "as in";
   std::set<std::pair<std::string, unsigned>> listed;
   for (const Provenance &p : from) {
@@ -1053,9 +1069,10 @@ llvm::Error Raiser::run(llvm::ArrayRef<std::string> resultNames) {
       inlined.insert(&op);
   for (Operation &op : entry.without_terminator()) {
     if (inlined.contains(&op) ||
-        isa<arith::ConstantOp, tensor::DimOp, tensor::ExtractOp,
-            tensor::CastOp, CheckIndexOp, TakeOp, PutOp>(op) ||
-        (op.getNumResults() == 1 && op.getResult(0).getType().isIntOrIndexOrFloat() &&
+        isa<arith::ConstantOp, tensor::DimOp, tensor::ExtractOp, tensor::CastOp,
+            CheckIndexOp, TakeOp, PutOp>(op) ||
+        (op.getNumResults() == 1 &&
+         op.getResult(0).getType().isIntOrIndexOrFloat() &&
          isa<arith::ArithDialect>(op.getDialect())))
       continue; // written where it is used
     if (auto check = dyn_cast<AssertOp>(op)) {
@@ -1070,7 +1087,8 @@ llvm::Error Raiser::run(llvm::ArrayRef<std::string> resultNames) {
       current = nullptr;
       continue;
     }
-    if (!isa<GenericOp, GatherOp, ScatterAddOp>(op) || op.getNumResults() != 1) {
+    if (!isa<GenericOp, GatherOp, ScatterAddOp>(op) ||
+        op.getNumResults() != 1) {
       Statement s;
       current = &s;
       fail(&op, "'" + op.getName().getStringRef() +
@@ -1079,8 +1097,7 @@ llvm::Error Raiser::run(llvm::ArrayRef<std::string> resultNames) {
     }
     Value result = op.getResult(0);
     auto it = returnedAs.find(result);
-    statement(&op, result,
-              it != returnedAs.end() ? it->second : nameFor(&op));
+    statement(&op, result, it != returnedAs.end() ? it->second : nameFor(&op));
     if (!failure.empty())
       break;
   }

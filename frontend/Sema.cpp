@@ -52,19 +52,18 @@ Sema::gradientParameters(const ast::Function &fn,
       std::vector<std::string> params;
       for (const ast::Param &p : fn.params)
         params.push_back(p.name);
-      error(fn.loc, "--grad " + name + ": '" + fn.name +
-                        "' has no parameter '" + name + "'" +
+      error(fn.loc, "'" + fn.name + "' has no parameter '" + name + "'" +
                         didYouMean(name, params));
       return std::nullopt;
     }
     if (!rt::isFloat(it->type.dtype)) {
-      error(it->loc, "--grad " + name +
-                         ": cannot differentiate with respect to '" + name +
+      error(it->loc, "cannot differentiate with respect to '" + name +
                          "', it is " + rt::dtypeName(it->type.dtype));
       return std::nullopt;
     }
     if (llvm::is_contained(wrt, it - fn.params.begin())) {
-      error(it->loc, "--grad " + name + ": '" + name + "' is given twice");
+      error(it->loc,
+            "'" + name + "' is given twice as a parameter to differentiate");
       return std::nullopt;
     }
     wrt.push_back(it - fn.params.begin());
@@ -72,7 +71,7 @@ Sema::gradientParameters(const ast::Function &fn,
   if (!wrt.empty() && llvm::none_of(fn.results, [](const ast::TypeSpec &t) {
         return rt::isFloat(t.dtype);
       })) {
-    error(fn.loc, "--grad: '" + fn.name +
+    error(fn.loc, "'" + fn.name +
                       "' has no float result to differentiate (the "
                       "gradient is of the sum of its float results)");
     return std::nullopt;

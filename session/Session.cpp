@@ -322,15 +322,14 @@ Session::deriveSource(const ExportRequest &request) {
   auto func = (*module)->lookupSymbol<mlir::func::FuncOp>(name);
   // The gradients only: the function's own results go, and with them what
   // only they needed; mapped calls become equations over all indices.
-  auto ret = mlir::cast<mlir::func::ReturnOp>(
-      func.getBody().front().getTerminator());
+  auto ret =
+      mlir::cast<mlir::func::ReturnOp>(func.getBody().front().getTerminator());
   llvm::SmallVector<mlir::Value> grads(
       ret.getOperands().drop_front(fn.results.size()));
   mlir::OpBuilder(ret).create<mlir::func::ReturnOp>(ret.getLoc(), grads);
   ret.erase();
-  func.setType(mlir::FunctionType::get(
-      &impl->ctx, func.getArgumentTypes(),
-      mlir::ValueRange(grads).getTypes()));
+  func.setType(mlir::FunctionType::get(&impl->ctx, func.getArgumentTypes(),
+                                       mlir::ValueRange(grads).getTypes()));
   // Static parameters are their values in the printed program.
   llvm::BitVector statics(fn.params.size());
   mlir::OpBuilder b(func.getBody());
@@ -341,9 +340,10 @@ Session::deriveSource(const ExportRequest &request) {
     mlir::BlockArgument arg = func.getArgument(k);
     auto type = mlir::cast<mlir::RankedTensorType>(arg.getType());
     arg.replaceAllUsesWith(b.create<mlir::arith::ConstantOp>(
-        func.getLoc(), mlir::DenseElementsAttr::get(
-                           type, b.getIntegerAttr(type.getElementType(),
-                                                  request.statics.at(p.name)))));
+        func.getLoc(),
+        mlir::DenseElementsAttr::get(
+            type, b.getIntegerAttr(type.getElementType(),
+                                   request.statics.at(p.name)))));
   }
   func.eraseArguments(statics);
   mlir::PassManager pm(&impl->ctx);
@@ -365,8 +365,7 @@ Session::deriveSource(const ExportRequest &request) {
     resultNames.push_back("d" + fn.params[k].name);
   }
   if (llvm::Error err = raiseToSource(func, gradient, resultNames))
-    return errorAt(fn.loc, "cannot derive '" + fn.name +
-                               "' as source yet: " +
+    return errorAt(fn.loc, "cannot derive '" + fn.name + "' as source yet: " +
                                llvm::toString(std::move(err)));
   std::string text;
   llvm::raw_string_ostream os(text);

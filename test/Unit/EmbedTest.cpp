@@ -358,7 +358,7 @@ TEST(EmbedErrors, GradientOfAnIntegerParameter) {
   ASSERT_TRUE(bool(module)) << module.error();
   auto g = module->grad("scale", {"k"});
   ASSERT_FALSE(bool(g));
-  EXPECT_EQ(g.error(), "scale.mlx:1:22: error: --grad k: cannot differentiate "
+  EXPECT_EQ(g.error(), "scale.mlx:1:22: error: cannot differentiate "
                        "with respect to 'k', it is i32\n"
                        "def scale(x: f32[N], k: i32) -> f32 {\n"
                        "                     ^\n");

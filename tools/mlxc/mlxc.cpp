@@ -88,16 +88,16 @@ cl::SubCommand traceCommand("trace", "run a function and print each equation "
 cl::SubCommand deriveCommand("derive",
                              "print the gradient of a function as .mlx "
                              "source (a program mlxc compiles)");
-cl::SubCommand *const commands[] = {&checkCommand, &emitCommand,
-                                    &runCommand,   &benchCommand,
-                                    &buildCommand, &traceCommand,
+cl::SubCommand *const commands[] = {&checkCommand, &emitCommand,  &runCommand,
+                                    &benchCommand, &buildCommand, &traceCommand,
                                     &deriveCommand};
 
 cl::list<std::string> positionals(cl::Positional, cl::desc("FILE"),
                                   cl::cat(category), cl::sub(checkCommand),
                                   cl::sub(emitCommand), cl::sub(runCommand),
                                   cl::sub(traceCommand), cl::sub(benchCommand),
-                                  cl::sub(buildCommand), cl::sub(deriveCommand));
+                                  cl::sub(buildCommand),
+                                  cl::sub(deriveCommand));
 cl::list<std::string> strays(cl::Positional, cl::Hidden);
 cl::list<std::string>
     importPaths("I", cl::Prefix, cl::value_desc("DIR"),

@@ -12,6 +12,7 @@ cannot write yet are listed in REFUSED, each with the words its error must
 contain: a refusal elsewhere, or an accepted function still listed there,
 fails the test. Exit 1 with a message per failure.
 """
+import concurrent.futures
 import json
 import math
 import os
@@ -97,65 +98,67 @@ def arguments(name, parsed, size_of):
     return args, statics
 
 
+def check_one(mlxc, path, name, parsed, floats, out):
+    """The failures of one function's round trip, and whether it ran."""
+    wrt = ",".join(floats)
+    # Sizes 2 and 4 by turns (rope wants an even D), else all 2
+    # (gqa_attention wants G to divide HQ).
+    for size_of in (lambda n: 2 + 2 * (n % 2), lambda n: 2):
+        args, statics = arguments(name, parsed, size_of)
+        ref = run([mlxc, "run", path, "-f", name, "--grad", wrt, "--json"]
+                  + args + statics)
+        if ref.returncode == 0:
+            break
+    derived = run([mlxc, "derive", path, "-f", name, "--wrt", wrt] + statics)
+    if derived.returncode:
+        why = derived.stderr.strip().splitlines()[0] if derived.stderr else ""
+        if name not in REFUSED:
+            return ["%s: derive failed: %s" % (name, why)], False
+        if REFUSED[name] not in why:
+            return ["%s: refused for another reason: %s" % (name, why)], False
+        return [], False
+    if name in REFUSED:
+        return ["%s is derived now: take it out of REFUSED" % name], False
+    source = os.path.join(out, name + ".mlx")
+    with open(source, "w") as f:
+        f.write(derived.stdout)
+    check = run([mlxc, "check", source])
+    if check.returncode:
+        return ["%s: the derived program does not check:\n%s" %
+                (name, check.stderr)], False
+    grad_name = re.search(r"^def (\w+)", derived.stdout, re.M).group(1)
+    mine = run([mlxc, "run", source, "-f", grad_name, "--json"] + args)
+    if mine.returncode or ref.returncode:
+        return ["%s: a run failed:\n%s%s" % (name, mine.stderr, ref.stderr)], False
+    want = {o["name"]: o["data"] for o in json.loads(ref.stdout)["outputs"]}
+    failures = []
+    for o in json.loads(mine.stdout)["outputs"]:
+        if not same(o["data"], want[o["name"]]):
+            failures.append("%s: %s differs: %s vs --grad %s" % (
+                name, o["name"], o["data"], want[o["name"]]))
+    return failures, True
+
+
 def main(mlxc, stdlib, out):
     os.makedirs(out, exist_ok=True)
-    failures, checked = [], 0
+    jobs = []
     for file in sorted(os.listdir(stdlib)):
         path = os.path.join(stdlib, file)
         for name, params, result in DEF.findall(open(path).read()):
             parsed = [PARAM.match(p) for p in split_params(params)]
             floats = [m.group(1) for m in parsed
                       if m.group(3) in ("f32", "f64") and not m.group(2)]
-            if not floats or "f32" not in result and "f64" not in result:
-                continue
-            wrt = ",".join(floats)
-            # Sizes 2 and 4 by turns (rope wants an even D), else all 2
-            # (gqa_attention wants G to divide HQ).
-            for size_of in (lambda n: 2 + 2 * (n % 2), lambda n: 2):
-                args, statics = arguments(name, parsed, size_of)
-                ref = run([mlxc, "run", path, "-f", name, "--grad", wrt,
-                           "--json"] + args + statics)
-                if ref.returncode == 0:
-                    break
-            derived = run([mlxc, "derive", path, "-f", name, "--wrt", wrt]
-                          + statics)
-            if derived.returncode:
-                why = derived.stderr.strip().splitlines()[0] if derived.stderr else ""
-                if name not in REFUSED:
-                    failures.append("%s: derive failed: %s" % (name, why))
-                elif REFUSED[name] not in why:
-                    failures.append("%s: refused for another reason: %s" %
-                                    (name, why))
-                continue
-            if name in REFUSED:
-                failures.append("%s is derived now: take it out of REFUSED" %
-                                name)
-            source = os.path.join(out, name + ".mlx")
-            with open(source, "w") as f:
-                f.write(derived.stdout)
-            check = run([mlxc, "check", source])
-            if check.returncode:
-                failures.append("%s: the derived program does not check:\n%s"
-                                % (name, check.stderr))
-                continue
-            grad_name = re.search(r"^def (\w+)", derived.stdout, re.M).group(1)
-            mine = run([mlxc, "run", source, "-f", grad_name, "--json"] + args)
-            if mine.returncode or ref.returncode:
-                failures.append("%s: a run failed:\n%s%s" %
-                                (name, mine.stderr, ref.stderr))
-                continue
-            want = {o["name"]: o["data"]
-                    for o in json.loads(ref.stdout)["outputs"]}
-            for o in json.loads(mine.stdout)["outputs"]:
-                if not same(o["data"], want[o["name"]]):
-                    failures.append("%s: %s differs: %s vs --grad %s" % (
-                        name, o["name"], o["data"], want[o["name"]]))
-            checked += 1
+            if floats and ("f32" in result or "f64" in result):
+                jobs.append((mlxc, path, name, parsed, floats, out))
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
+        results = list(pool.map(lambda job: check_one(*job), jobs))
+    failures = [f for fs, _ in results for f in fs]
     for f in failures:
         lines = f.splitlines()
         print("FAIL", "\n  ".join(l[:200] for l in lines[:4]))
     print("%d gradients derived and compiled back, %d refused as listed, "
-          "%d failures" % (checked, len(REFUSED), len(failures)))
+          "%d failures" % (sum(ok for _, ok in results), len(REFUSED),
+                           len(failures)))
     return 1 if failures else 0
 
 
