@@ -112,9 +112,12 @@ ExprPtr binary(llvm::StringRef op, ExprPtr a, ExprPtr b) {
         std::move(a->operands[0]),
         binary(op, std::move(a->operands[1]), std::move(b->operands[1])),
         binary(op, std::move(a->operands[2]), std::move(b->operands[2])));
-  if ((op == "+" || op == "-") && isLiteral(*b, 0))
+  auto isZero = [](const Expr &e) {
+    return isLiteral(e, 0) || (e.kind == Expr::Kind::Int && e.intValue == 0);
+  };
+  if ((op == "+" || op == "-") && isZero(*b))
     return a;
-  if (op == "+" && isLiteral(*a, 0))
+  if (op == "+" && isZero(*a))
     return b;
   if (op == "-" && isLiteral(*a, 0))
     return unary("-", std::move(b));
@@ -442,7 +445,18 @@ private:
   ExprPtr opExpr(Operation *op, const std::function<ExprPtr(Value)> &operand,
                  const std::vector<ExprPtr> &dims);
   void statement(Operation *op, Value result, const std::string &name);
+  void emitBlock(Block &block);
+  void emitLoop(LoopOp loop);
+  void mergeCopies(std::vector<ast::Stmt> &body, size_t firstCopy);
+  bool isSize(const Expr &e, bool minus = false) const;
   Operation *ret = nullptr;
+  llvm::DenseMap<Value, std::string> returnedAs;
+  /// Where statements go: the function's body or a loop's.
+  std::vector<ast::Stmt> *out = nullptr;
+  /// Loop variables.
+  llvm::DenseMap<Value, std::string> scalarNames;
+  /// The names of the parameters' sizes.
+  llvm::StringSet<> sizeNames;
   std::string nameFor(Operation *op);
   std::string comment(const Statement &s);
 
@@ -523,6 +537,9 @@ ExprPtr Raiser::exprAt(Value tensor, std::vector<ExprPtr> at) {
     return intExpr(0); // an argument without a name: reported by run()
   if (auto cast = dyn_cast<tensor::CastOp>(op))
     return exprAt(cast.getSource(), std::move(at));
+  if (auto scalar = dyn_cast<tensor::FromElementsOp>(op);
+      scalar && scalar.getType().getRank() == 0)
+    return scalarExpr(scalar.getElements()[0]);
   // A constant subscript's check: the subscript printed checks itself.
   if (auto check = dyn_cast<CheckIndexOp>(op))
     return exprAt(check.getInput(), std::move(at));
@@ -621,8 +638,13 @@ ExprPtr Raiser::gatherExpr(GatherOp g, std::vector<ExprPtr> at) {
       ExprPtr index = exprAt(g.getIndices()[nextIndices++], std::move(where));
       // A bare index would range over the input's dim; `i + 0` stays a
       // computed subscript, read over the gather's own range.
-      if (index->kind == Expr::Kind::Name)
-        index = binary("+", std::move(index), intExpr(0));
+      if (index->kind == Expr::Kind::Name) { // (unsimplified)
+        ExprPtr plus = make(Expr::Kind::Binary);
+        plus->op = "+";
+        plus->operands.push_back(std::move(index));
+        plus->operands.push_back(intExpr(0));
+        index = std::move(plus);
+      }
       subscripts.push_back(std::move(index));
     } else {
       subscripts.push_back(clone(*at[nextKept++]));
@@ -697,6 +719,8 @@ ExprPtr Raiser::scatterExpr(ScatterAddOp s, const std::vector<ExprPtr> &at) {
 }
 
 ExprPtr Raiser::scalarExpr(Value v) {
+  if (auto it = scalarNames.find(v); it != scalarNames.end())
+    return nameExpr(it->second);
   Operation *op = v.getDefiningOp();
   if (!op)
     return fail(func, "a scalar argument");
@@ -719,6 +743,12 @@ ExprPtr Raiser::sizeOf(Value tensor, unsigned dim) {
   auto type = cast<RankedTensorType>(tensor.getType());
   if (!type.isDynamicDim(dim))
     return intExpr(type.getDimSize(dim));
+  if (auto arg = dyn_cast<BlockArgument>(tensor);
+      arg && arg.getArgNumber() > 0 &&
+      isa<LoopOp>(arg.getOwner()->getParentOp())) // a carried value
+    return sizeOf(cast<LoopOp>(arg.getOwner()->getParentOp())
+                      .getInits()[arg.getArgNumber() - 1],
+                  dim);
   if (auto arg = dyn_cast<BlockArgument>(tensor)) {
     const ast::TypeSpec &t = fn.params[arg.getArgNumber()].type;
     if (dim < t.dims.size())
@@ -729,6 +759,9 @@ ExprPtr Raiser::sizeOf(Value tensor, unsigned dim) {
   Operation *op = tensor.getDefiningOp();
   if (auto g = dyn_cast<GenericOp>(op))
     return scalarExpr(g.getSizes()[dim]);
+  if (auto loop = dyn_cast<LoopOp>(op))
+    return sizeOf(loop.getInits()[cast<OpResult>(tensor).getResultNumber()],
+                  dim);
   if (auto s = dyn_cast<ScatterAddOp>(op))
     return sizeOf(s.getInput(), dim);
   if (auto cast = dyn_cast<tensor::CastOp>(op))
@@ -813,6 +846,8 @@ ExprPtr Raiser::opExpr(Operation *op,
       .Case([&](arith::SubIOp) {
         // a − (a / b)·b is the language's a % b.
         ExprPtr e = bin("-");
+        if (e->kind != Expr::Kind::Binary || e->op != "-")
+          return e;
         const Expr &a = *e->operands[0], &p = *e->operands[1];
         if (p.kind == Expr::Kind::Binary && p.op == "*" &&
             p.operands[0]->kind == Expr::Kind::Binary &&
@@ -828,8 +863,16 @@ ExprPtr Raiser::opExpr(Operation *op,
       .Case<arith::DivFOp, arith::DivSIOp>([&](auto) { return bin("/"); })
       .Case<arith::RemSIOp>([&](auto) { return bin("%"); })
       .Case([&](arith::NegFOp) { return unary("-", x(0)); })
-      .Case<arith::MaximumFOp, arith::MaxSIOp>(
-          [&](auto) { return call("max", x(0), x(1)); })
+      .Case([&](arith::MaximumFOp) { return call("max", x(0), x(1)); })
+      .Case([&](arith::MaxSIOp) {
+        // max(N, 0) of a size N (a trip count) is N.
+        ExprPtr a = x(0), b = x(1);
+        // (A negative count, N - 1 for N = 0, is no tensor the
+        // program had: its bounds are checked before it runs.)
+        if (b->kind == Expr::Kind::Int && b->intValue == 0 && isSize(*a, true))
+          return a;
+        return call("max", std::move(a), std::move(b));
+      })
       .Case<arith::MinimumFOp, arith::MinSIOp>(
           [&](auto) { return call("min", x(0), x(1)); })
       .Case([&](arith::SelectOp) {
@@ -876,6 +919,16 @@ ExprPtr Raiser::opExpr(Operation *op,
           return unary("!", bin(">"));
         case P::ULT:
           return unary("!", bin(">="));
+        case P::ONE: // ordered and unequal
+          return binary("||", bin("<"), bin(">"));
+        case P::UEQ:
+          return unary("!", binary("||", bin("<"), bin(">")));
+        case P::ORD: // neither is NaN
+          return binary("&&", binary("==", x(0), x(0)),
+                        binary("==", x(1), x(1)));
+        case P::UNO:
+          return binary("||", binary("!=", x(0), x(0)),
+                        binary("!=", x(1), x(1)));
         default:
           return fail(op, "this float comparison");
         }
@@ -1017,13 +1070,241 @@ void Raiser::statement(Operation *op, Value result, const std::string &name) {
     stmt.lhsIndices.push_back(index);
     stmt.lhsBounds.push_back(covered.count(index) ? nullptr
                                                   : sizeOf(result, d));
+    if (stmt.lhsBounds.back() && !isSize(*stmt.lhsBounds.back(), true))
+      fail(op, "a tensor sized by a run-time value (" +
+                   sourceText(*stmt.lhsBounds.back()) +
+                   ", such as the states a loop records)");
   }
   stmt.values.push_back(std::move(value));
-  stmt.comment = comment(s);
-  fn.body.push_back(std::move(stmt));
-  if (op != ret) // a copy keeps the value's own name
+  bool copy = op == ret || isa<LoopOp, LoopYieldOp>(op);
+  if (!copy)
+    stmt.comment = comment(s);
+  out->push_back(std::move(stmt));
+  if (op != ret &&
+      !isa<LoopOp, LoopYieldOp>(op)) // a copy: the value keeps its name
     names[result] = name;
   current = nullptr;
+}
+
+void Raiser::emitBlock(Block &block) {
+  for (Operation &op : block.without_terminator()) {
+    if (!failure.empty())
+      return;
+    if (inlined.contains(&op) ||
+        isa<arith::ConstantOp, tensor::DimOp, tensor::ExtractOp, tensor::CastOp,
+            tensor::FromElementsOp, CheckIndexOp, TakeOp, PutOp>(op) ||
+        (op.getNumResults() == 1 &&
+         op.getResult(0).getType().isIntOrIndexOrFloat() &&
+         isa<arith::ArithDialect>(op.getDialect())))
+      continue; // written where it is used
+    if (auto check = dyn_cast<AssertOp>(op)) {
+      Statement s;
+      current = &s;
+      s.ops.insert(&op);
+      ast::Stmt stmt{ast::Stmt::Kind::Check, ast::Loc{}};
+      stmt.values.push_back(exprAt(check.getCondition(), {}));
+      stmt.text = ast::sourceText(*stmt.values[0]);
+      stmt.comment = comment(s);
+      out->push_back(std::move(stmt));
+      current = nullptr;
+      continue;
+    }
+    if (auto loop = dyn_cast<LoopOp>(op)) {
+      emitLoop(loop);
+      continue;
+    }
+    if (!isa<GenericOp, GatherOp, ScatterAddOp>(op) ||
+        op.getNumResults() != 1) {
+      Statement s;
+      current = &s;
+      fail(&op, "'" + op.getName().getStringRef() +
+                    "' cannot be written in the language yet");
+      return;
+    }
+    Value result = op.getResult(0);
+    auto it = returnedAs.find(result);
+    statement(&op, result, it != returnedAs.end() ? it->second : nameFor(&op));
+  }
+}
+
+/// `for k in lo..hi { … }`: each carried value gets a name of its own,
+/// copied from its initial value before the loop and from the value the
+/// step yields at the end of the body (through temporaries where a yield is
+/// not a statement of its own, so that no copy reads a value already
+/// replaced); after the loop the names hold the results.
+void Raiser::emitLoop(LoopOp loop) {
+  Block &body = loop.getBody().front();
+  std::optional<Provenance> p = provenanceOf(loop.getLoc());
+  bool adjoint = p && p->adjoint;
+  std::vector<std::string> carried;
+  for (auto [k, init] : llvm::enumerate(loop.getInits())) {
+    // An initial value the loop alone reads lends it its name.
+    auto named = names.find(init);
+    if (named != names.end() && init.hasOneUse() && !isa<BlockArgument>(init) &&
+        init.getParentBlock() == loop->getBlock()) {
+      carried.push_back(named->second);
+      continue;
+    }
+    std::string base = named != names.end() ? named->second : "c";
+    carried.push_back(
+        uniqueName(adjoint ? "g" + std::to_string(++gradients) : base));
+    statement(loop, init, carried.back());
+  }
+  std::string var = "step";
+  if (p) {
+    llvm::StringRef line = sources.line(p->file, p->line);
+    if (line.consume_front("for "))
+      var = line.take_until([](char c) { return c == ' '; }).str();
+  }
+  var = uniqueName(adjoint ? "back" : var);
+  ast::Stmt loopStmt{ast::Stmt::Kind::For, ast::Loc{}};
+  loopStmt.targets.push_back(var);
+  Statement s;
+  current = &s;
+  s.ops.insert(loop);
+  loopStmt.values.push_back(scalarExpr(loop.getLower()));
+  loopStmt.values.push_back(scalarExpr(loop.getUpper()));
+  loopStmt.comment = comment(s);
+  current = nullptr;
+  if (adjoint)
+    loopStmt.comment += " (its steps from the last to the first)";
+  scalarNames[body.getArgument(0)] = var;
+  for (auto [k, arg] : llvm::enumerate(body.getArguments().drop_front()))
+    names[arg] = carried[k];
+  std::vector<ast::Stmt> *outer = out;
+  out = &loopStmt.body;
+  emitBlock(body);
+  auto yield = cast<LoopYieldOp>(body.getTerminator());
+  std::vector<std::string> sources;
+  for (auto [k, v] : llvm::enumerate(yield.getValues())) {
+    if (v == body.getArgument(k + 1)) {
+      sources.push_back(""); // carried unchanged
+      continue;
+    }
+    auto named = names.find(v);
+    bool stable = named != names.end() && !isa<BlockArgument>(v);
+    if (stable) {
+      sources.push_back(named->second);
+      continue;
+    }
+    sources.push_back(uniqueName("t" + std::to_string(++temporaries)));
+    statement(yield, v, sources.back());
+  }
+  size_t firstCopy = loopStmt.body.size();
+  for (auto [k, source] : llvm::enumerate(sources))
+    if (!source.empty() && failure.empty()) {
+      names[yield.getValues()[k]] = source;
+      statement(yield, yield.getValues()[k], carried[k]);
+    }
+  mergeCopies(loopStmt.body, firstCopy);
+  out = outer;
+  out->push_back(std::move(loopStmt));
+  for (auto [k, r] : llvm::enumerate(loop.getResults()))
+    names[r] = carried[k];
+}
+
+/// Whether `e` reads the value named `name`.
+bool reads(const Expr &e, const std::string &name) {
+  if (e.kind == Expr::Kind::Name && e.name == name)
+    return true;
+  for (const ExprPtr &o : e.operands)
+    if (o && reads(*o, name))
+      return true;
+  for (const ExprPtr &s : e.subscripts)
+    if (s && reads(*s, name))
+      return true;
+  return false;
+}
+
+bool reads(const ast::Stmt &s, const std::string &name) {
+  for (const ExprPtr &v : s.values)
+    if (v && reads(*v, name))
+      return true;
+  for (const ExprPtr &b : s.lhsBounds)
+    if (b && reads(*b, name))
+      return true;
+  for (const ast::Stmt &inner : s.body)
+    if (reads(inner, name))
+      return true;
+  return false;
+}
+
+void rename(Expr &e, const std::string &from, const std::string &to) {
+  if (e.kind == Expr::Kind::Name && e.name == from)
+    e.name = to;
+  for (ExprPtr &o : e.operands)
+    if (o)
+      rename(*o, from, to);
+  for (ExprPtr &s : e.subscripts)
+    if (s)
+      rename(*s, from, to);
+}
+
+/// Renames a variable: where it is read and where it is (re)defined.
+void rename(ast::Stmt &s, const std::string &from, const std::string &to) {
+  for (std::string &target : s.targets)
+    if (target == from)
+      target = to;
+  for (ExprPtr &v : s.values)
+    if (v)
+      rename(*v, from, to);
+  for (ast::Stmt &inner : s.body)
+    rename(inner, from, to);
+}
+
+/// Whether `e` is a size the language can declare (a bound): sizes of the
+/// parameters and integers, added, multiplied and divided (never negative).
+/// With `minus`, also differences (N - 1: a size too where it is not
+/// negative, which the compiled program checks).
+bool Raiser::isSize(const Expr &e, bool minus) const {
+  if (e.kind == Expr::Kind::Int)
+    return e.intValue >= 0;
+  if (e.kind == Expr::Kind::Name)
+    return sizeNames.contains(e.name);
+  return e.kind == Expr::Kind::Binary &&
+         (e.op == "+" || e.op == "*" || e.op == "/" ||
+          (minus && e.op == "-")) &&
+         isSize(*e.operands[0], minus) && isSize(*e.operands[1], minus);
+}
+
+/// The copies `c = t` that end a loop body (from `firstCopy` on) go where
+/// no later statement reads c's old value: t's statement defines c itself.
+void Raiser::mergeCopies(std::vector<ast::Stmt> &body, size_t firstCopy) {
+  for (size_t c = firstCopy; c < body.size();) {
+    ast::Stmt &copy = body[c];
+    const Expr &value = *copy.values[0];
+    const Expr *source =
+        value.kind == Expr::Kind::Subscript ? value.operands[0].get() : &value;
+    const std::string &carried = copy.targets[0];
+    auto def = llvm::find_if(body, [&](const ast::Stmt &s) {
+      return s.kind == ast::Stmt::Kind::Def && s.targets[0] == source->name;
+    });
+    size_t d = def - body.begin();
+    bool merge = source->kind == Expr::Kind::Name && d < firstCopy;
+    for (size_t k = d + 1; merge && k < body.size(); ++k)
+      merge = k == c || !reads(body[k], carried);
+    if (!merge) {
+      ++c;
+      continue;
+    }
+    std::string temp = source->name;
+    for (size_t k = d; k < body.size(); ++k)
+      rename(body[k], temp, carried);
+    body.erase(body.begin() + c);
+  }
+  // What is left of copies of a variable into itself.
+  llvm::erase_if(body, [](const ast::Stmt &s) {
+    if (s.kind != ast::Stmt::Kind::Def || s.targets.size() != 1)
+      return false;
+    std::string self = s.targets[0];
+    if (s.hasIndices) {
+      self += "[";
+      for (auto [k, index] : llvm::enumerate(s.lhsIndices))
+        self += (k ? ", " : "") + index.value_or(":");
+      self += "]";
+    }
+    return sourceText(*s.values[0]) == self;
+  });
 }
 
 llvm::Error Raiser::run(llvm::ArrayRef<std::string> resultNames) {
@@ -1035,8 +1316,10 @@ llvm::Error Raiser::run(llvm::ArrayRef<std::string> resultNames) {
     for (const auto &d : p.type.dims) {
       std::function<void(const ast::DimExpr &)> walk =
           [&](const ast::DimExpr &e) {
-            if (e.kind == ast::DimExpr::Kind::Sym)
+            if (e.kind == ast::DimExpr::Kind::Sym) {
               taken.insert(e.name);
+              sizeNames.insert(e.name);
+            }
             if (e.lhs)
               walk(*e.lhs);
             if (e.rhs)
@@ -1052,7 +1335,6 @@ llvm::Error Raiser::run(llvm::ArrayRef<std::string> resultNames) {
 
   ret = entry.getTerminator();
   // A returned value defined here takes its result's name (the first time).
-  llvm::DenseMap<Value, std::string> returnedAs;
   for (auto [k, v] : llvm::enumerate(ret->getOperands()))
     if (v.getDefiningOp() && !isa<BlockArgument>(v))
       returnedAs.try_emplace(v, resultNames[k]);
@@ -1060,47 +1342,16 @@ llvm::Error Raiser::run(llvm::ArrayRef<std::string> resultNames) {
   // The forward sweep and each VJP check the same conditions: once is
   // enough.
   llvm::DenseSet<Value> checked;
-  for (Operation &op : llvm::make_early_inc_range(entry.without_terminator()))
-    if (auto check = dyn_cast<AssertOp>(op))
-      if (!checked.insert(check.getCondition()).second)
-        op.erase();
-  for (Operation &op : entry.without_terminator())
-    if (shouldInline(&op))
-      inlined.insert(&op);
-  for (Operation &op : entry.without_terminator()) {
-    if (inlined.contains(&op) ||
-        isa<arith::ConstantOp, tensor::DimOp, tensor::ExtractOp, tensor::CastOp,
-            CheckIndexOp, TakeOp, PutOp>(op) ||
-        (op.getNumResults() == 1 &&
-         op.getResult(0).getType().isIntOrIndexOrFloat() &&
-         isa<arith::ArithDialect>(op.getDialect())))
-      continue; // written where it is used
-    if (auto check = dyn_cast<AssertOp>(op)) {
-      Statement s;
-      current = &s;
-      s.ops.insert(&op);
-      ast::Stmt stmt{ast::Stmt::Kind::Check, ast::Loc{}};
-      stmt.values.push_back(exprAt(check.getCondition(), {}));
-      stmt.text = ast::sourceText(*stmt.values[0]);
-      stmt.comment = comment(s);
-      fn.body.push_back(std::move(stmt));
-      current = nullptr;
-      continue;
-    }
-    if (!isa<GenericOp, GatherOp, ScatterAddOp>(op) ||
-        op.getNumResults() != 1) {
-      Statement s;
-      current = &s;
-      fail(&op, "'" + op.getName().getStringRef() +
-                    "' cannot be written in the language yet");
-      break;
-    }
-    Value result = op.getResult(0);
-    auto it = returnedAs.find(result);
-    statement(&op, result, it != returnedAs.end() ? it->second : nameFor(&op));
-    if (!failure.empty())
-      break;
-  }
+  func.walk([&](AssertOp check) {
+    if (!checked.insert(check.getCondition()).second)
+      check.erase();
+  });
+  func.walk([&](Operation *op) {
+    if (!op->getParentOfType<GenericOp>() && shouldInline(op))
+      inlined.insert(op);
+  });
+  out = &fn.body;
+  emitBlock(entry);
   // Results that are arguments, constants or other results are copied into
   // their names.
   ast::Stmt stmt{ast::Stmt::Kind::Return, ast::Loc{}};
@@ -1109,7 +1360,7 @@ llvm::Error Raiser::run(llvm::ArrayRef<std::string> resultNames) {
       statement(ret, v, resultNames[k]);
     stmt.values.push_back(nameExpr(resultNames[k]));
   }
-  fn.body.push_back(std::move(stmt));
+  out->push_back(std::move(stmt));
   if (!failure.empty())
     return llvm::createStringError(failure);
   return llvm::Error::success();

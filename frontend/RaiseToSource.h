@@ -1,9 +1,10 @@
 //===- RaiseToSource.h - mlx dialect back to .mlx statements ----*- C++ -*-===//
 //
 // The inverse of MLIRGen for what `mlxc derive` prints: a function of
-// mlx.generic, mlx.gather and mlx.scatter_add ops (gradients expanded,
-// mapped calls batched, everything inlined) becomes AST statements in index
-// notation, which frontend/SourcePrinter.h prints as source.
+// mlx.generic, gather, scatter_add, take, put and loop ops (gradients
+// expanded, mapped calls batched, everything inlined) becomes AST
+// statements in index notation, which frontend/SourcePrinter.h prints as
+// source.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MLX_FRONTEND_RAISETOSOURCE_H
@@ -24,8 +25,10 @@ namespace mlx {
 /// −x, a + (−b) is a − b, Σ −x is −Σ x: exact in floating point). Each
 /// statement's comment names the source lines it comes from: the forward
 /// equations, or those whose chain-rule step made it (the reverse sweep's
-/// ops carry kAdjointLocName). Fails, naming the op, on one the language
-/// cannot write (loops and slices of them, for now).
+/// ops carry kAdjointLocName). A loop is a `for` whose carried values are
+/// names of their own. Fails, naming the op, on what the language cannot
+/// write (a tensor sized by a run-time value: the states a loop over a
+/// run-time number of steps records).
 llvm::Error raiseToSource(mlir::func::FuncOp func, ast::Function &fn,
                           llvm::ArrayRef<std::string> resultNames);
 

@@ -71,7 +71,12 @@ public:
       adjoints.erase(r);
     op->replaceAllUsesWith(values);
     op->erase();
+    if (Operation *replacement =
+            values.empty() ? nullptr : values[0].getDefiningOp())
+      replacements.insert(replacement);
   }
+  /// The ops that replaced forward ops (they are forward ops too).
+  llvm::SmallPtrSet<Operation *, 4> replacements;
 
 private:
   OpBuilder &b;
@@ -220,6 +225,7 @@ FailureOr<func::FuncOp> Differentiator::getOrCreateVJP(func::FuncOp f,
   // of the op whose rule made them): `mlxc derive` says which line each
   // gradient equation comes from through the chain rule.
   llvm::SmallPtrSet<Operation *, 32> forwardOps(forward.begin(), forward.end());
+  forwardOps.insert(sweep.replacements.begin(), sweep.replacements.end());
   for (Operation &op : entry->without_terminator())
     if (!forwardOps.contains(&op))
       op.setLoc(NameLoc::get(b.getStringAttr(kAdjointLocName), op.getLoc()));
