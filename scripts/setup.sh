@@ -16,6 +16,8 @@ PACKAGES=(
   # The Vulkan backend: headers and loader, lavapipe (a CPU device, so the
   # tests run everywhere), the validation layer and spirv-val.
   libvulkan-dev mesa-vulkan-drivers vulkan-validationlayers spirv-tools
+  # mlxc explain's pages are checked in headless Chromium by the tests.
+  chromium
   "$@"
 )
 

@@ -53,3 +53,7 @@ if getattr(config, "mlx_sanitize", False):
 import shutil
 if shutil.which("pkg-config"):
     config.available_features.add("pkg-config")
+# mlxc explain's pages, loaded in headless Chromium (scripts/setup.sh
+# installs Debian's chromium).
+if shutil.which("chromium"):
+    config.available_features.add("chromium")

@@ -6,6 +6,7 @@
 //   mlxc bench FILE -f NAME [--arg NAME=VALUE]... [--repeat N] [--json]
 //   mlxc build FILE -o OUT.{o,so} [-f NAME]...
 //   mlxc derive FILE -f NAME --wrt ARG[,ARG...]
+//   mlxc explain FILE -f NAME [--arg NAME=VALUE]... --html OUT.html
 //   common: -I DIR (import search path; $MLX_PATH too), --backend
 //
 // Commands are llvm::cl subcommands (`mlxc run --help` lists run's options);
@@ -18,6 +19,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "frontend/ASTPrinter.h"
+#include "tools/mlxc/ExplainPage.h"
 #include "frontend/DiagnosticPrinter.h"
 #include "runtime/Call.h"
 #include "session/Session.h"
@@ -69,6 +71,10 @@ usage:
                                         line beside the values it made
   mlxc derive FILE -f NAME --wrt ARG[,ARG...]
                                         print the gradient as .mlx source
+  mlxc explain FILE -f NAME [--arg NAME=VALUE]... [--grad ARG,...]
+             --html OUT.html [--rates R,...]
+                                        write a page that animates the
+                                        traced call (and a training loop)
 `mlxc COMMAND --help` lists a command's options.
 )";
 
@@ -88,14 +94,16 @@ cl::SubCommand traceCommand("trace", "run a function and print each equation "
 cl::SubCommand deriveCommand("derive",
                              "print the gradient of a function as .mlx "
                              "source (a program mlxc compiles)");
+cl::SubCommand explainCommand("explain",
+                              "write an HTML page animating a traced call");
 cl::SubCommand *const commands[] = {&checkCommand, &emitCommand,  &runCommand,
                                     &benchCommand, &buildCommand, &traceCommand,
-                                    &deriveCommand};
+                                    &deriveCommand, &explainCommand};
 
 cl::list<std::string> positionals(cl::Positional, cl::desc("FILE"),
                                   cl::cat(category), cl::sub(checkCommand),
                                   cl::sub(emitCommand), cl::sub(runCommand),
-                                  cl::sub(traceCommand), cl::sub(benchCommand),
+                                  cl::sub(traceCommand), cl::sub(explainCommand), cl::sub(benchCommand),
                                   cl::sub(buildCommand),
                                   cl::sub(deriveCommand));
 cl::list<std::string> strays(cl::Positional, cl::Hidden);
@@ -104,7 +112,7 @@ cl::list<std::string>
                 cl::desc("add an import search path ($MLX_PATH is searched "
                          "too)"),
                 cl::cat(category), cl::sub(checkCommand), cl::sub(emitCommand),
-                cl::sub(runCommand), cl::sub(traceCommand),
+                cl::sub(runCommand), cl::sub(traceCommand), cl::sub(explainCommand),
                 cl::sub(benchCommand), cl::sub(buildCommand),
                 cl::sub(deriveCommand));
 cl::opt<std::string>
@@ -112,12 +120,12 @@ cl::opt<std::string>
             cl::desc("the target to compile for (default: $MLX_BACKEND, else "
                      "cpu; vulkan needs a build with the Vulkan backend)"),
             cl::cat(category), cl::sub(emitCommand), cl::sub(runCommand),
-            cl::sub(traceCommand), cl::sub(benchCommand),
+            cl::sub(traceCommand), cl::sub(explainCommand), cl::sub(benchCommand),
             cl::sub(buildCommand));
 cl::list<std::string> functions("f", cl::value_desc("NAME"),
                                 cl::desc("the function (run, bench: one)"),
                                 cl::cat(category), cl::sub(emitCommand),
-                                cl::sub(runCommand), cl::sub(traceCommand),
+                                cl::sub(runCommand), cl::sub(traceCommand), cl::sub(explainCommand),
                                 cl::sub(benchCommand), cl::sub(buildCommand),
                                 cl::sub(deriveCommand));
 cl::alias functionsLong("function", cl::aliasopt(functions),
@@ -126,11 +134,19 @@ cl::list<std::string>
     grads("grad", cl::CommaSeparated, cl::value_desc("ARG,..."),
           cl::desc("add the gradients dARG of the sum of the float results"),
           cl::cat(category), cl::sub(emitCommand), cl::sub(runCommand),
-          cl::sub(traceCommand), cl::sub(benchCommand), cl::sub(buildCommand));
+          cl::sub(traceCommand), cl::sub(explainCommand), cl::sub(benchCommand), cl::sub(buildCommand));
 cl::list<std::string>
     wrtArgs("wrt", cl::CommaSeparated, cl::value_desc("ARG,..."),
             cl::desc("the parameters to differentiate with respect to"),
             cl::cat(category), cl::sub(deriveCommand));
+cl::opt<std::string> htmlOutput("html", cl::value_desc("OUT.html"),
+                                cl::desc("the page to write"),
+                                cl::cat(category), cl::sub(explainCommand));
+cl::list<double>
+    rates("rates", cl::CommaSeparated, cl::value_desc("R,..."),
+          cl::desc("a training loop's learning rates to run (default: the "
+                   "given one halved, as given, doubled and quadrupled)"),
+          cl::cat(category), cl::sub(explainCommand));
 cl::opt<std::string> stage("stage", cl::init("mlx"), cl::value_desc("STAGE"),
                            cl::desc("ast, mlx, grad, linalg or llvm"),
                            cl::cat(category), cl::sub(emitCommand));
@@ -138,7 +154,7 @@ cl::list<std::string>
     arguments("arg", cl::value_desc("NAME=VALUE"),
               cl::desc("an argument: a literal ([1,2], 3.5) or a .npy file "
                        "(emit, build: the static parameters' values)"),
-              cl::cat(category), cl::sub(runCommand), cl::sub(traceCommand),
+              cl::cat(category), cl::sub(runCommand), cl::sub(traceCommand), cl::sub(explainCommand),
               cl::sub(benchCommand), cl::sub(emitCommand),
               cl::sub(buildCommand), cl::sub(deriveCommand));
 cl::opt<bool> json("json", cl::desc("print JSON"), cl::cat(category),
@@ -156,17 +172,17 @@ cl::opt<unsigned> loopCheckpoint(
     cl::desc("gradients through loops keep every K-th step's state and "
              "recompute the others (0: keep every step's)"),
     cl::cat(category), cl::sub(emitCommand), cl::sub(runCommand),
-    cl::sub(traceCommand), cl::sub(benchCommand), cl::sub(buildCommand));
+    cl::sub(traceCommand), cl::sub(explainCommand), cl::sub(benchCommand), cl::sub(buildCommand));
 cl::opt<unsigned> optLevel("opt-level", cl::init(3), cl::value_desc("N"),
                            cl::desc("LLVM's optimisation level, 0 to 3"),
                            cl::cat(category), cl::sub(runCommand),
-                           cl::sub(traceCommand), cl::sub(benchCommand),
+                           cl::sub(traceCommand), cl::sub(explainCommand), cl::sub(benchCommand),
                            cl::sub(buildCommand));
 cl::opt<std::string>
     cpu("cpu", cl::init("host"), cl::value_desc("NAME"),
         cl::desc("the CPU to compile for: host (detected), or an LLVM CPU "
                  "name (x86-64-v3, znver4, ...) for a portable build"),
-        cl::cat(category), cl::sub(runCommand), cl::sub(traceCommand),
+        cl::cat(category), cl::sub(runCommand), cl::sub(traceCommand), cl::sub(explainCommand),
         cl::sub(benchCommand), cl::sub(buildCommand));
 cl::opt<int> repeat("repeat", cl::init(10), cl::value_desc("N"),
                     cl::desc("the number of timed calls"), cl::cat(category),
@@ -176,7 +192,8 @@ cl::opt<std::string> output("o", cl::value_desc("OUT.o|OUT.so"),
                             cl::cat(category), cl::sub(buildCommand));
 
 struct Options {
-  std::string command, file, stage, output, saveDir, backend = "cpu";
+  std::string command, file, stage, output, saveDir, html, backend = "cpu";
+  std::vector<double> rates;
   std::vector<std::string> functions, importPaths, grads;
   std::vector<std::pair<std::string, std::string>> args;
   bool json = false, checkNumerics = false;
@@ -258,6 +275,10 @@ std::optional<int> parseOptions(int argc, char **argv, Options &opts) {
   opts.file = positionals[0];
   opts.stage = stage;
   opts.output = output;
+  opts.html = htmlOutput;
+  opts.rates.assign(rates.begin(), rates.end());
+  if (opts.command == "explain" && opts.html.empty())
+    return usageError("explain needs --html OUT.html");
   opts.saveDir = saveDir;
   opts.backend = backend;
   // $MLX_BACKEND picks the target where --backend does not (the test
@@ -319,6 +340,24 @@ int report(llvm::Error err) {
   return 1;
 }
 
+/// A value `mlxc trace` shows: the source line that made it (0: none).
+struct TracedValue {
+  int64_t line;
+  std::string name;
+  rt::Tensor value;
+};
+
+/// A traced call: every top-level statement's value, the results and the
+/// --grad gradients, with the function's source lines.
+struct Trace {
+  const ast::Function *function = nullptr;
+  ExportRequest request{nullptr};
+  std::vector<rt::Tensor> args;
+  std::string source;
+  llvm::SmallVector<llvm::StringRef> lines;
+  std::vector<TracedValue> statements, results, gradients;
+};
+
 /// One invocation: options in, a session underneath, results printed.
 class Driver {
 public:
@@ -338,6 +377,8 @@ public:
       return traceFunction();
     if (opts.command == "derive")
       return derive();
+    if (opts.command == "explain")
+      return explain();
     return build();
   }
 
@@ -665,12 +706,54 @@ private:
   /// tensors in full, large ones summarized), then the results and, with
   /// --grad, the gradients.
   int traceFunction() {
-    ExportRequest request{nullptr};
-    std::vector<rt::Tensor> args;
-    std::vector<int64_t> wrt;
-    if (std::optional<int> failed = prepareCall(request, args, wrt))
+    Trace trace;
+    if (std::optional<int> failed = collectTrace(trace))
       return *failed;
-    const ast::Function *fn = request.function;
+    auto print = [&](const TracedValue &v) {
+      llvm::outs() << "      " << v.name << ": "
+                   << rt::dtypeName(v.value.dtype());
+      if (v.value.rank())
+        llvm::outs() << rt::formatShape(v.value.shape());
+      llvm::outs() << " = " << summarized(v.value) << "\n";
+    };
+    auto printLine = [&](int64_t line) {
+      if (line > 0 && line <= (int64_t)trace.lines.size())
+        llvm::outs() << llvm::format("%4d | ", (int)line)
+                     << trace.lines[line - 1].trim() << "\n";
+    };
+    const ast::Function *fn = trace.function;
+    llvm::outs() << fn->name << " (" << *fn->loc.file << ":" << fn->loc.line
+                 << ")\n";
+    int64_t lastLine = 0;
+    for (const TracedValue &v : trace.statements) {
+      if (v.line != lastLine)
+        printLine(v.line);
+      lastLine = v.line;
+      print(v);
+    }
+    for (const ast::Stmt &stmt : fn->body)
+      if (stmt.kind == ast::Stmt::Kind::Return)
+        printLine(stmt.loc.line);
+    llvm::outs() << "results\n";
+    for (const TracedValue &v : trace.results)
+      print(v);
+    if (opts.grads.empty())
+      return 0;
+    llvm::outs() << "gradients of the sum of the float results\n";
+    for (const TracedValue &v : trace.gradients)
+      print(v);
+    return 0;
+  }
+
+  /// Runs the -f function's instrumented instance (and its gradient with
+  /// --grad) on the --arg arguments; an exit code when something fails.
+  std::optional<int> collectTrace(Trace &trace) {
+    ExportRequest request{nullptr};
+    std::vector<int64_t> wrt;
+    if (std::optional<int> failed = prepareCall(request, trace.args, wrt))
+      return *failed;
+    const ast::Function *fn = trace.function = request.function;
+    trace.request = request;
     std::vector<ExportRequest> requests = {request};
     requests[0].trace = true;
     if (!wrt.empty()) {
@@ -682,51 +765,276 @@ private:
     if (!module)
       return report(module.takeError());
     const rt::Signature &sig = *(*module)->signature(exportName(requests[0]));
-    auto results = (*module)->call(sig.name, args);
+    auto results = (*module)->call(sig.name, trace.args);
     if (!results)
       return report(results.takeError());
-    auto source = llvm::MemoryBuffer::getFile(*fn->loc.file);
-    llvm::SmallVector<llvm::StringRef> lines;
-    if (source)
-      (*source)->getBuffer().split(lines, '\n');
-    auto print = [&](const rt::ResultSpec &spec, const rt::Tensor &t) {
-      llvm::outs() << "      " << spec.name << ": " << rt::dtypeName(t.dtype());
-      if (t.rank())
-        llvm::outs() << rt::formatShape(t.shape());
-      llvm::outs() << " = " << summarized(t) << "\n";
-    };
-    llvm::outs() << fn->name << " (" << *fn->loc.file << ":" << fn->loc.line
-                 << ")\n";
-    size_t numResults = fn->results.size();
-    int64_t lastLine = 0;
-    for (size_t k = numResults; k < sig.results.size(); ++k) {
-      const rt::ResultSpec &spec = sig.results[k];
-      if (spec.line != lastLine && spec.line > 0 &&
-          spec.line <= (int64_t)lines.size())
-        llvm::outs() << llvm::format("%4d | ", (int)spec.line)
-                     << lines[spec.line - 1].trim() << "\n";
-      lastLine = spec.line;
-      print(spec, (*results)[k]);
+    if (auto source = llvm::MemoryBuffer::getFile(*fn->loc.file)) {
+      trace.source = (*source)->getBuffer().str();
+      llvm::StringRef(trace.source).split(trace.lines, '\n');
     }
-    for (const ast::Stmt &stmt : fn->body)
-      if (stmt.kind == ast::Stmt::Kind::Return && stmt.loc.line > 0 &&
-          stmt.loc.line <= lines.size())
-        llvm::outs() << llvm::format("%4d | ", (int)stmt.loc.line)
-                     << lines[stmt.loc.line - 1].trim() << "\n";
-    llvm::outs() << "results\n";
-    for (size_t k = 0; k < numResults; ++k)
-      print(sig.results[k], (*results)[k]);
+    size_t numResults = fn->results.size();
+    for (auto [k, spec] : llvm::enumerate(sig.results))
+      (k < numResults ? trace.results : trace.statements)
+          .push_back({spec.line, spec.name, (*results)[k]});
     if (requests.size() == 1)
-      return 0;
+      return std::nullopt;
     const rt::Signature &gradSig =
         *(*module)->signature(exportName(requests[1]));
-    auto grads = (*module)->call(gradSig.name, args);
+    auto grads = (*module)->call(gradSig.name, trace.args);
     if (!grads)
       return report(grads.takeError());
-    llvm::outs() << "gradients of the sum of the float results\n";
     for (size_t k = numResults; k < gradSig.results.size(); ++k)
-      print(gradSig.results[k], (*grads)[k]);
+      trace.gradients.push_back(
+          {0, gradSig.results[k].name, (*grads)[k]});
+    return std::nullopt;
+  }
+
+  /// `mlxc explain`: the trace as a page (ExplainPage.h), with a training
+  /// loop's runs where the function has one.
+  int explain() {
+    llvm::StringRef dir = llvm::sys::path::parent_path(opts.html);
+    if (!dir.empty() && !llvm::sys::fs::is_directory(dir))
+      return fail("cannot write '" + opts.html + "': there is no directory '" +
+                  dir.str() + "'");
+    Trace trace;
+    if (std::optional<int> failed = collectTrace(trace))
+      return *failed;
+    const ast::Function *fn = trace.function;
+    ExplainData data;
+    data.function = fn->name;
+    data.location = llvm::sys::path::filename(*fn->loc.file).str() + ":" +
+                    std::to_string(fn->loc.line);
+    auto lineText = [&](int64_t line) {
+      return line > 0 && line <= (int64_t)trace.lines.size()
+                 ? trace.lines[line - 1].trim().str()
+                 : std::string();
+    };
+    for (const TracedValue &v : trace.statements)
+      data.statements.push_back({v.name, lineText(v.line), v.line, v.value});
+    for (const TracedValue &v : trace.results)
+      data.results.push_back({v.name, "", 0, v.value});
+    for (const TracedValue &v : trace.gradients)
+      data.gradients.push_back({v.name, "", 0, v.value});
+    if (std::optional<int> failed = addTraining(trace, data))
+      return *failed;
+    std::string page = renderExplainPage(data);
+    if (llvm::Error err = llvm::writeToOutput(
+            opts.html, [&](llvm::raw_ostream &os) {
+              os << page;
+              return llvm::Error::success();
+            }))
+      return fail("cannot write '" + opts.html +
+                  "': " + llvm::toString(std::move(err)));
+    llvm::outs() << "wrote " << opts.html << " (" << data.statements.size()
+                 << " equations" << (data.runs.empty() ? "" : ", a training loop")
+                 << ")\n";
     return 0;
+  }
+
+  /// A training loop in `fn`: `for s in 0..P` over an integer parameter P
+  /// whose body steps along grad(F, x)(args...) (times a float parameter,
+  /// the rate), F a function of this file and its arguments the returned
+  /// value (the parameters trained) and parameters of `fn`. Null if none.
+  struct TrainingLoop {
+    int64_t steps = -1, rate = -1;
+    const ast::Function *loss = nullptr;
+    /// Per argument of the loss: -1 for the trained value, else the
+    /// parameter of `fn` passed.
+    std::vector<int64_t> lossArgs;
+  };
+
+  static int64_t paramIndex(const ast::Function &fn, const ast::Expr &e) {
+    if (e.kind != ast::Expr::Kind::Name)
+      return -1;
+    auto it = llvm::find_if(
+        fn.params, [&](const ast::Param &p) { return p.name == e.name; });
+    return it == fn.params.end() ? -1 : it - fn.params.begin();
+  }
+
+  std::optional<TrainingLoop> findTrainingLoop(const ast::Function &fn) {
+    const ast::Expr *returned = nullptr;
+    for (const ast::Stmt &s : fn.body)
+      if (s.kind == ast::Stmt::Kind::Return && s.values.size() == 1 &&
+          s.values[0]->kind == ast::Expr::Kind::Name)
+        returned = s.values[0].get();
+    if (!returned)
+      return std::nullopt;
+    for (const ast::Stmt &loop : fn.body) {
+      if (loop.kind != ast::Stmt::Kind::For)
+        continue;
+      TrainingLoop found;
+      found.steps = paramIndex(fn, *loop.values[1]);
+      if (found.steps < 0 || fn.params[found.steps].isStatic ||
+          rt::isFloat(fn.params[found.steps].type.dtype) ||
+          !fn.params[found.steps].type.dims.empty())
+        continue;
+      // The step: grad(F, x)(args), times the rate somewhere above it.
+      std::function<bool(const ast::Expr &, const ast::Expr *)> visit =
+          [&](const ast::Expr &e, const ast::Expr *product) -> bool {
+        if (e.kind == ast::Expr::Kind::Call && e.name.empty() &&
+            e.operands[0]->kind == ast::Expr::Kind::Call &&
+            e.operands[0]->name == "grad" &&
+            e.operands[0]->operands[0]->kind == ast::Expr::Kind::Name) {
+          auto loss = session.function(e.operands[0]->operands[0]->name);
+          if (!loss) {
+            llvm::consumeError(loss.takeError());
+            return false;
+          }
+          found.loss = *loss;
+          for (const auto &arg : llvm::drop_begin(e.operands)) {
+            bool trained = arg->kind == ast::Expr::Kind::Name &&
+                           arg->name == returned->name;
+            int64_t k = trained ? -1 : paramIndex(fn, *arg);
+            if (!trained && k < 0)
+              return false;
+            found.lossArgs.push_back(k);
+          }
+          if (product)
+            for (const auto &o : product->operands) {
+              int64_t k = paramIndex(fn, *o);
+              if (k >= 0 && rt::isFloat(fn.params[k].type.dtype) &&
+                  fn.params[k].type.dims.empty())
+                found.rate = k;
+            }
+          return true;
+        }
+        bool isProduct = e.kind == ast::Expr::Kind::Binary && e.op == "*";
+        for (const auto &o : e.operands)
+          if (o && visit(*o, isProduct ? &e : product))
+            return true;
+        return false;
+      };
+      bool hit = false;
+      ast::forEachStmt(loop.body, [&](const ast::Stmt &s) {
+        for (const auto &v : s.values)
+          hit = hit || (v && visit(*v, nullptr));
+      });
+      if (hit && found.loss->params.size() == found.lossArgs.size())
+        return found;
+    }
+    return std::nullopt;
+  }
+
+  /// Runs a training loop for each rate and step count 0..P (at most 200)
+  /// and the loss at each point, and the loss over the points' range.
+  std::optional<int> addTraining(const Trace &trace, ExplainData &data) {
+    const ast::Function &fn = *trace.function;
+    std::optional<TrainingLoop> loop = findTrainingLoop(fn);
+    if (!loop) {
+      if (!opts.rates.empty())
+        return fail("--rates: '" + fn.name +
+                    "' has no training loop (for … in 0..STEPS stepping "
+                    "along grad(LOSS, x)(…) times a rate parameter)");
+      return std::nullopt;
+    }
+    if (!opts.rates.empty() && loop->rate < 0)
+      return fail("--rates: the training loop of '" + fn.name +
+                  "' has no rate parameter (a float scalar times grad(…))");
+    const ast::Function &lossFn = *loop->loss;
+    for (const ast::Stmt &s : fn.body)
+      if (s.kind == ast::Stmt::Kind::Return)
+        data.parameter = s.values[0]->name;
+    data.loss = lossFn.name;
+    data.steps = fn.params[loop->steps].name;
+    data.rate = loop->rate >= 0 ? fn.params[loop->rate].name : "rate";
+    // The loss's arguments at a point of the path.
+    auto lossArgs = [&](const rt::Tensor &point) {
+      std::vector<rt::Tensor> args;
+      for (int64_t k : loop->lossArgs)
+        args.push_back(k < 0 ? point : trace.args[k]);
+      return args;
+    };
+    rt::Tensor start = trace.results[0].value;
+    auto lossRequest = session.requestFor(lossFn, lossArgs(start));
+    if (!lossRequest)
+      return report(lossRequest.takeError());
+    std::vector<ExportRequest> requests = {trace.request, *lossRequest};
+    auto module = session.compile(
+        requests, {false, opts.loopCheckpoint, CacheUse::Use, opts.codegen});
+    if (!module)
+      return report(module.takeError());
+    std::string fnName = exportName(requests[0]),
+                lossName = exportName(requests[1]);
+    auto lossAt = [&](const rt::Tensor &point) -> double {
+      auto r = (*module)->call(lossName, lossArgs(point));
+      if (!r) {
+        llvm::consumeError(r.takeError());
+        return NAN;
+      }
+      return (*r)[0].getDouble(0);
+    };
+    std::vector<double> rateValues = opts.rates;
+    double given =
+        loop->rate >= 0 ? trace.args[loop->rate].getDouble(0) : 0.0;
+    if (rateValues.empty())
+      rateValues = loop->rate >= 0
+                       ? std::vector<double>{given / 2, given, 2 * given,
+                                             4 * given}
+                       : std::vector<double>{given};
+    int64_t steps =
+        std::min<int64_t>(200, trace.args[loop->steps].getInt(0));
+    for (double rate : rateValues) {
+      ExplainData::Run run;
+      run.rate = rate;
+      std::vector<rt::Tensor> args = trace.args; // (sharing their data)
+      args[loop->steps] = args[loop->steps].copy();
+      if (loop->rate >= 0) {
+        args[loop->rate] = args[loop->rate].copy();
+        args[loop->rate].setDouble(0, rate);
+      }
+      for (int64_t k = 0; k <= steps; ++k) {
+        args[loop->steps].setDouble(0, (double)k);
+        auto r = (*module)->call(fnName, args);
+        if (!r)
+          return report(r.takeError());
+        const rt::Tensor &point = (*r)[0];
+        std::vector<double> values;
+        for (int64_t i = 0; i < point.numElements(); ++i)
+          values.push_back(point.getDouble(i));
+        run.path.push_back(values);
+        run.loss.push_back(lossAt(point));
+      }
+      data.runs.push_back(std::move(run));
+    }
+    // The surface over the first run's path and the others' first steps.
+    int64_t dims = start.numElements();
+    if (dims != 1 && dims != 2)
+      return std::nullopt;
+    std::vector<double> lo(dims, INFINITY), hi(dims, -INFINITY);
+    for (auto [r, run] : llvm::enumerate(data.runs))
+      for (auto [k, p] : llvm::enumerate(run.path))
+        if (r == 0 || k <= 3)
+          for (int64_t d = 0; d < dims; ++d)
+            if (std::isfinite(p[d])) {
+              lo[d] = std::min(lo[d], p[d]);
+              hi[d] = std::max(hi[d], p[d]);
+            }
+    for (int64_t d = 0; d < dims; ++d) {
+      if (!std::isfinite(lo[d]))
+        return std::nullopt;
+      double pad = std::max(0.15 * (hi[d] - lo[d]), 0.5);
+      lo[d] -= pad;
+      hi[d] += pad;
+    }
+    int64_t n = dims == 1 ? 81 : 41;
+    auto axis = [&](int64_t d) {
+      std::vector<double> xs;
+      for (int64_t i = 0; i < n; ++i)
+        xs.push_back(lo[d] + (hi[d] - lo[d]) * i / (n - 1));
+      return xs;
+    };
+    data.surfaceX = axis(0);
+    if (dims == 2)
+      data.surfaceY = axis(1);
+    rt::Tensor point = start.copy();
+    for (int64_t j = 0; j < (dims == 2 ? n : 1); ++j)
+      for (double x : data.surfaceX) {
+        point.setDouble(0, x);
+        if (dims == 2)
+          point.setDouble(1, data.surfaceY[j]);
+        data.surface.push_back(lossAt(point));
+      }
+    return std::nullopt;
   }
 
   /// A tensor's values: in full up to 64 elements, else its min, max and
