@@ -374,23 +374,25 @@ std::string mlx::renderExplainPage(const ExplainData &data) {
             ",path:" + path + "],loss:" + jsNumbers(r.loss) + "}";
   }
   runs += "]";
-  std::string js =
-      "const DATA = {function:" + jsString(data.function) +
-      ",location:" + jsString(data.location) +
-      ",\nstatements:" + jsValues(data.statements) +
-      ",\nresults:" + jsValues(data.results) +
-      ",\ngradients:" + jsValues(data.gradients) +
-      ",\nparameter:" + jsString(data.parameter) +
-      ",rate:" + jsString(data.rate) + ",loss:" + jsString(data.loss) +
-      ",steps:" + jsString(data.steps) + ",\nruns:" + runs +
-      ",\nsurfaceX:" + jsNumbers(data.surfaceX) +
-      ",surfaceY:" + jsNumbers(data.surfaceY) +
-      ",surface:" + jsNumbers(data.surface) + "};\n";
+  std::string js = "const DATA = {function:" + jsString(data.function) +
+                   ",location:" + jsString(data.location) +
+                   ",\nstatements:" + jsValues(data.statements) +
+                   ",\nresults:" + jsValues(data.results) +
+                   ",\ngradients:" + jsValues(data.gradients) +
+                   ",\nparameter:" + jsString(data.parameter) +
+                   ",rate:" + jsString(data.rate) +
+                   ",loss:" + jsString(data.loss) +
+                   ",steps:" + jsString(data.steps) + ",\nruns:" + runs +
+                   ",\nsurfaceX:" + jsNumbers(data.surfaceX) +
+                   ",surfaceY:" + jsNumbers(data.surfaceY) +
+                   ",surface:" + jsNumbers(data.surface) + "};\n";
   auto escape = [](llvm::StringRef text) {
     std::string out;
     for (char c : text)
-      out += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;"
-                                                              : std::string(1, c);
+      out += c == '<'   ? "&lt;"
+             : c == '>' ? "&gt;"
+             : c == '&' ? "&amp;"
+                        : std::string(1, c);
     return out;
   };
   std::string title = escape(data.function);

@@ -19,10 +19,10 @@
 //
 //===----------------------------------------------------------------------===//
 #include "frontend/ASTPrinter.h"
-#include "tools/mlxc/ExplainPage.h"
 #include "frontend/DiagnosticPrinter.h"
 #include "runtime/Call.h"
 #include "session/Session.h"
+#include "tools/mlxc/ExplainPage.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSwitch.h"
@@ -96,15 +96,16 @@ cl::SubCommand deriveCommand("derive",
                              "source (a program mlxc compiles)");
 cl::SubCommand explainCommand("explain",
                               "write an HTML page animating a traced call");
-cl::SubCommand *const commands[] = {&checkCommand, &emitCommand,  &runCommand,
-                                    &benchCommand, &buildCommand, &traceCommand,
-                                    &deriveCommand, &explainCommand};
+cl::SubCommand *const commands[] = {
+    &checkCommand, &emitCommand,  &runCommand,    &benchCommand,
+    &buildCommand, &traceCommand, &deriveCommand, &explainCommand};
 
 cl::list<std::string> positionals(cl::Positional, cl::desc("FILE"),
                                   cl::cat(category), cl::sub(checkCommand),
                                   cl::sub(emitCommand), cl::sub(runCommand),
-                                  cl::sub(traceCommand), cl::sub(explainCommand), cl::sub(benchCommand),
-                                  cl::sub(buildCommand),
+                                  cl::sub(traceCommand),
+                                  cl::sub(explainCommand),
+                                  cl::sub(benchCommand), cl::sub(buildCommand),
                                   cl::sub(deriveCommand));
 cl::list<std::string> strays(cl::Positional, cl::Hidden);
 cl::list<std::string>
@@ -112,29 +113,30 @@ cl::list<std::string>
                 cl::desc("add an import search path ($MLX_PATH is searched "
                          "too)"),
                 cl::cat(category), cl::sub(checkCommand), cl::sub(emitCommand),
-                cl::sub(runCommand), cl::sub(traceCommand), cl::sub(explainCommand),
-                cl::sub(benchCommand), cl::sub(buildCommand),
-                cl::sub(deriveCommand));
+                cl::sub(runCommand), cl::sub(traceCommand),
+                cl::sub(explainCommand), cl::sub(benchCommand),
+                cl::sub(buildCommand), cl::sub(deriveCommand));
 cl::opt<std::string>
     backend("backend", cl::init("cpu"), cl::value_desc("cpu|vulkan"),
             cl::desc("the target to compile for (default: $MLX_BACKEND, else "
                      "cpu; vulkan needs a build with the Vulkan backend)"),
             cl::cat(category), cl::sub(emitCommand), cl::sub(runCommand),
-            cl::sub(traceCommand), cl::sub(explainCommand), cl::sub(benchCommand),
-            cl::sub(buildCommand));
+            cl::sub(traceCommand), cl::sub(explainCommand),
+            cl::sub(benchCommand), cl::sub(buildCommand));
 cl::list<std::string> functions("f", cl::value_desc("NAME"),
                                 cl::desc("the function (run, bench: one)"),
                                 cl::cat(category), cl::sub(emitCommand),
-                                cl::sub(runCommand), cl::sub(traceCommand), cl::sub(explainCommand),
-                                cl::sub(benchCommand), cl::sub(buildCommand),
-                                cl::sub(deriveCommand));
+                                cl::sub(runCommand), cl::sub(traceCommand),
+                                cl::sub(explainCommand), cl::sub(benchCommand),
+                                cl::sub(buildCommand), cl::sub(deriveCommand));
 cl::alias functionsLong("function", cl::aliasopt(functions),
                         cl::desc("alias for -f"));
 cl::list<std::string>
     grads("grad", cl::CommaSeparated, cl::value_desc("ARG,..."),
           cl::desc("add the gradients dARG of the sum of the float results"),
           cl::cat(category), cl::sub(emitCommand), cl::sub(runCommand),
-          cl::sub(traceCommand), cl::sub(explainCommand), cl::sub(benchCommand), cl::sub(buildCommand));
+          cl::sub(traceCommand), cl::sub(explainCommand), cl::sub(benchCommand),
+          cl::sub(buildCommand));
 cl::list<std::string>
     wrtArgs("wrt", cl::CommaSeparated, cl::value_desc("ARG,..."),
             cl::desc("the parameters to differentiate with respect to"),
@@ -154,9 +156,10 @@ cl::list<std::string>
     arguments("arg", cl::value_desc("NAME=VALUE"),
               cl::desc("an argument: a literal ([1,2], 3.5) or a .npy file "
                        "(emit, build: the static parameters' values)"),
-              cl::cat(category), cl::sub(runCommand), cl::sub(traceCommand), cl::sub(explainCommand),
-              cl::sub(benchCommand), cl::sub(emitCommand),
-              cl::sub(buildCommand), cl::sub(deriveCommand));
+              cl::cat(category), cl::sub(runCommand), cl::sub(traceCommand),
+              cl::sub(explainCommand), cl::sub(benchCommand),
+              cl::sub(emitCommand), cl::sub(buildCommand),
+              cl::sub(deriveCommand));
 cl::opt<bool> json("json", cl::desc("print JSON"), cl::cat(category),
                    cl::sub(runCommand), cl::sub(benchCommand));
 cl::opt<std::string> saveDir("save", cl::value_desc("DIR"),
@@ -172,18 +175,19 @@ cl::opt<unsigned> loopCheckpoint(
     cl::desc("gradients through loops keep every K-th step's state and "
              "recompute the others (0: keep every step's)"),
     cl::cat(category), cl::sub(emitCommand), cl::sub(runCommand),
-    cl::sub(traceCommand), cl::sub(explainCommand), cl::sub(benchCommand), cl::sub(buildCommand));
+    cl::sub(traceCommand), cl::sub(explainCommand), cl::sub(benchCommand),
+    cl::sub(buildCommand));
 cl::opt<unsigned> optLevel("opt-level", cl::init(3), cl::value_desc("N"),
                            cl::desc("LLVM's optimisation level, 0 to 3"),
                            cl::cat(category), cl::sub(runCommand),
-                           cl::sub(traceCommand), cl::sub(explainCommand), cl::sub(benchCommand),
-                           cl::sub(buildCommand));
+                           cl::sub(traceCommand), cl::sub(explainCommand),
+                           cl::sub(benchCommand), cl::sub(buildCommand));
 cl::opt<std::string>
     cpu("cpu", cl::init("host"), cl::value_desc("NAME"),
         cl::desc("the CPU to compile for: host (detected), or an LLVM CPU "
                  "name (x86-64-v3, znver4, ...) for a portable build"),
-        cl::cat(category), cl::sub(runCommand), cl::sub(traceCommand), cl::sub(explainCommand),
-        cl::sub(benchCommand), cl::sub(buildCommand));
+        cl::cat(category), cl::sub(runCommand), cl::sub(traceCommand),
+        cl::sub(explainCommand), cl::sub(benchCommand), cl::sub(buildCommand));
 cl::opt<int> repeat("repeat", cl::init(10), cl::value_desc("N"),
                     cl::desc("the number of timed calls"), cl::cat(category),
                     cl::sub(benchCommand));
@@ -784,8 +788,7 @@ private:
     if (!grads)
       return report(grads.takeError());
     for (size_t k = numResults; k < gradSig.results.size(); ++k)
-      trace.gradients.push_back(
-          {0, gradSig.results[k].name, (*grads)[k]});
+      trace.gradients.push_back({0, gradSig.results[k].name, (*grads)[k]});
     return std::nullopt;
   }
 
@@ -818,16 +821,16 @@ private:
     if (std::optional<int> failed = addTraining(trace, data))
       return *failed;
     std::string page = renderExplainPage(data);
-    if (llvm::Error err = llvm::writeToOutput(
-            opts.html, [&](llvm::raw_ostream &os) {
+    if (llvm::Error err =
+            llvm::writeToOutput(opts.html, [&](llvm::raw_ostream &os) {
               os << page;
               return llvm::Error::success();
             }))
       return fail("cannot write '" + opts.html +
                   "': " + llvm::toString(std::move(err)));
     llvm::outs() << "wrote " << opts.html << " (" << data.statements.size()
-                 << " equations" << (data.runs.empty() ? "" : ", a training loop")
-                 << ")\n";
+                 << " equations"
+                 << (data.runs.empty() ? "" : ", a training loop") << ")\n";
     return 0;
   }
 
@@ -964,15 +967,12 @@ private:
       return (*r)[0].getDouble(0);
     };
     std::vector<double> rateValues = opts.rates;
-    double given =
-        loop->rate >= 0 ? trace.args[loop->rate].getDouble(0) : 0.0;
+    double given = loop->rate >= 0 ? trace.args[loop->rate].getDouble(0) : 0.0;
     if (rateValues.empty())
-      rateValues = loop->rate >= 0
-                       ? std::vector<double>{given / 2, given, 2 * given,
-                                             4 * given}
-                       : std::vector<double>{given};
-    int64_t steps =
-        std::min<int64_t>(200, trace.args[loop->steps].getInt(0));
+      rateValues = loop->rate >= 0 ? std::vector<double>{given / 2, given,
+                                                         2 * given, 4 * given}
+                                   : std::vector<double>{given};
+    int64_t steps = std::min<int64_t>(200, trace.args[loop->steps].getInt(0));
     for (double rate : rateValues) {
       ExplainData::Run run;
       run.rate = rate;
