@@ -1203,53 +1203,50 @@ void Raiser::emitLoop(LoopOp loop) {
     names[r] = carried[k];
 }
 
-/// Whether `e` reads the value named `name`.
-bool reads(const Expr &e, const std::string &name) {
-  if (e.kind == Expr::Kind::Name && e.name == name)
-    return true;
-  for (const ExprPtr &o : e.operands)
-    if (o && reads(*o, name))
-      return true;
-  for (const ExprPtr &s : e.subscripts)
-    if (s && reads(*s, name))
-      return true;
-  return false;
-}
-
-bool reads(const ast::Stmt &s, const std::string &name) {
-  for (const ExprPtr &v : s.values)
-    if (v && reads(*v, name))
-      return true;
-  for (const ExprPtr &b : s.lhsBounds)
-    if (b && reads(*b, name))
-      return true;
-  for (const ast::Stmt &inner : s.body)
-    if (reads(inner, name))
-      return true;
-  return false;
-}
-
-void rename(Expr &e, const std::string &from, const std::string &to) {
-  if (e.kind == Expr::Kind::Name && e.name == from)
-    e.name = to;
+/// Calls `f` on every name `e` reads.
+void forEachName(Expr &e, const std::function<void(Expr &)> &f) {
+  if (e.kind == Expr::Kind::Name)
+    f(e);
   for (ExprPtr &o : e.operands)
     if (o)
-      rename(*o, from, to);
+      forEachName(*o, f);
   for (ExprPtr &s : e.subscripts)
     if (s)
-      rename(*s, from, to);
+      forEachName(*s, f);
+}
+
+/// Calls `f` on every name `s` reads (its values, bounds and body).
+void forEachName(ast::Stmt &s, const std::function<void(Expr &)> &f) {
+  for (ExprPtr &v : s.values)
+    if (v)
+      forEachName(*v, f);
+  for (ExprPtr &b : s.lhsBounds)
+    if (b)
+      forEachName(*b, f);
+  for (ast::Stmt &inner : s.body)
+    forEachName(inner, f);
+}
+
+bool reads(ast::Stmt &s, const std::string &name) {
+  bool found = false;
+  forEachName(s, [&](Expr &e) { found |= e.name == name; });
+  return found;
 }
 
 /// Renames a variable: where it is read and where it is (re)defined.
 void rename(ast::Stmt &s, const std::string &from, const std::string &to) {
-  for (std::string &target : s.targets)
-    if (target == from)
-      target = to;
-  for (ExprPtr &v : s.values)
-    if (v)
-      rename(*v, from, to);
-  for (ast::Stmt &inner : s.body)
-    rename(inner, from, to);
+  forEachName(s, [&](Expr &e) {
+    if (e.name == from)
+      e.name = to;
+  });
+  std::function<void(ast::Stmt &)> targets = [&](ast::Stmt &t) {
+    for (std::string &target : t.targets)
+      if (target == from)
+        target = to;
+    for (ast::Stmt &inner : t.body)
+      targets(inner);
+  };
+  targets(s);
 }
 
 /// Whether `e` is a size the language can declare (a bound): sizes of the

@@ -44,6 +44,7 @@
 #include <map>
 #include <optional>
 #include <thread>
+#include <unistd.h>
 
 using namespace mlx;
 
@@ -821,13 +822,24 @@ private:
     if (std::optional<int> failed = addTraining(trace, data))
       return *failed;
     std::string page = renderExplainPage(data);
-    if (llvm::Error err =
-            llvm::writeToOutput(opts.html, [&](llvm::raw_ostream &os) {
-              os << page;
-              return llvm::Error::success();
-            }))
-      return fail("cannot write '" + opts.html +
-                  "': " + llvm::toString(std::move(err)));
+    // A temporary file renamed into place: no partial page, ever.
+    std::string tmp = opts.html + ".tmp." + std::to_string(::getpid());
+    {
+      std::error_code ec;
+      llvm::raw_fd_ostream os(tmp, ec);
+      if (!ec) {
+        os << page;
+        os.close();
+        ec = os.error();
+      }
+      if (ec) {
+        llvm::sys::fs::remove(tmp);
+        return fail("cannot write '" + opts.html + "': " + ec.message());
+      }
+    }
+    std::string error;
+    if (!rt::commitFile(tmp, opts.html, error))
+      return fail(error);
     llvm::outs() << "wrote " << opts.html << " (" << data.statements.size()
                  << " equations"
                  << (data.runs.empty() ? "" : ", a training loop") << ")\n";
