@@ -16,3 +16,7 @@ echo
 echo "== Cross-entropy H(p, q) for p = [0, 1, 0] (0.51 and 2.30 nats)"
 $mlxc run stdlib/prob.mlx -f cross_entropy --arg p=[0,1,0] --arg q=[0.2,0.6,0.2]
 $mlxc run stdlib/prob.mlx -f cross_entropy --arg p=[0,1,0] --arg q=[0.85,0.1,0.05] --json
+
+echo
+echo "== The gradient of softmax cross-entropy, derived as .mlx source: softmax(z)·Σy − y"
+$mlxc derive stdlib/supervised.mlx -f softmax_cross_entropy --wrt z
