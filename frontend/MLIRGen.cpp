@@ -990,16 +990,11 @@ Value FunctionGen::emitElem(const Expr &e, Frame &f, DType want) {
     if (name == "sigmoid")
       return bb.create<mlir::mlx::SigmoidOp>(l, x);
     // softplus and log_sigmoid go through e = e^−|x| ≤ 1 (as mlx.sigmoid
-    // does), so nothing overflows in the value or the derivative. −|x| is
-    // written as the select x ≥ 0 ? −x : x, on the same condition as the
-    // branches, so the derivative is each branch's own (smooth) one, also
-    // at x = 0: softplus'(0) = ½ (with |x| and abs'(0) = 0 it would be 0).
+    // does), so nothing overflows in the value or the derivative; the
+    // derivative is each branch's own, also at x = 0: softplus'(0) = ½
+    // (with |x| and abs'(0) = 0 it would be 0).
     Value zero = constant(bb, l, 0, want);
-    Value nonNegative =
-        bb.create<arith::CmpFOp>(l, arith::CmpFPredicate::OGE, x, zero);
-    Value negAbs = bb.create<arith::SelectOp>(
-        l, nonNegative, bb.create<arith::NegFOp>(l, x), x);
-    Value e = bb.create<math::ExpOp>(l, negAbs);
+    auto [nonNegative, e] = mlir::mlx::SigmoidOp::buildExpNegAbs(bb, l, x);
     // softplus(x) = log(1 + e^x) = max(x, 0) + log(1 + e^−|x|);
     // log σ(x) = −softplus(−x) = min(x, 0) − log(1 + e^−|x|)
     Value tail = bb.create<math::Log1pOp>(l, e);

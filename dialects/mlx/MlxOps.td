@@ -118,6 +118,11 @@ def Mlx_SigmoidOp : Mlx_Op<"sigmoid", [Pure, SameOperandsAndResultType,
   let extraClassDeclaration = [{
     /// σ(x) from e = e^−|x|: 1/(1 + e) for x ≥ 0, e/(1 + e) otherwise.
     static Value expandStable(OpBuilder &b, Location loc, Value x);
+    /// (x ≥ 0, e^−|x|), with −|x| the select x ≥ 0 ? −x : x on that same
+    /// condition, so that a derivative through it is each branch's own
+    /// (smooth) one, also at x = 0 (also for softplus and log_sigmoid).
+    static std::pair<Value, Value> buildExpNegAbs(OpBuilder &b, Location loc,
+                                                  Value x);
   }];
 }
 

@@ -276,16 +276,20 @@ void SigmoidOp::addAdjoints(ScalarSweep &s, Value g) {
   s.add(getValue(), s.mul(g, s.mul(getResult(), flipped)));
 }
 
-Value SigmoidOp::expandStable(OpBuilder &b, Location loc, Value x) {
-  Type t = x.getType();
-  Value zero = b.create<arith::ConstantOp>(loc, b.getFloatAttr(t, 0));
-  Value one = b.create<arith::ConstantOp>(loc, b.getFloatAttr(t, 1));
-  // −|x| as the select x ≥ 0 ? −x : x, on the branches' own condition.
+std::pair<Value, Value> SigmoidOp::buildExpNegAbs(OpBuilder &b, Location loc,
+                                                  Value x) {
+  Value zero = b.create<arith::ConstantOp>(loc, b.getFloatAttr(x.getType(), 0));
   Value nonNegative =
       b.create<arith::CmpFOp>(loc, arith::CmpFPredicate::OGE, x, zero);
   Value e = b.create<math::ExpOp>(
       loc, b.create<arith::SelectOp>(loc, nonNegative,
                                      b.create<arith::NegFOp>(loc, x), x));
+  return {nonNegative, e};
+}
+
+Value SigmoidOp::expandStable(OpBuilder &b, Location loc, Value x) {
+  Value one = b.create<arith::ConstantOp>(loc, b.getFloatAttr(x.getType(), 1));
+  auto [nonNegative, e] = buildExpNegAbs(b, loc, x);
   Value denom = b.create<arith::AddFOp>(loc, one, e);
   return b.create<arith::SelectOp>(loc, nonNegative,
                                    b.create<arith::DivFOp>(loc, one, denom),
