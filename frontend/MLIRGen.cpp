@@ -1295,6 +1295,12 @@ void FunctionGen::emitFor(const Stmt &s) {
 void FunctionGen::emitIndexedDef(const Stmt &s) {
   const StmtInfo &stmt = checked.stmts.at(&s);
   const Expr &value = *s.values[0];
+  // A bound by a run-time value sizes its index here: max(value, 0).
+  for (const auto &[bound, size] : stmt.valueBounds) {
+    mlir::Location l = loc(bound->loc);
+    dimValues[size.symbol] = b.create<mlir::arith::MaxSIOp>(
+        l, emitIndex(*bound), b.create<mlir::arith::ConstantIndexOp>(l, 0));
+  }
   if (!stmt.computed.empty()) {
     emitUpdate(s, stmt);
     return;

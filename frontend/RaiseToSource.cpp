@@ -84,6 +84,10 @@ bool isLiteral(const Expr &e, double v) {
   return false;
 }
 
+bool isInt(const Expr &e, int64_t v) {
+  return e.kind == Expr::Kind::Int && e.intValue == v;
+}
+
 bool isNegation(const Expr &e) {
   return e.kind == Expr::Kind::Unary && e.op == "-";
 }
@@ -112,9 +116,7 @@ ExprPtr binary(llvm::StringRef op, ExprPtr a, ExprPtr b) {
         std::move(a->operands[0]),
         binary(op, std::move(a->operands[1]), std::move(b->operands[1])),
         binary(op, std::move(a->operands[2]), std::move(b->operands[2])));
-  auto isZero = [](const Expr &e) {
-    return isLiteral(e, 0) || (e.kind == Expr::Kind::Int && e.intValue == 0);
-  };
+  auto isZero = [](const Expr &e) { return isLiteral(e, 0) || isInt(e, 0); };
   if ((op == "+" || op == "-") && isZero(*b))
     return a;
   if (op == "+" && isZero(*a))
@@ -157,6 +159,76 @@ ExprPtr binary(llvm::StringRef op, ExprPtr a, ExprPtr b) {
   e->operands.push_back(std::move(a));
   e->operands.push_back(std::move(b));
   return e;
+}
+
+/// An integer expression as Σ cₖ·atomₖ + constant: the atoms are its parts
+/// other than +, −, negation and products by a literal (names, subscripts,
+/// calls, divisions), told apart by their text, in the order they appear.
+struct LinearForm {
+  std::vector<std::pair<ExprPtr, int64_t>> terms;
+  int64_t constant = 0;
+
+  void add(ExprPtr e, int64_t scale) {
+    if (e->kind == Expr::Kind::Int) {
+      constant += scale * e->intValue;
+      return;
+    }
+    if (e->kind == Expr::Kind::Unary && e->op == "-")
+      return add(std::move(e->operands[0]), -scale);
+    if (e->kind == Expr::Kind::Binary && (e->op == "+" || e->op == "-")) {
+      add(std::move(e->operands[0]), scale);
+      return add(std::move(e->operands[1]), e->op == "+" ? scale : -scale);
+    }
+    if (e->kind == Expr::Kind::Binary && e->op == "*")
+      for (int side : {0, 1})
+        if (e->operands[side]->kind == Expr::Kind::Int)
+          return add(std::move(e->operands[1 - side]),
+                     scale * e->operands[side]->intValue);
+    std::string text = sourceText(*e);
+    for (auto &[atom, c] : terms)
+      if (sourceText(*atom) == text) {
+        c += scale;
+        return;
+      }
+    terms.push_back({std::move(e), scale});
+  }
+
+  /// The sum written shortest: a positive term (or the constant) first,
+  /// the others added or subtracted after it, the constant last.
+  ExprPtr expr() {
+    llvm::erase_if(terms, [](const auto &t) { return t.second == 0; });
+    auto term = [](ExprPtr atom, int64_t c) {
+      return c == 1 ? std::move(atom)
+                    : binary("*", intExpr(c), std::move(atom));
+    };
+    ExprPtr sum;
+    auto first =
+        llvm::find_if(terms, [](const auto &t) { return t.second > 0; });
+    if (first != terms.end()) {
+      sum = term(std::move(first->first), first->second);
+      terms.erase(first);
+    } else if (constant > 0 || terms.empty()) {
+      sum = intExpr(constant);
+      constant = 0;
+    }
+    for (auto &[atom, c] : terms) {
+      ExprPtr t = term(std::move(atom), c < 0 ? -c : c);
+      sum = !sum ? unary("-", std::move(t))
+                 : binary(c < 0 ? "-" : "+", std::move(sum), std::move(t));
+    }
+    if (constant != 0)
+      sum = binary(constant < 0 ? "-" : "+", std::move(sum),
+                   intExpr(constant < 0 ? -constant : constant));
+    return sum;
+  }
+};
+
+/// `e`, an integer expression, with its sums collected (exact for integers:
+/// `N - (N - back - 1 + 1)` is `back`).
+ExprPtr collectIntegerSum(ExprPtr e) {
+  LinearForm form;
+  form.add(std::move(e), 1);
+  return form.expr();
 }
 
 ExprPtr call(llvm::StringRef name, ExprPtr a, ExprPtr b = nullptr);
@@ -328,8 +400,8 @@ std::optional<Provenance> provenanceOf(Location loc) {
   while (auto site = dyn_cast<CallSiteLoc>(loc))
     loc = site.getCallee();
   Provenance p;
-  if (auto name = dyn_cast<NameLoc>(loc)) {
-    p.adjoint = name.getName() == kAdjointLocName;
+  while (auto name = dyn_cast<NameLoc>(loc)) {
+    p.adjoint |= name.getName() == kAdjointLocName;
     loc = name.getChildLoc();
   }
   auto file = dyn_cast<FileLineColLoc>(loc);
@@ -338,6 +410,54 @@ std::optional<Provenance> provenanceOf(Location loc) {
   p.file = file.getFilename().str();
   p.line = file.getLine();
   return p;
+}
+
+/// `e` with each part written `text` (an integer expression) replaced by
+/// `by`, and the sums around a replaced part collected again. Whether
+/// anything was replaced.
+bool replaceText(ExprPtr &e, const std::string &text, const Expr &by) {
+  if (!e)
+    return false;
+  if (sourceText(*e) == text) {
+    e = clone(by);
+    return true;
+  }
+  bool replaced = false;
+  for (ExprPtr &o : e->operands)
+    replaced |= replaceText(o, text, by);
+  for (ExprPtr &s : e->subscripts)
+    replaced |= replaceText(s, text, by);
+  // A sum with an integer part is an integer sum; an integer part stops
+  // at a subscript, call, select or reduction.
+  bool arithmetic = (e->kind == Expr::Kind::Binary &&
+                     (e->op == "+" || e->op == "-" || e->op == "*")) ||
+                    (e->kind == Expr::Kind::Unary && e->op == "-");
+  if (!replaced || !arithmetic)
+    return false;
+  e = collectIntegerSum(std::move(e));
+  return true;
+}
+
+/// `stmt` (and the statements in its body) with each expression part
+/// written `text` replaced by `by`.
+void replaceText(ast::Stmt &stmt, const std::string &text, const Expr &by) {
+  for (ExprPtr &v : stmt.values)
+    replaceText(v, text, by);
+  for (ExprPtr &b : stmt.lhsBounds)
+    replaceText(b, text, by);
+  for (ast::Stmt &inner : stmt.body)
+    replaceText(inner, text, by);
+}
+
+/// Whether `loc` marks the op computing a reverse loop's forward step.
+bool isForwardStep(Location loc) {
+  while (auto site = dyn_cast<CallSiteLoc>(loc))
+    loc = site.getCallee();
+  for (auto name = dyn_cast<NameLoc>(loc); name;
+       name = dyn_cast<NameLoc>(name.getChildLoc()))
+    if (name.getName() == kForwardStepLocName)
+      return true;
+  return false;
 }
 
 /// Source files' lines, read once.
@@ -468,6 +588,10 @@ private:
   Statement *current = nullptr;
   std::string failure;
   unsigned temporaries = 0, gradients = 0;
+  /// In a reverse loop's body: the variable of the forward loop it undoes,
+  /// then the text of its value and the name given to it.
+  std::string forwardVar;
+  std::pair<std::string, std::string> forwardStep;
   SourceLines sources;
 };
 
@@ -791,15 +915,16 @@ ExprPtr Raiser::affineExpr(AffineExpr e, const std::vector<ExprPtr> &dims) {
     return intExpr(c.getValue());
   auto bin = cast<AffineBinaryOpExpr>(e);
   ExprPtr lhs = affineExpr(bin.getLHS(), dims);
-  if (auto c = dyn_cast<AffineConstantExpr>(bin.getRHS());
-      c && c.getValue() < 0 && e.getKind() == AffineExprKind::Add)
-    return binary("-", std::move(lhs), intExpr(-c.getValue()));
   ExprPtr rhs = affineExpr(bin.getRHS(), dims);
+  LinearForm sum;
   switch (e.getKind()) {
   case AffineExprKind::Add:
-    return binary("+", std::move(lhs), std::move(rhs));
+    sum.add(std::move(lhs), 1);
+    sum.add(std::move(rhs), 1);
+    return sum.expr();
   case AffineExprKind::Mul:
-    return binary("*", std::move(lhs), std::move(rhs));
+    sum.add(binary("*", std::move(lhs), std::move(rhs)), 1);
+    return sum.expr();
   case AffineExprKind::FloorDiv:
     return binary("/", std::move(lhs), std::move(rhs));
   case AffineExprKind::Mod:
@@ -841,13 +966,19 @@ ExprPtr Raiser::opExpr(Operation *op,
         }
         return fail(op, "a constant of this kind");
       })
-      .Case<arith::AddFOp, arith::AddIOp>([&](auto) { return bin("+"); })
+      .Case([&](arith::AddFOp) { return bin("+"); })
+      .Case([&](arith::AddIOp) {
+        LinearForm sum;
+        sum.add(x(0), 1);
+        sum.add(x(1), 1);
+        return sum.expr();
+      })
       .Case([&](arith::SubFOp) { return bin("-"); })
       .Case([&](arith::SubIOp) {
         // a − (a / b)·b is the language's a % b.
         ExprPtr e = bin("-");
         if (e->kind != Expr::Kind::Binary || e->op != "-")
-          return e;
+          return collectIntegerSum(std::move(e));
         const Expr &a = *e->operands[0], &p = *e->operands[1];
         if (p.kind == Expr::Kind::Binary && p.op == "*" &&
             p.operands[0]->kind == Expr::Kind::Binary &&
@@ -857,9 +988,17 @@ ExprPtr Raiser::opExpr(Operation *op,
                 sourceText(*p.operands[1]))
           return binary("%", std::move(e->operands[0]),
                         std::move(e->operands[1]->operands[1]));
-        return e;
+        return collectIntegerSum(std::move(e));
       })
-      .Case<arith::MulFOp, arith::MulIOp>([&](auto) { return bin("*"); })
+      .Case([&](arith::MulFOp) { return bin("*"); })
+      .Case([&](arith::MulIOp) {
+        ExprPtr a = x(0), b = x(1);
+        if (a->kind != Expr::Kind::Int && b->kind != Expr::Kind::Int)
+          return binary("*", std::move(a), std::move(b));
+        LinearForm product;
+        product.add(binary("*", std::move(a), std::move(b)), 1);
+        return product.expr();
+      })
       .Case<arith::DivFOp, arith::DivSIOp>([&](auto) { return bin("/"); })
       .Case<arith::RemSIOp>([&](auto) { return bin("%"); })
       .Case([&](arith::NegFOp) { return unary("-", x(0)); })
@@ -869,7 +1008,7 @@ ExprPtr Raiser::opExpr(Operation *op,
         ExprPtr a = x(0), b = x(1);
         // (A negative count, N - 1 for N = 0, is no tensor the
         // program had: its bounds are checked before it runs.)
-        if (b->kind == Expr::Kind::Int && b->intValue == 0 && isSize(*a, true))
+        if (isInt(*b, 0) && isSize(*a, true))
           return a;
         return call("max", std::move(a), std::move(b));
       })
@@ -879,9 +1018,6 @@ ExprPtr Raiser::opExpr(Operation *op,
         // The language's integer x / y, guarded against y = 0 and overflow
         // (frontend/MLIRGen.cpp's truncatingDivide), is x / y again.
         ExprPtr e = select(x(0), x(1), x(2));
-        auto isInt = [](const Expr &v, int64_t n) {
-          return v.kind == Expr::Kind::Int && v.intValue == n;
-        };
         if (e->kind != Expr::Kind::Select)
           return e;
         const Expr &test = *e->operands[0], &divide = *e->operands[2];
@@ -1068,12 +1204,13 @@ void Raiser::statement(Operation *op, Value result, const std::string &name) {
   subscriptIndices(*value, covered);
   for (auto [d, index] : llvm::enumerate(indices)) {
     stmt.lhsIndices.push_back(index);
-    stmt.lhsBounds.push_back(covered.count(index) ? nullptr
-                                                  : sizeOf(result, d));
-    if (stmt.lhsBounds.back() && !isSize(*stmt.lhsBounds.back(), true))
-      fail(op, "a tensor sized by a run-time value (" +
-                   sourceText(*stmt.lhsBounds.back()) +
-                   ", such as the states a loop records)");
+    ExprPtr bound = covered.count(index) ? nullptr : sizeOf(result, d);
+    // A bound by a run-time value (the steps a loop records) is that value
+    // where it is not negative, and nothing else: max(n, 0) is n there.
+    if (bound && bound->kind == Expr::Kind::Call && bound->name == "max" &&
+        isInt(*bound->operands[1], 0))
+      bound = std::move(bound->operands[0]);
+    stmt.lhsBounds.push_back(std::move(bound));
   }
   stmt.values.push_back(std::move(value));
   bool copy = op == ret || isa<LoopOp, LoopYieldOp>(op);
@@ -1090,6 +1227,22 @@ void Raiser::emitBlock(Block &block) {
   for (Operation &op : block.without_terminator()) {
     if (!failure.empty())
       return;
+    if (!forwardVar.empty() && op.getNumResults() == 1 &&
+        isForwardStep(op.getLoc())) {
+      // `j = N - 1 - back`: the forward step, named as in the source.
+      ast::Stmt stmt{ast::Stmt::Kind::Def, ast::Loc{}};
+      stmt.targets.push_back(uniqueName(forwardVar));
+      Statement s;
+      current = &s;
+      s.ops.insert(&op);
+      stmt.values.push_back(scalarExpr(op.getResult(0)));
+      current = nullptr;
+      scalarNames[op.getResult(0)] = stmt.targets[0];
+      forwardStep = {sourceText(*stmt.values[0]), stmt.targets[0]};
+      out->push_back(std::move(stmt));
+      forwardVar.clear();
+      continue;
+    }
     if (inlined.contains(&op) ||
         isa<arith::ConstantOp, tensor::DimOp, tensor::ExtractOp, tensor::CastOp,
             tensor::FromElementsOp, CheckIndexOp, TakeOp, PutOp>(op) ||
@@ -1156,6 +1309,10 @@ void Raiser::emitLoop(LoopOp loop) {
     if (line.consume_front("for "))
       var = line.take_until([](char c) { return c == ' '; }).str();
   }
+  // A reverse loop's step k undoes the forward loop's step var.
+  std::string outerForwardVar = forwardVar;
+  auto outerForwardStep = std::exchange(forwardStep, {});
+  forwardVar = adjoint ? var : "";
   var = uniqueName(adjoint ? "back" : var);
   ast::Stmt loopStmt{ast::Stmt::Kind::For, ast::Loc{}};
   loopStmt.targets.push_back(var);
@@ -1174,6 +1331,25 @@ void Raiser::emitLoop(LoopOp loop) {
   std::vector<ast::Stmt> *outer = out;
   out = &loopStmt.body;
   emitBlock(body);
+  forwardVar = outerForwardVar;
+  if (!forwardStep.second.empty()) {
+    // The same step computed elsewhere (the rows a record is read at) is
+    // that name too.
+    ExprPtr name = nameExpr(forwardStep.second);
+    for (size_t k = 1; k < loopStmt.body.size(); ++k)
+      replaceText(loopStmt.body[k], forwardStep.first, *name);
+  }
+  // `for k in 0..max(n, 0)` runs as `0..n`, and max(n, 0) is n in its body.
+  Expr &upper = *loopStmt.values[1];
+  if (isInt(*loopStmt.values[0], 0) && upper.kind == Expr::Kind::Call &&
+      upper.name == "max" && isInt(*upper.operands[1], 0)) {
+    std::string text = sourceText(upper);
+    ExprPtr n = std::move(upper.operands[0]);
+    for (ast::Stmt &inner : loopStmt.body)
+      replaceText(inner, text, *n);
+    loopStmt.values[1] = std::move(n);
+  }
+  forwardStep = std::move(outerForwardStep);
   auto yield = cast<LoopYieldOp>(body.getTerminator());
   std::vector<std::string> sources;
   for (auto [k, v] : llvm::enumerate(yield.getValues())) {

@@ -2,6 +2,7 @@
 #include "frontend/Sema.h"
 #include "frontend/DiagnosticPrinter.h"
 #include "frontend/MLIRGen.h"
+#include "frontend/SourcePrinter.h"
 
 #include "mlir/IR/Diagnostics.h"
 
@@ -13,6 +14,14 @@
 using namespace mlx;
 using namespace mlx::ast;
 using rt::DType;
+
+/// An integer scalar's element type: an integer literal, an index, i32 or
+/// i64.
+static bool isIntegerType(const EType &t) {
+  return t.kind == EType::LitInt || t.kind == EType::Index ||
+         (t.kind == EType::Concrete &&
+          (t.dtype == DType::i32 || t.dtype == DType::i64));
+}
 
 const std::set<std::string> &mlx::unaryFloatBuiltins() {
   static const std::set<std::string> names = {
@@ -934,11 +943,7 @@ bool FunctionSema::checkComputedSubscript(const Expr &sub, Scope &scope) {
     return false;
   // A subscript that depends on indices (`targets[t]`) is a gather per
   // element; one that does not is a position by value.
-  bool integer = si.type.kind == EType::LitInt ||
-                 si.type.kind == EType::Index ||
-                 (si.type.kind == EType::Concrete &&
-                  (si.type.dtype == DType::i32 || si.type.dtype == DType::i64));
-  if (!si.shape.empty() || !integer) {
+  if (!si.shape.empty() || !isIntegerType(si.type)) {
     error(sub.loc, "a computed subscript must be an integer scalar, got " +
                        si.type.str() +
                        (si.shape.empty() ? "" : shapeStr(si.shape)));
@@ -1535,10 +1540,24 @@ const ExprInfo *FunctionSema::checkRightSide(const Stmt &s,
             k < s.lhsBounds.size() ? s.lhsBounds[k].get() : nullptr) {
       std::optional<SDim> size = symbolicDim(*bound);
       if (!size) {
-        error(bound->loc, "the bound of index '" + *index +
-                              "' must be a size (a dimension name, a static "
-                              "parameter or an integer)");
-        return nullptr;
+        // A run-time integer value: a size of its own.
+        Scope none;
+        const ExprInfo &bi = analyze(*bound, none);
+        if (!bi.ok)
+          return nullptr;
+        if (!bi.shape.empty() || !isIntegerType(bi.type)) {
+          error(bound->loc,
+                "the bound of index '" + *index +
+                    "' must be a size or an integer scalar value, got " +
+                    bi.type.str() +
+                    (bi.shape.empty() ? "" : shapeStr(bi.shape)));
+          return nullptr;
+        }
+        whole(*bound, DType::i64);
+        size = SDim::named(sourceText(*bound) + " (the bound at " +
+                           std::to_string(bound->loc.line) + ":" +
+                           std::to_string(bound->loc.col) + ")");
+        stmt.valueBounds.push_back({bound, *size});
       }
       bindRange(&indexVars.back(), *size, bound->loc);
     }
@@ -1700,11 +1719,7 @@ void FunctionSema::checkFor(const Stmt &s) {
     const ExprInfo &bi = analyze(*bound, scope);
     if (!bi.ok)
       return;
-    bool integer =
-        bi.type.kind == EType::LitInt || bi.type.kind == EType::Index ||
-        (bi.type.kind == EType::Concrete &&
-         (bi.type.dtype == DType::i32 || bi.type.dtype == DType::i64));
-    if (!bi.shape.empty() || !integer) {
+    if (!bi.shape.empty() || !isIntegerType(bi.type)) {
       error(bound->loc, "a loop bound must be an integer scalar (a literal, "
                         "a dimension or an i32/i64 value), got " +
                             bi.type.str() +

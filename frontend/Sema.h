@@ -105,6 +105,11 @@ struct StmtInfo {
   /// than an index; `slots` and `lhsVars` are those of the other entries.
   /// Empty for an ordinary definition.
   std::vector<bool> computed;
+  /// Left-hand bounds by a run-time integer value (`rec[k < steps, d] =
+  /// 0.0` with `steps: i32`), each with the size it stands for: the value,
+  /// or 0 when it is negative. Such a size is one of its own, equal only to
+  /// itself (its symbol names the bound's text and place).
+  std::vector<std::pair<const ast::Expr *, SDim>> valueBounds;
 };
 
 /// What checking found out about a loop `for t in lo..hi { ... }`.
@@ -215,11 +220,9 @@ public:
   bool checkNoRecursion(llvm::ArrayRef<const ast::Function *> roots);
 
   /// Checks one instance of `fn`; see CheckedFunction::ok.
-  std::unique_ptr<CheckedFunction> check(const ast::Function &fn,
-                                         int64_t anyShapeRank,
-                                         rt::DType floatType,
-                                         const StaticValues &statics = {},
-                                         bool symbolicStatics = false);
+  std::unique_ptr<CheckedFunction>
+  check(const ast::Function &fn, int64_t anyShapeRank, rt::DType floatType,
+        const StaticValues &statics = {}, bool symbolicStatics = false);
 
 private:
   void error(const ast::Loc &loc, const llvm::Twine &message);

@@ -27,6 +27,12 @@ namespace mlir::mlx {
 /// each reverse-sweep op (the location of the op whose rule made it).
 inline constexpr llvm::StringLiteral kAdjointLocName = "adjoint";
 
+/// The name of the NameLoc around the location of the op that computes, in
+/// a reverse loop, the step of the forward loop it undoes (`lower + steps −
+/// 1 − k` at its k-th step): what `mlxc derive` names after the forward
+/// loop's variable.
+inline constexpr llvm::StringLiteral kForwardStepLocName = "forward step";
+
 /// The tensor-level reverse sweep over a function body, as an op's
 /// DifferentiableOpInterface rule sees it.
 class ReverseSweep {

@@ -19,6 +19,7 @@
 #include "dialects/mlx/Adjoints.h"
 
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Transforms/RegionUtils.h"
 #include "llvm/ADT/SetVector.h"
@@ -213,7 +214,11 @@ struct Backward {
           Value one = bb.create<arith::ConstantIndexOp>(loc, 1);
           Value row = bb.create<arith::SubIOp>(
               loc, bb.create<arith::SubIOp>(loc, steps, k), one);
-          Value t = bb.create<arith::AddIOp>(loc, lower, row);
+          Value t = isConstantIntValue(lower, 0)
+                        ? row
+                        : bb.create<arith::AddIOp>(loc, lower, row);
+          t.getDefiningOp()->setLoc(
+              NameLoc::get(bb.getStringAttr(kForwardStepLocName), loc));
           SmallVector<Value> states;
           for (size_t j = 0; j < n; ++j)
             states.push_back(
