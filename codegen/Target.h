@@ -40,6 +40,9 @@ struct CodegenOptions {
   /// features), or an LLVM CPU name ("x86-64-v3", "znver4", …) for a
   /// portable build.
   std::string cpu = "host";
+  /// Attention-like sums of softmax rows a key tile at a time
+  /// (mlx-online-softmax; CPU only); off: the two-pass form.
+  bool onlineSoftmax = true;
 };
 
 class Target {

@@ -61,9 +61,11 @@ void buildMlxGradPipeline(OpPassManager &pm,
                           unsigned loopCheckpointInterval = 0);
 
 /// mlx → linalg on tensors (the input of every backend), with elementwise
-/// producer/consumer fusion; `checkNumerics` adds mlx-check-numerics.
+/// producer/consumer fusion; `checkNumerics` adds mlx-check-numerics,
+/// `onlineSoftmax` mlx-online-softmax (attention a key tile at a time).
 void buildMlxToLinalgPipeline(OpPassManager &pm, bool checkNumerics = false,
-                              unsigned loopCheckpointInterval = 0);
+                              unsigned loopCheckpointInterval = 0,
+                              bool onlineSoftmax = false);
 
 /// Registers the pipelines above as `mlx-simplify` and `mlx-to-linalg`.
 void registerMlxPipelines();

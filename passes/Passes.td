@@ -33,6 +33,29 @@ def BatchMapCallsPass : Pass<"mlx-batch-map-calls", "ModuleOp"> {
   let dependentDialects = ["tensor::TensorDialect", "arith::ArithDialect"];
 }
 
+def OnlineSoftmaxPass : Pass<"mlx-online-softmax"> {
+  let summary = "a softmax feeding a sum over its index, a key tile at a time";
+  let description = [{
+    The online-softmax (FlashAttention) rewrite, derived from the
+    equations: where `P[i, :] = softmax(S[i, :])` (batched: a row max, exp
+    of the difference, a row sum and a divide) feeds `O[i, e] = Σ_j P[i, j]
+    V[j, e]` and nothing else reads S or P, an `mlx.loop` over tiles of
+    `key-tile` keys carries the running max m, the running sum z and the
+    accumulator of every query row: per tile, S's equations (and the
+    producers computed with it) on that tile's keys, m' = max(m, max_j S),
+    p = exp(S − m'), z' = z·e^(m−m') + Σ_j p, acc' = acc·e^(m−m') + Σ_j p V;
+    O = acc / z. The T×T scores are never stored. Where S is −∞ for j > i
+    (a causal mask, `j <= i ? … : -inf`), a tile of keys from j0 on skips
+    the query rows before j0, which it masks whole. A row that has seen only
+    −∞ subtracts 0, so a row masked whole gives 0/0 = NaN, as the two-pass
+    form does.
+  }];
+  let options = [Option<"keyTile", "key-tile", "int64_t", "64",
+                        "keys per tile">];
+  let dependentDialects = ["tensor::TensorDialect", "arith::ArithDialect",
+                           "math::MathDialect"];
+}
+
 def LoopOrderPass : Pass<"mlx-loop-order"> {
   let summary = "move innermost the loop that walks memory contiguously";
   let description = [{

@@ -43,12 +43,15 @@ void mlx::buildMlxGradPipeline(OpPassManager &pm,
 }
 
 void mlx::buildMlxToLinalgPipeline(OpPassManager &pm, bool checkNumerics,
-                                   unsigned loopCheckpointInterval) {
+                                   unsigned loopCheckpointInterval,
+                                   bool onlineSoftmax) {
   buildMlxGradPipeline(pm, loopCheckpointInterval);
   // Rows mapped over indices become generics over all of them; the lifted
   // callees go, and CSE merges what lifting repeated.
   pm.addPass(createBatchMapCallsPass());
   buildMlxSimplifyPipeline(pm);
+  if (onlineSoftmax)
+    pm.addPass(createOnlineSoftmaxPass());
   // Checks go on the inlined ops, so each reports the user's equation.
   if (checkNumerics)
     pm.addPass(createCheckNumericsPass());

@@ -261,8 +261,9 @@ Session::lower(const std::vector<ExportRequest> &exports, Stage stage,
   if (stage == Stage::Grad) {
     mlir::mlx::buildMlxGradPipeline(pm, options.loopCheckpointInterval);
   } else {
-    mlir::mlx::buildMlxToLinalgPipeline(pm, options.checkNumerics,
-                                        options.loopCheckpointInterval);
+    mlir::mlx::buildMlxToLinalgPipeline(
+        pm, options.checkNumerics, options.loopCheckpointInterval,
+        options.codegen.onlineSoftmax && impl->target->name() == "cpu");
     if (stage == Stage::Target)
       impl->target->buildPipeline(pm, options.codegen);
   }
@@ -488,7 +489,8 @@ Session::compile(const std::vector<ExportRequest> &exports,
         {text, impl->target->name().str(),
          impl->target->binaryKey(options.codegen),
          std::to_string(options.checkNumerics) + " " +
-             std::to_string(options.loopCheckpointInterval)});
+             std::to_string(options.loopCheckpointInterval) + " " +
+             std::to_string(options.codegen.onlineSoftmax)});
   }
   auto compileNow = [&]() -> llvm::Expected<std::string> {
     mlir::PassManager pm(&impl->ctx);

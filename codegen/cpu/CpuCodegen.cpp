@@ -385,7 +385,7 @@ void mlx::buildLinalgToCpuPipeline(OpPassManager &pm, unsigned vectorBits) {
 }
 
 void mlx::buildMlxToCpuPipeline(OpPassManager &pm, bool checkNumerics) {
-  buildMlxToLinalgPipeline(pm, checkNumerics);
+  buildMlxToLinalgPipeline(pm, checkNumerics, 0, /*onlineSoftmax=*/true);
   buildLinalgToCpuPipeline(pm, vectorBitsOf("host"));
 }
 

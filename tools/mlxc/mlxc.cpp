@@ -190,6 +190,14 @@ cl::opt<std::string>
                  "name (x86-64-v3, znver4, ...) for a portable build"),
         cl::cat(category), cl::sub(runCommand), cl::sub(traceCommand),
         cl::sub(explainCommand), cl::sub(benchCommand), cl::sub(buildCommand));
+cl::opt<bool> onlineSoftmax(
+    "online-softmax", cl::init(true),
+    cl::desc("compute a softmax feeding a sum over its index (attention) a "
+             "key tile at a time, without the T×T scores (CPU; "
+             "--online-softmax=false: the two-pass form)"),
+    cl::cat(category), cl::sub(emitCommand), cl::sub(runCommand),
+    cl::sub(traceCommand), cl::sub(explainCommand), cl::sub(benchCommand),
+    cl::sub(buildCommand));
 cl::opt<int> repeat("repeat", cl::init(10), cl::value_desc("N"),
                     cl::desc("the number of timed calls"), cl::cat(category),
                     cl::sub(benchCommand));
@@ -297,7 +305,7 @@ std::optional<int> parseOptions(int argc, char **argv, Options &opts) {
   opts.json = json;
   opts.checkNumerics = checkNumerics;
   opts.loopCheckpoint = loopCheckpoint;
-  opts.codegen = {optLevel, cpu};
+  opts.codegen = {optLevel, cpu, onlineSoftmax};
   // derive's --wrt names the parameters as --grad does for the others.
   for (const std::string &g : opts.command == "derive" ? wrtArgs : grads) {
     if (llvm::StringRef(g).trim().empty())
@@ -440,7 +448,9 @@ private:
     auto exports = requestedExports();
     if (!exports)
       return report(exports.takeError());
-    auto module = session.lower(*exports, *stage, {false, opts.loopCheckpoint});
+    auto module = session.lower(
+        *exports, *stage,
+        {false, opts.loopCheckpoint, CacheUse::Use, opts.codegen});
     if (!module)
       return report(module.takeError());
     if (*stage != Stage::Target) {
