@@ -20,6 +20,7 @@
 //===----------------------------------------------------------------------===//
 #include "passes/Passes.h"
 
+#include "dialects/mlx/Adjoints.h"
 #include "dialects/mlx/MlxDialect.h"
 
 #include "mlir/IR/IRMapping.h"
@@ -437,18 +438,9 @@ void Rewriter::run() {
   Value tiles = b.create<arith::DivUIOp>(
       loc, b.create<arith::AddIOp>(loc, keys, index(keyTile - 1)),
       index(keyTile));
-  auto loop = b.create<LoopOp>(loc, TypeRange(ValueRange(inits)), index(0),
-                               tiles, inits);
-  Block *block = new Block();
-  loop.getBody().push_back(block);
-  Value t = block->addArgument(b.getIndexType(), loc);
-  for (Value init : inits)
-    block->addArgument(init.getType(), loc);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(block);
-    b.create<LoopYieldOp>(loc, tile(t, block->getArguments().drop_front()));
-  }
+  LoopOp loop = buildLoop(
+      b, loc, index(0), tiles, inits,
+      [&](OpBuilder &, Value t, ValueRange state) { return tile(t, state); });
   // O = acc / z
   Value o = elementwise({queries, e}, {loop.getResult(2), loop.getResult(1)},
                         [](OpBuilder &bb, Location l, ValueRange a) {

@@ -151,6 +151,11 @@ Value buildFilled(OpBuilder &b, Location loc, Value like, double value);
 /// A tensor of `type` with the given sizes, filled with zeros.
 Value buildZeros(OpBuilder &b, Location loc, RankedTensorType type,
                  ValueRange sizes);
+/// A new mlx.loop at `b` from `lower` to `upper` over `inits`, its body
+/// built by `body(b, step, carried)` returning the next carried values.
+LoopOp buildLoop(
+    OpBuilder &b, Location loc, Value lower, Value upper, ValueRange inits,
+    function_ref<SmallVector<Value>(OpBuilder &, Value, ValueRange)> body);
 /// Element-wise a + b of two tensors of the same type.
 Value buildAdd(OpBuilder &b, Location loc, Value lhs, Value rhs);
 

@@ -133,9 +133,7 @@ static func::FuncOp outlineBody(LoopOp loop, ArrayRef<Value> captures) {
   return fn;
 }
 
-/// A new mlx.loop at `b` from `lower` to `upper` over `inits`, its body
-/// built by `body(b, step, carried)` returning the next carried values.
-static LoopOp buildLoop(
+LoopOp mlir::mlx::buildLoop(
     OpBuilder &b, Location loc, Value lower, Value upper, ValueRange inits,
     function_ref<SmallVector<Value>(OpBuilder &, Value, ValueRange)> body) {
   auto loop = b.create<LoopOp>(loc, inits.getTypes(), lower, upper, inits);
