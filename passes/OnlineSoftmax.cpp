@@ -83,17 +83,17 @@ bool isRowReduction(GenericOp g, Combiner c, Value x) {
          yielded(g) == g.getBody().getArgument(0);
 }
 
-/// `R[i, j] = f(X[i, j], y[i])` with body `f(a, b)` matched by `body`.
-bool isRowBroadcast(
-    GenericOp g, Value x, Value y,
-    function_ref<bool(Value, BlockArgument, BlockArgument)> body) {
-  if (!g || !hasKinds(g, 2, 2, Combiner::none) || g.getInputs().size() != 2 ||
-      g.getInputs()[0] != x || g.getInputs()[1] != y)
-    return false;
+/// X and y of `R[i, j] = f(X[i, j], y[i])` with body `f(a, b)` matched by
+/// `body`; nullopt for another generic.
+std::optional<std::pair<Value, Value>> rowBroadcastInputs(
+    GenericOp g, function_ref<bool(Value, BlockArgument, BlockArgument)> body) {
+  if (!g || !hasKinds(g, 2, 2, Combiner::none) || g.getInputs().size() != 2)
+    return std::nullopt;
   auto maps = mapsOf(g);
-  return isLeadingIdentity(maps[0], 2) && isLeadingIdentity(maps[1], 1) &&
-         body(yielded(g), g.getBody().getArgument(0),
-              g.getBody().getArgument(1));
+  if (!isLeadingIdentity(maps[0], 2) || !isLeadingIdentity(maps[1], 1) ||
+      !body(yielded(g), g.getBody().getArgument(0), g.getBody().getArgument(1)))
+    return std::nullopt;
+  return std::make_pair(g.getInputs()[0], g.getInputs()[1]);
 }
 
 /// The iteration dim a value of a generic body is (through index casts),
@@ -184,15 +184,14 @@ std::optional<Match> match(GenericOp out) {
         (mul.getLhs() == a1 && mul.getRhs() == a0)))
     return std::nullopt;
   // P = E / Z[i]
-  if (m.div.getInputs().size() != 2)
-    return std::nullopt;
-  Value e = m.div.getInputs()[0], z = m.div.getInputs()[1];
   auto isDivide = [](Value v, BlockArgument x, BlockArgument y) {
     auto div = v.getDefiningOp<arith::DivFOp>();
     return div && div.getLhs() == x && div.getRhs() == y;
   };
-  if (!isRowBroadcast(m.div, e, z, isDivide))
+  auto divided = rowBroadcastInputs(m.div, isDivide);
+  if (!divided)
     return std::nullopt;
+  auto [e, z] = *divided;
   m.sum = z.getDefiningOp<GenericOp>();
   m.exp = e.getDefiningOp<GenericOp>();
   if (!isRowReduction(m.sum, Combiner::add, e) || !z.hasOneUse() || !m.exp)
@@ -201,16 +200,15 @@ std::optional<Match> match(GenericOp out) {
     if (user != m.sum && user != m.div)
       return std::nullopt;
   // E = exp(S - M')
-  if (m.exp.getInputs().size() != 2)
-    return std::nullopt;
-  Value s = m.exp.getInputs()[0], mx = m.exp.getInputs()[1];
   auto isExpOfDifference = [](Value v, BlockArgument x, BlockArgument y) {
     auto exp = v.getDefiningOp<math::ExpOp>();
     auto sub = exp ? exp.getOperand().getDefiningOp<arith::SubFOp>() : nullptr;
     return sub && sub.getLhs() == x && sub.getRhs() == y;
   };
-  if (!isRowBroadcast(m.exp, s, mx, isExpOfDifference) || !mx.hasOneUse())
+  auto shifted = rowBroadcastInputs(m.exp, isExpOfDifference);
+  if (!shifted || !shifted->second.hasOneUse())
     return std::nullopt;
+  auto [s, mx] = *shifted;
   // M' = stop_gradient(M) or M; M = max[j] S
   m.max = mx.getDefiningOp<GenericOp>();
   if (m.max && hasKinds(m.max, 1, 1, Combiner::none) &&
