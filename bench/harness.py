@@ -173,6 +173,40 @@ def make_cases(rng):
         3 * 2.0 * 256 * (784 * 1024 + 1024 * 10), "flop",
         {"torch autograd": mlp_grad}, {}, grads=("W1", "b1", "W2", "b2")))
 
+    # An LSTM layer of 128 steps, batch 64, 512 inputs and hidden units
+    # (bench/cases.mlx's lstm_layer; PyTorch's nn.LSTM, its gates in
+    # another order, the same work).
+    T, B, H = 128, 64, 512
+    lstm = {"xs": f32(T, B, H), "h0": f32(B, H), "c0": f32(B, H),
+            "W": f32(4 * H, 2 * H, scale=0.03), "b": f32(4 * H, scale=0.1)}
+    torch_lstm = torch.nn.LSTM(H, H)
+    tl = {n: torch.from_numpy(a) for n, a in lstm.items()}
+
+    def torch_lstm_forward():
+        with torch.no_grad():
+            return torch_lstm(tl["xs"], (tl["h0"][None], tl["c0"][None]))
+
+    def np_lstm():
+        sigmoid = lambda z: 1 / (1 + np.exp(-z))
+        h, c, Wt = lstm["h0"], lstm["c0"], lstm["W"].T.copy()
+        for t in range(T):
+            z = np.concatenate([h, lstm["xs"][t]], axis=1) @ Wt + lstm["b"]
+            c = sigmoid(z[:, :H]) * c + sigmoid(z[:, H:2 * H]) * np.tanh(z[:, 2 * H:3 * H])
+            h = sigmoid(z[:, 3 * H:]) * np.tanh(c)
+
+    cases.append(Case(
+        f"LSTM {T} steps batch {B} hidden {H} fwd", CASES_MLX, "lstm_layer", lstm,
+        2.0 * T * B * 4 * H * 2 * H, "flop",
+        {"torch nn.LSTM": torch_lstm_forward}, {"numpy": np_lstm}))
+
+    # conv2d 3x3, 64 -> 128 channels, 56x56, batch 8, padding 1.
+    conv = {"I": f32(8, 64, 56, 56), "K": f32(128, 64, 3, 3, scale=0.05), "b": f32(128)}
+    tc = {n: torch.from_numpy(a) for n, a in conv.items()}
+    cases.append(Case(
+        "conv2d 3x3 64->128 56x56 batch 8", CASES_MLX, "conv2d_batch", conv,
+        2.0 * 8 * 128 * 56 * 56 * 64 * 9, "flop",
+        {"torch": lambda: F.conv2d(tc["I"], tc["K"], tc["b"], padding=1)}, {}))
+
     # One AdamW step over 10 M parameters as one tensor: reads w, m, v, g,
     # writes w, m, v. PyTorch's optimizer updates in place.
     N = 10_000_000

@@ -32,8 +32,10 @@
 // not read b packed once); the output indexed (.., i, k) with unit stride
 // in k; a body `out + x · y` (f32 or f64) where x depends only on inputs
 // indexed without k and y only on inputs indexed without i (or the other
-// way round), its ops element-wise, the inputs with unit stride in their
-// last dim; the product may be scaled by values that depend on no input
+// way round), its ops element-wise or linalg.index of a dim its side may
+// read (`j < H ? h[n, j] : x[n, j - H]`, an LSTM's [h, x]), the inputs
+// with unit stride in their last dim; the product may be scaled by values that
+// depend on no input
 // (`out + x·y / √D`: the scaling is applied to x when packing).
 //
 //===----------------------------------------------------------------------===//
@@ -97,10 +99,13 @@ struct Contraction {
   SmallVector<std::pair<Operation *, Value>> scales;
 };
 
-/// The block arguments `v` depends on through ops of `body`; false when one
-/// of those ops has regions or side effects.
+/// The block arguments `v` depends on through ops of `body`, and in
+/// `indexDims` the loop dims it reads through linalg.index; false when one
+/// of those ops has regions or side effects, or reads an index where
+/// `indexDims` is null.
 bool collectArguments(Value v, Block &body,
-                      llvm::SmallSetVector<unsigned, 4> &args) {
+                      llvm::SmallSetVector<unsigned, 4> &args,
+                      llvm::SmallSetVector<unsigned, 4> *indexDims = nullptr) {
   SmallVector<Value> work = {v};
   llvm::SmallPtrSet<Operation *, 8> seen;
   while (!work.empty()) {
@@ -113,6 +118,12 @@ bool collectArguments(Value v, Block &body,
     Operation *def = u.getDefiningOp();
     if (def->getBlock() != &body || !seen.insert(def).second)
       continue;
+    if (auto index = dyn_cast<linalg::IndexOp>(def)) {
+      if (!indexDims)
+        return false;
+      indexDims->insert(index.getDim());
+      continue;
+    }
     // Applied to vectors when packing: element-wise ops only.
     if (def->getNumRegions() || !isPure(def) ||
         !def->hasTrait<OpTrait::Elementwise>())
@@ -199,8 +210,8 @@ std::optional<Contraction> match(linalg::GenericOp op) {
       return std::nullopt;
   }
   auto onSide = [&](Value v, unsigned excluded) {
-    llvm::SmallSetVector<unsigned, 4> args;
-    if (!collectArguments(v, body, args))
+    llvm::SmallSetVector<unsigned, 4> args, dims;
+    if (!collectArguments(v, body, args, &dims) || dims.contains(excluded))
       return false;
     return llvm::none_of(args, [&](unsigned a) {
       return a == acc.getArgNumber() || uses(a, excluded);
@@ -243,11 +254,12 @@ public:
                 : index(1);
     Value rowStrips = ceilDiv(M, index(shape.rows));
     Value colStrips = ceilDiv(N, index(shape.cols()));
-    Value packedA = pack(rowStrips, shape.rows, c.x, c.i, M);
-    Value packedB = pack(colStrips, shape.cols(), c.y, c.k, N);
+    Value packedA = packOnce(shape.rows, c.x, c.i, M, rowStrips);
+    Value packedB = packOnce(shape.cols(), c.y, c.k, N, colStrips);
     multiply(packedA, packedB, rowStrips, colStrips);
-    b.create<memref::DeallocOp>(loc, packedA);
-    b.create<memref::DeallocOp>(loc, packedB);
+    for (Value packed : {packedA, packedB})
+      if (packed.getParentRegion() == c.op->getParentRegion())
+        b.create<memref::DeallocOp>(loc, packed);
     c.op.erase();
   }
 
@@ -265,12 +277,136 @@ private:
   bool batched(Value factor) {
     if (!c.batch)
       return false;
-    llvm::SmallSetVector<unsigned, 4> args;
-    collectArguments(factor, c.op.getRegion().front(), args);
-    return llvm::any_of(args, [&](unsigned a) {
-      return c.op.getMatchingIndexingMap(c.op.getDpsInputOperand(a))
-          .isFunctionOfDim(*c.batch);
-    });
+    llvm::SmallSetVector<unsigned, 4> args, dims;
+    collectArguments(factor, c.op.getRegion().front(), args, &dims);
+    return dims.contains(*c.batch) || llvm::any_of(args, [&](unsigned a) {
+             return c.op.getMatchingIndexingMap(c.op.getDpsInputOperand(a))
+                 .isFunctionOfDim(*c.batch);
+           });
+  }
+
+  /// `factor` packed (see pack) where the op runs, or before the outermost
+  /// of the loops around it in which the factor is the same at every step
+  /// (an RNN's weights, packed once for all its steps; freed after that
+  /// loop).
+  Value packOnce(int64_t width, Value factor, unsigned dim, Value extent,
+                 Value strips) {
+    scf::ForOp loop = invariantLoop(factor, dim);
+    if (!loop)
+      return pack(strips, width, factor, dim, extent, K,
+                  batched(factor) ? batches : index(1));
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(loop);
+    Value hoistedExtent = dimAt(factor, dim);
+    Value packed = pack(ceilDiv(hoistedExtent, index(width)), width, factor,
+                        dim, hoistedExtent, dimAt(factor, c.r),
+                        batched(factor) ? dimAt(factor, *c.batch) : index(1));
+    b.setInsertionPointAfter(loop);
+    b.create<memref::DeallocOp>(loc, packed);
+    return packed;
+  }
+
+  /// A buffer `factor` reads that has loop dim `dim`, and the dim's
+  /// position in it; none when no buffer it reads has it.
+  std::optional<std::pair<Value, unsigned>> bufferWithDim(Value factor,
+                                                          unsigned dim) {
+    llvm::SmallSetVector<unsigned, 4> args, dims;
+    collectArguments(factor, c.op.getRegion().front(), args, &dims);
+    for (unsigned a : args) {
+      OpOperand *in = c.op.getDpsInputOperand(a);
+      if (auto position = c.op.getMatchingIndexingMap(in).getResultPosition(
+              getAffineDimExpr(dim, b.getContext())))
+        return std::make_pair(in->get(), *position);
+    }
+    return std::nullopt;
+  }
+
+  /// The extent of loop dim `dim`, at the builder's insertion point, from
+  /// a buffer `factor` reads (invariantLoop checked there is one).
+  Value dimAt(Value factor, unsigned dim) {
+    auto [buffer, position] = *bufferWithDim(factor, dim);
+    return b.create<memref::DimOp>(loc, buffer, position);
+  }
+
+  /// The outermost scf.for of those directly around the op (loops in
+  /// loops, nothing between) in which `factor` is invariant: the buffers it
+  /// reads and the values from above the op its ops use are defined
+  /// outside the loop, the buffers are written nowhere inside it (no op
+  /// there writes them or a view of them, or takes them where it might),
+  /// and the buffers give the extents of its dims (`dim`, r, the batch).
+  scf::ForOp invariantLoop(Value factor, unsigned dim) {
+    Block &body = c.op.getRegion().front();
+    llvm::SmallSetVector<unsigned, 4> args, dims;
+    collectArguments(factor, body, args, &dims);
+    SmallVector<Value> buffers, captured;
+    for (unsigned a : args)
+      buffers.push_back(c.op.getDpsInputOperand(a)->get());
+    // What it computes (and the scalings packed with x) from.
+    SmallVector<Value> work = {factor};
+    if (factor == c.x)
+      for (auto [scale, by] : c.scales)
+        work.push_back(by);
+    llvm::SmallPtrSet<Operation *, 8> seen;
+    while (!work.empty()) {
+      Value v = work.pop_back_val();
+      if (v.getParentBlock() != &body) {
+        captured.push_back(v);
+        continue;
+      }
+      Operation *def = v.getDefiningOp();
+      if (def && seen.insert(def).second)
+        llvm::append_range(work, def->getOperands());
+    }
+    scf::ForOp best;
+    for (auto loop = dyn_cast<scf::ForOp>(c.op->getParentOp()); loop;
+         loop = dyn_cast<scf::ForOp>(loop->getParentOp())) {
+      auto outside = [&](Value v) {
+        return !loop.getRegion().isAncestor(v.getParentRegion());
+      };
+      if (!llvm::all_of(buffers, outside) || !llvm::all_of(captured, outside) ||
+          llvm::any_of(buffers,
+                       [&](Value buffer) { return writtenIn(buffer, loop); }))
+        break;
+      best = loop;
+    }
+    // Its extents come from the buffers it reads.
+    SmallVector<unsigned> needed = {dim, c.r};
+    if (batched(factor))
+      needed.push_back(*c.batch);
+    if (llvm::any_of(needed,
+                     [&](unsigned d) { return !bufferWithDim(factor, d); }))
+      return scf::ForOp();
+    return best;
+  }
+
+  /// Whether something inside `loop` (or the loop itself) may write
+  /// `buffer`: an op with a write effect on it or a view of it, or one
+  /// that takes it without saying what it does with it (a call, a loop's
+  /// initial value).
+  static bool writtenIn(Value buffer, scf::ForOp loop) {
+    SmallVector<Value> aliases = {buffer};
+    while (!aliases.empty()) {
+      Value alias = aliases.pop_back_val();
+      for (Operation *user : alias.getUsers()) {
+        if (auto view = dyn_cast<ViewLikeOpInterface>(user);
+            view && view.getViewSource() == alias) {
+          llvm::append_range(aliases, user->getResults());
+          continue;
+        }
+        if (!loop->isAncestor(user))
+          continue;
+        auto effects = dyn_cast<MemoryEffectOpInterface>(user);
+        if (!effects)
+          return true;
+        SmallVector<MemoryEffects::EffectInstance> onIt;
+        effects.getEffectsOnValue(alias, onIt);
+        if (llvm::any_of(onIt, [](const MemoryEffects::EffectInstance &e) {
+              return !isa<MemoryEffects::Read>(e.getEffect());
+            }))
+          return true;
+      }
+    }
+    return false;
   }
 
   /// `factor` for every (batch b, strip s, step p, lane l): its value at
@@ -280,10 +416,9 @@ private:
   /// one vector of `width` lanes per step (the factor's ops applied to
   /// vectors).
   Value pack(Value strips, int64_t width, Value factor, unsigned dim,
-             Value extent) {
+             Value extent, Value K, Value packedBatches) {
     auto dynamic = ShapedType::kDynamic;
     auto type = MemRefType::get({dynamic, dynamic, dynamic, width}, element);
-    Value packedBatches = batched(factor) ? batches : index(1);
     Value packed = b.create<memref::AllocOp>(
         loc, type, ValueRange{packedBatches, strips, K},
         b.getI64IntegerAttr(64));
@@ -336,8 +471,8 @@ private:
   Value evaluate(Value factor, unsigned dim, int64_t width, Value first,
                  Value lanes, Value inside, Value p, Value batch) {
     Block &body = c.op.getRegion().front();
-    llvm::SmallSetVector<unsigned, 4> args;
-    collectArguments(factor, body, args);
+    llvm::SmallSetVector<unsigned, 4> args, dims;
+    collectArguments(factor, body, args, &dims);
     auto vectorOf = [&](Type t) { return VectorType::get({width}, t); };
     IRMapping mapping;
     for (unsigned a : args) {
@@ -387,6 +522,12 @@ private:
     for (Operation &op : body.without_terminator()) {
       if (!needed.contains(&op))
         continue;
+      // The loop dims it reads: the lanes, the step of r or the batch.
+      if (auto index = dyn_cast<linalg::IndexOp>(op)) {
+        unsigned d = index.getDim();
+        mapping.map(index, d == dim ? lanes : d == c.r ? p : batch);
+        continue;
+      }
       bool varies = llvm::any_of(op.getOperands(), [&](Value v) {
         return isa<VectorType>(mapping.lookupOrDefault(v).getType());
       });

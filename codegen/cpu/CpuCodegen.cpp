@@ -102,9 +102,10 @@ struct ReadOnlyArgumentsPass
 } // namespace
 
 /// `mlx-sequential-inner-loops`: keeps parallel only the first dim of the
-/// parallel loops no other loop encloses (one parallel level: a loop nested
-/// in another, or in a sequential loop such as a recurrence's steps, runs
-/// where its enclosing iteration runs; and a team shares out rows, keeping
+/// parallel loops no other parallel loop encloses (one parallel level: a
+/// loop nested in another runs where its enclosing iteration runs, while
+/// one in a sequential loop, such as a recurrence's steps, forks a team per
+/// step where its work pays for it; and a team shares out rows, keeping
 /// each row's loop whole, where collapsing the dims would cost a division
 /// per element and the row's vectorization), and makes the rest scf.for
 /// nests in the same order.
@@ -117,7 +118,7 @@ struct SequentialInnerLoopsPass
       bool outermost = true;
       for (Operation *parent = loop->getParentOp();
            parent && !isa<func::FuncOp>(parent); parent = parent->getParentOp())
-        if (isa<scf::ParallelOp, scf::ForOp, scf::WhileOp>(parent))
+        if (isa<scf::ParallelOp>(parent))
           outermost = false;
       if (!outermost || loop.getNumLoops() > 1)
         loops.push_back({loop, outermost});

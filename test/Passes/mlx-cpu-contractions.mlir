@@ -164,3 +164,84 @@ func.func @not_contractions(%A: memref<?x?xf32>, %B: memref<?x?xf32>, %W: memref
   }
   return
 }
+
+// A recurrence's step (an LSTM's z = W [h, x]): the i side picks h or x by
+// linalg.index of r (the lanes get the step's index); W, read the same at
+// every step, is packed once before the steps' loop (gathered across its
+// rows: Wᵀ's side) and freed after it, the i side packed per step.
+#w = affine_map<(n, r, j) -> (r, j)>
+#hx = affine_map<(n, r, j) -> (n, j)>
+#z = affine_map<(n, r, j) -> (n, r)>
+// CHECK-LABEL: func.func @recurrence
+// AVX512: memref.alloc({{.*}}) {alignment = 64 : i64} : memref<?x?x?x32xf32>
+// AVX512: vector.gather {{.*}} into vector<32xf32>
+// AVX512: scf.for %[[STEP:.*]] = %{{.*}} to %{{.*}} step
+// AVX512: memref.alloc({{.*}}) {alignment = 64 : i64} : memref<?x?x?x12xf32>
+// AVX512: arith.cmpi slt, {{.*}} : vector<12xi64>
+// AVX512: arith.select {{.*}} : vector<12xi1>, vector<12xf32>
+// AVX512: func.call @mlx_tile_f32_12x32
+// AVX512: memref.dealloc
+// AVX512-NOT: memref.dealloc
+// AVX512: }
+// AVX512: memref.dealloc
+// CHECK: return
+func.func @recurrence(%W: memref<?x?xf32>, %h: memref<?x?xf32>, %x: memref<?x?xf32>, %z: memref<?x?xf32>, %steps: index, %H: i64) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  scf.for %t = %c0 to %steps step %c1 {
+    linalg.generic {indexing_maps = [#w, #hx, #hx, #z],
+                    iterator_types = ["parallel", "parallel", "reduction"]}
+        ins(%W, %h, %x : memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>) outs(%z : memref<?x?xf32>) {
+    ^bb0(%w: f32, %hv: f32, %xv: f32, %acc: f32):
+      %j = linalg.index 2 : index
+      %j64 = arith.index_cast %j : index to i64
+      %first = arith.cmpi slt, %j64, %H : i64
+      %v = arith.select %first, %hv, %xv : f32
+      %p = arith.mulf %w, %v : f32
+      %s = arith.addf %acc, %p : f32
+      linalg.yield %s : f32
+    }
+    memref.copy %z, %h : memref<?x?xf32> to memref<?x?xf32>
+  }
+  return
+}
+
+// Weights written inside the loop (here through a view) are packed at
+// every step, h (written nowhere) once; a factor reading the index of the
+// other side's dim is no contraction of two sides.
+// CHECK-LABEL: func.func @not_invariant
+// AVX512: memref.alloc({{.*}}) {alignment = 64 : i64} : memref<?x?x?x12xf32>
+// CHECK: scf.for
+// AVX512: memref.alloc({{.*}}) {alignment = 64 : i64} : memref<?x?x?x32xf32>
+// CHECK: func.call
+// CHECK: linalg.generic
+// CHECK: return
+func.func @not_invariant(%W: memref<?x?xf32>, %h: memref<?x?xf32>, %z: memref<?x?xf32>, %steps: index, %v: f32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  scf.for %t = %c0 to %steps step %c1 {
+    linalg.generic {indexing_maps = [#w, #hx, #z],
+                    iterator_types = ["parallel", "parallel", "reduction"]}
+        ins(%W, %h : memref<?x?xf32>, memref<?x?xf32>) outs(%z : memref<?x?xf32>) {
+    ^bb0(%w: f32, %hv: f32, %acc: f32):
+      %p = arith.mulf %w, %hv : f32
+      %s = arith.addf %acc, %p : f32
+      linalg.yield %s : f32
+    }
+    %row = memref.subview %W[0, 0] [1, 4] [1, 1] : memref<?x?xf32> to memref<4xf32, strided<[1]>>
+    linalg.fill ins(%v : f32) outs(%row : memref<4xf32, strided<[1]>>)
+  }
+  linalg.generic {indexing_maps = [#w, #hx, #z],
+                  iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%W, %h : memref<?x?xf32>, memref<?x?xf32>) outs(%z : memref<?x?xf32>) {
+  ^bb0(%w: f32, %hv: f32, %acc: f32):
+    %r = linalg.index 1 : index
+    %r64 = arith.index_cast %r : index to i64
+    %rf = arith.sitofp %r64 : i64 to f32
+    %hr = arith.mulf %hv, %rf : f32
+    %p = arith.mulf %w, %hr : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
