@@ -88,7 +88,12 @@ TileShape tileShapeFor(unsigned vectorBits, Type element) {
 /// A matched contraction (see the file comment).
 struct Contraction {
   linalg::GenericOp op;
-  unsigned i, k, r;
+  unsigned i;
+  /// The dims of C's columns, outermost first (one, or several that C
+  /// holds contiguously: a convolution's (y, x)), and the reduction dims
+  /// (several: a convolution's (c, u, v)); each taken as one flattened dim.
+  SmallVector<unsigned, 2> ks;
+  SmallVector<unsigned, 3> rs;
   /// A batch dim: the output's first subscript, before i and k (each batch
   /// is a product of its own; either side may use it).
   std::optional<unsigned> batch;
@@ -135,8 +140,7 @@ bool collectArguments(Value v, Block &body,
 
 std::optional<Contraction> match(linalg::GenericOp op) {
   if (!op.hasPureBufferSemantics() || op.getNumLoops() < 3 ||
-      op.getNumLoops() > 4 || op.getNumReductionLoops() != 1 ||
-      op.getNumDpsInits() != 1)
+      op.getNumReductionLoops() < 1 || op.getNumDpsInits() != 1)
     return std::nullopt;
   OpOperand *out = op.getDpsInitOperand(0);
   auto outType = dyn_cast<MemRefType>(out->get().getType());
@@ -145,14 +149,11 @@ std::optional<Contraction> match(linalg::GenericOp op) {
     return std::nullopt;
   AffineMap outMap = op.getMatchingIndexingMap(out);
   unsigned outRank = outMap.getNumResults();
-  if (outRank != op.getNumLoops() - 1 || !outMap.isProjectedPermutation())
+  if (outRank < 2 || outRank + op.getNumReductionLoops() != op.getNumLoops() ||
+      !outMap.isProjectedPermutation())
     return std::nullopt;
   SmallVector<unsigned> reduction;
   op.getReductionDims(reduction);
-  Contraction c{op, outMap.getDimPosition(outRank - 2),
-                outMap.getDimPosition(outRank - 1), reduction[0]};
-  if (outRank == 3)
-    c.batch = outMap.getDimPosition(0);
 
   // The body: yield(out + x·y).
   Block &body = op.getRegion().front();
@@ -195,7 +196,6 @@ std::optional<Contraction> match(linalg::GenericOp op) {
   if (!mul)
     return std::nullopt;
   std::reverse(scales.begin(), scales.end());
-  c.scales = scales;
 
   // Which inputs each side may read: no k on the i side, no i on the k side.
   auto uses = [&](unsigned input, unsigned dim) {
@@ -209,25 +209,46 @@ std::optional<Contraction> match(linalg::GenericOp op) {
         (type.getRank() && !isLastMemrefDimUnitStride(type)))
       return std::nullopt;
   }
-  auto onSide = [&](Value v, unsigned excluded) {
+  auto onSide = [&](Value v, ArrayRef<unsigned> excluded) {
     llvm::SmallSetVector<unsigned, 4> args, dims;
-    if (!collectArguments(v, body, args, &dims) || dims.contains(excluded))
+    if (!collectArguments(v, body, args, &dims) ||
+        llvm::any_of(excluded, [&](unsigned d) { return dims.contains(d); }))
       return false;
     return llvm::none_of(args, [&](unsigned a) {
-      return a == acc.getArgNumber() || uses(a, excluded);
+      return a == acc.getArgNumber() ||
+             llvm::any_of(excluded, [&](unsigned d) { return uses(a, d); });
     });
   };
+  // The output's subscripts as (b, i, k) or (i, k) (a batched product
+  // first), then as (i, k1, k2, …) with C's columns several dims it holds
+  // contiguously (a convolution's (o, y, x)).
   Value lhs = mul.getLhs(), rhs = mul.getRhs();
-  if (onSide(lhs, c.k) && onSide(rhs, c.i)) {
-    c.x = lhs;
-    c.y = rhs;
-  } else if (onSide(rhs, c.k) && onSide(lhs, c.i)) {
-    c.x = rhs;
-    c.y = lhs;
-  } else {
-    return std::nullopt;
+  for (unsigned batches : {1u, 0u}) {
+    if (outRank < batches + 2)
+      continue;
+    Contraction c{op, outMap.getDimPosition(batches)};
+    for (unsigned r = batches + 1; r < outRank; ++r)
+      c.ks.push_back(outMap.getDimPosition(r));
+    if (batches && c.ks.size() > 1)
+      continue; // (a batch and several column dims: not taken)
+    if (c.ks.size() > 1 && !outType.getLayout().isIdentity())
+      continue;
+    c.rs.assign(reduction.begin(), reduction.end());
+    if (batches)
+      c.batch = outMap.getDimPosition(0);
+    c.scales = scales;
+    if (onSide(lhs, c.ks) && onSide(rhs, {c.i})) {
+      c.x = lhs;
+      c.y = rhs;
+    } else if (onSide(rhs, c.ks) && onSide(lhs, {c.i})) {
+      c.x = rhs;
+      c.y = lhs;
+    } else {
+      continue;
+    }
+    return c;
   }
-  return c;
+  return std::nullopt;
 }
 
 /// The element type of the contraction's output.
@@ -246,16 +267,16 @@ public:
   void build() {
     SmallVector<Range> ranges =
         cast<linalg::LinalgOp>(c.op.getOperation()).createLoopRanges(b, loc);
-    M = getValueOrCreateConstantIndexOp(b, loc, ranges[c.i].size);
-    N = getValueOrCreateConstantIndexOp(b, loc, ranges[c.k].size);
-    K = getValueOrCreateConstantIndexOp(b, loc, ranges[c.r].size);
-    batches =
-        c.batch ? getValueOrCreateConstantIndexOp(b, loc, ranges[*c.batch].size)
-                : index(1);
+    for (auto [dim, range] : llvm::enumerate(ranges))
+      extents[dim] = getValueOrCreateConstantIndexOp(b, loc, range.size);
+    M = extents[c.i];
+    N = product(c.ks, extents);
+    K = product(c.rs, extents);
+    batches = c.batch ? extents[*c.batch] : index(1);
     Value rowStrips = ceilDiv(M, index(shape.rows));
     Value colStrips = ceilDiv(N, index(shape.cols()));
-    Value packedA = packOnce(shape.rows, c.x, c.i, M, rowStrips);
-    Value packedB = packOnce(shape.cols(), c.y, c.k, N, colStrips);
+    Value packedA = packOnce(shape.rows, c.x, {c.i}, rowStrips);
+    Value packedB = packOnce(shape.cols(), c.y, c.ks, colStrips);
     multiply(packedA, packedB, rowStrips, colStrips);
     for (Value packed : {packedA, packedB})
       if (packed.getParentRegion() == c.op->getParentRegion())
@@ -271,6 +292,30 @@ private:
     Value up = b.create<arith::SubIOp>(loc, b.create<arith::AddIOp>(loc, a, d),
                                        index(1));
     return b.create<arith::DivUIOp>(loc, up, d);
+  }
+
+  /// The product of the extents of `dims`.
+  Value product(ArrayRef<unsigned> dims,
+                const llvm::DenseMap<unsigned, Value> &of) {
+    Value result = of.lookup(dims.front());
+    for (unsigned d : dims.drop_front())
+      result = b.create<arith::MulIOp>(loc, result, of.lookup(d));
+    return result;
+  }
+
+  /// `flat` (an index, or a vector of them) as the indices of `dims`
+  /// (outermost first) it flattens, in `at`.
+  void delinearize(Value flat, ArrayRef<unsigned> dims,
+                   const llvm::DenseMap<unsigned, Value> &of,
+                   llvm::DenseMap<unsigned, Value> &at) {
+    for (unsigned d : llvm::reverse(dims.drop_front())) {
+      Value extent = of.lookup(d);
+      if (auto vector = dyn_cast<VectorType>(flat.getType()))
+        extent = b.create<vector::BroadcastOp>(loc, vector, extent);
+      at[d] = b.create<arith::RemUIOp>(loc, flat, extent);
+      flat = b.create<arith::DivUIOp>(loc, flat, extent);
+    }
+    at[dims.front()] = flat;
   }
 
   /// Whether `factor` reads an input indexed by the batch dim.
@@ -289,21 +334,33 @@ private:
   /// of the loops around it in which the factor is the same at every step
   /// (an RNN's weights, packed once for all its steps; freed after that
   /// loop).
-  Value packOnce(int64_t width, Value factor, unsigned dim, Value extent,
+  Value packOnce(int64_t width, Value factor, ArrayRef<unsigned> laneDims,
                  Value strips) {
-    scf::ForOp loop = invariantLoop(factor, dim);
+    scf::ForOp loop = invariantLoop(factor, laneDims);
     if (!loop)
-      return pack(strips, width, factor, dim, extent, K,
+      return pack(strips, width, factor, laneDims, extents,
                   batched(factor) ? batches : index(1));
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPoint(loop);
-    Value hoistedExtent = dimAt(factor, dim);
-    Value packed = pack(ceilDiv(hoistedExtent, index(width)), width, factor,
-                        dim, hoistedExtent, dimAt(factor, c.r),
-                        batched(factor) ? dimAt(factor, *c.batch) : index(1));
+    llvm::DenseMap<unsigned, Value> hoisted;
+    for (unsigned d : packedDims(factor, laneDims))
+      hoisted[d] = dimAt(factor, d);
+    Value packed =
+        pack(ceilDiv(product(laneDims, hoisted), index(width)), width, factor,
+             laneDims, hoisted, batched(factor) ? hoisted[*c.batch] : index(1));
     b.setInsertionPointAfter(loop);
     b.create<memref::DeallocOp>(loc, packed);
     return packed;
+  }
+
+  /// The dims a pack of `factor` along `laneDims` ranges over: those, the
+  /// reduction dims and the batch dim where it reads it.
+  SmallVector<unsigned> packedDims(Value factor, ArrayRef<unsigned> laneDims) {
+    SmallVector<unsigned> dims(laneDims);
+    llvm::append_range(dims, c.rs);
+    if (batched(factor))
+      dims.push_back(*c.batch);
+    return dims;
   }
 
   /// A buffer `factor` reads that has loop dim `dim`, and the dim's
@@ -333,8 +390,8 @@ private:
   /// reads and the values from above the op its ops use are defined
   /// outside the loop, the buffers are written nowhere inside it (no op
   /// there writes them or a view of them, or takes them where it might),
-  /// and the buffers give the extents of its dims (`dim`, r, the batch).
-  scf::ForOp invariantLoop(Value factor, unsigned dim) {
+  /// and the buffers give the extents of its dims (see packedDims).
+  scf::ForOp invariantLoop(Value factor, ArrayRef<unsigned> laneDims) {
     Block &body = c.op.getRegion().front();
     llvm::SmallSetVector<unsigned, 4> args, dims;
     collectArguments(factor, body, args, &dims);
@@ -370,10 +427,7 @@ private:
       best = loop;
     }
     // Its extents come from the buffers it reads.
-    SmallVector<unsigned> needed = {dim, c.r};
-    if (batched(factor))
-      needed.push_back(*c.batch);
-    if (llvm::any_of(needed,
+    if (llvm::any_of(packedDims(factor, laneDims),
                      [&](unsigned d) { return !bufferWithDim(factor, d); }))
       return scf::ForOp();
     return best;
@@ -410,13 +464,16 @@ private:
   }
 
   /// `factor` for every (batch b, strip s, step p, lane l): its value at
-  /// loop dim `dim` = s·width + l (zero past `extent`), r = p and the batch
-  /// dim = b, in a fresh buffer [batches][strips][K][width] (one batch where
-  /// the factor does not depend on it): one strip per parallel iteration,
-  /// one vector of `width` lanes per step (the factor's ops applied to
-  /// vectors).
-  Value pack(Value strips, int64_t width, Value factor, unsigned dim,
-             Value extent, Value K, Value packedBatches) {
+  /// the lane dims (flattened) = s·width + l (zero past their extent), the
+  /// reduction dims (flattened) = p and the batch dim = b, in a fresh buffer
+  /// [batches][strips][K][width] (one batch where the factor does not
+  /// depend on it): one strip per parallel iteration, one vector of
+  /// `width` lanes per step (the factor's ops applied to vectors). `of`
+  /// gives the dims' extents.
+  Value pack(Value strips, int64_t width, Value factor,
+             ArrayRef<unsigned> laneDims,
+             const llvm::DenseMap<unsigned, Value> &of, Value packedBatches) {
+    Value extent = product(laneDims, of), K = product(c.rs, of);
     auto dynamic = ShapedType::kDynamic;
     auto type = MemRefType::get({dynamic, dynamic, dynamic, width}, element);
     Value packed = b.create<memref::AllocOp>(
@@ -440,14 +497,18 @@ private:
     Value inside = b.create<arith::CmpIOp>(
         loc, arith::CmpIPredicate::ult, lanes,
         b.create<vector::BroadcastOp>(loc, lanesType, extent));
+    llvm::DenseMap<unsigned, Value> at;
+    delinearize(lanes, laneDims, of, at);
+    if (c.batch)
+      at[*c.batch] = batch;
     auto steps = b.create<scf::ForOp>(loc, index(0), K, index(1));
     b.setInsertionPoint(steps.getBody()->getTerminator());
     Value p = steps.getInductionVar();
-    Value v = evaluate(factor, dim, width, first, lanes, inside, p, batch);
+    delinearize(p, c.rs, of, at);
+    Value v = evaluate(factor, laneDims, width, first, at, inside);
     if (factor == c.x)
       for (auto [scale, by] : c.scales) {
-        Value scaleBy =
-            evaluate(by, dim, width, first, lanes, inside, p, batch);
+        Value scaleBy = evaluate(by, laneDims, width, first, at, inside);
         v = b.create(loc, scale->getName().getIdentifier(), {v, scaleBy},
                      {v.getType()}, scale->getAttrs())
                 ->getResult(0);
@@ -462,14 +523,17 @@ private:
     return packed;
   }
 
-  /// `factor` in `width` lanes: loop dim `dim` = `lanes` (`first` the
-  /// first of them; lanes outside `inside` are not read), r = `p` and the
-  /// batch dim = `batch`. The
-  /// inputs it reads are loaded as vectors (a contiguous or a masked load,
-  /// a gather across rows, or a broadcast of an input indexed without
-  /// `dim`), and the body's ops between them and it applied to vectors.
-  Value evaluate(Value factor, unsigned dim, int64_t width, Value first,
-                 Value lanes, Value inside, Value p, Value batch) {
+  /// `factor` in `width` lanes: each loop dim at its value in `at` (a
+  /// vector of indices for the lane dims, the first lane's flattened index
+  /// `first`; lanes outside `inside` are not read). The inputs it reads
+  /// are loaded as vectors (a contiguous or a masked load along the one
+  /// lane dim, a gather across rows, or a broadcast of an input indexed
+  /// without lane dims), and the body's ops between them and it applied to
+  /// vectors.
+  Value evaluate(Value factor, ArrayRef<unsigned> laneDims, int64_t width,
+                 Value first, const llvm::DenseMap<unsigned, Value> &at,
+                 Value inside) {
+    auto isLane = [&](unsigned d) { return llvm::is_contained(laneDims, d); };
     Block &body = c.op.getRegion().front();
     llvm::SmallSetVector<unsigned, 4> args, dims;
     collectArguments(factor, body, args, &dims);
@@ -484,27 +548,37 @@ private:
           loc, type,
           DenseElementsAttr::get(cast<ShapedType>(type),
                                  b.getZeroAttr(body.getArgument(a).getType())));
+      // Lane dims at 0 (at `first` for a contiguous load), the others at
+      // their values.
       SmallVector<Value> indices;
+      SmallVector<unsigned> lanePositions;
       for (unsigned r = 0; r < map.getNumResults(); ++r) {
         unsigned d = map.getDimPosition(r);
-        indices.push_back(d == dim ? first : d == c.r ? p : batch);
+        if (isLane(d))
+          lanePositions.push_back(r);
+        indices.push_back(isLane(d) ? index(0) : at.lookup(d));
       }
       Value loaded;
-      if (!map.isFunctionOfDim(dim)) {
+      if (lanePositions.empty()) {
         loaded = b.create<vector::BroadcastOp>(
             loc, type, b.create<memref::LoadOp>(loc, memref, indices));
-      } else if (map.getDimPosition(map.getNumResults() - 1) == dim) {
+      } else if (laneDims.size() == 1 &&
+                 lanePositions.back() == map.getNumResults() - 1) {
+        indices.back() = first;
         loaded = b.create<vector::MaskedLoadOp>(loc, type, memref, indices,
                                                 inside, zeros);
       } else {
-        // Across rows: element offsets lanes·stride from [.., 0, .., p].
+        // Across rows: element offsets Σ lane·stride from [.., 0, .., p].
         auto metadata = b.create<memref::ExtractStridedMetadataOp>(loc, memref);
-        unsigned position =
-            *map.getResultPosition(getAffineDimExpr(dim, b.getContext()));
-        indices[position] = index(0);
-        Value stride = b.create<vector::BroadcastOp>(
-            loc, lanes.getType(), metadata.getStrides()[position]);
-        Value offsets = b.create<arith::MulIOp>(loc, lanes, stride);
+        Value offsets;
+        for (unsigned position : lanePositions) {
+          Value lane = at.lookup(map.getDimPosition(position));
+          Value stride = b.create<vector::BroadcastOp>(
+              loc, lane.getType(), metadata.getStrides()[position]);
+          Value offset = b.create<arith::MulIOp>(loc, lane, stride);
+          offsets =
+              offsets ? b.create<arith::AddIOp>(loc, offsets, offset) : offset;
+        }
         loaded = b.create<vector::GatherOp>(loc, type, memref, indices, offsets,
                                             inside, zeros);
       }
@@ -524,8 +598,7 @@ private:
         continue;
       // The loop dims it reads: the lanes, the step of r or the batch.
       if (auto index = dyn_cast<linalg::IndexOp>(op)) {
-        unsigned d = index.getDim();
-        mapping.map(index, d == dim ? lanes : d == c.r ? p : batch);
+        mapping.map(index, at.lookup(index.getDim()));
         continue;
       }
       bool varies = llvm::any_of(op.getOperands(), [&](Value v) {
@@ -619,6 +692,11 @@ private:
       return b.create<memref::CastOp>(loc, type, view).getResult();
     };
     Value C = c.op.getDpsInitOperand(0)->get();
+    if (c.ks.size() > 1) // C's column dims, contiguous: one
+      C = b.create<memref::CollapseShapeOp>(
+          loc, C,
+          ArrayRef<ReassociationIndices>{
+              {0}, llvm::to_vector(llvm::seq<int64_t>(1, 1 + c.ks.size()))});
     Value tileA = batchOf(packedA, batched(c.x) ? batch : index(0), params[0]);
     Value tileB = batchOf(packedB, batched(c.y) ? batch : index(0), params[1]);
     Value tileC = c.batch
@@ -844,6 +922,7 @@ private:
   Location loc;
   Type element;
   Value M, N, K, batches;
+  llvm::DenseMap<unsigned, Value> extents; ///< of every loop dim, at the op
 };
 
 struct CpuContractionsPass
