@@ -25,6 +25,7 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/Linalg/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Linalg/Transforms/TilingInterfaceImpl.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -34,6 +35,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/BufferDeallocationOpInterfaceImpl.h"
 #include "mlir/Dialect/SCF/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/SCF/Transforms/Passes.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -70,6 +72,7 @@ void mlx::registerCpuTargetDialects(DialectRegistry &registry) {
   arith::registerBufferizableOpInterfaceExternalModels(registry);
   arith::registerBufferDeallocationOpInterfaceExternalModels(registry);
   linalg::registerBufferizableOpInterfaceExternalModels(registry);
+  linalg::registerTilingInterfaceExternalModels(registry);
   tensor::registerBufferizableOpInterfaceExternalModels(registry);
   scf::registerBufferizableOpInterfaceExternalModels(registry);
   scf::registerBufferDeallocationOpInterfaceExternalModels(registry);
@@ -263,6 +266,8 @@ void mlx::buildBufferizePipeline(OpPassManager &pm) {
 
 void mlx::buildLinalgToLLVMPipeline(OpPassManager &pm, unsigned vectorBits) {
   buildBufferizePipeline(pm);
+  // mlx-cpu-fuse-rows's blocks of rows: the loop the threads share.
+  pm.addPass(createForallToParallelLoopPass());
   if (vectorBits)
     pm.addPass(createCpuContractionsPass(vectorBits));
   // Threads: each nest's outermost parallel loops are shared out over an
@@ -382,6 +387,10 @@ void mlx::buildLinalgToCpuPipeline(OpPassManager &pm, unsigned vectorBits) {
   // A CPU concern: contiguous innermost loops (reductions are listed last
   // in index notation, which would make matmul-like loops stride).
   pm.addPass(createLoopOrderPass());
+  pm.addNestedPass<func::FuncOp>(createCpuFuseRowsPass());
+  // A producer two fused ops read is fused twice (softmax's exp, read by
+  // the sum and the division): one copy is left.
+  pm.addNestedPass<func::FuncOp>(createCSEPass());
   buildLinalgToLLVMPipeline(pm, vectorBits);
 }
 
@@ -402,6 +411,7 @@ void mlx::registerCpuPipelines() {
         buildLinalgToCpuPipeline(pm, vectorBitsOf("host"));
       });
   registerCpuContractionsPass();
+  registerCpuFuseRowsPass();
 }
 
 /// Adds `mlx_call_NAME(void **args)` for each `_mlir_ciface_NAME`: loads each

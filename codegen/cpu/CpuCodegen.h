@@ -56,14 +56,21 @@ void buildHostToLLVMPipeline(OpPassManager &pm, bool alignedAlloc = false);
 /// approximations (vectorizable; bounds in CpuCodegen.cpp).
 std::unique_ptr<Pass> createApproximateMathPass();
 
-/// The CPU target's pipeline from linalg on tensors: mlx-loop-order, then
-/// buildLinalgToLLVMPipeline with the contraction kernels for `vectorBits`.
+/// The CPU target's pipeline from linalg on tensors: mlx-loop-order,
+/// mlx-cpu-fuse-rows, then buildLinalgToLLVMPipeline with the contraction
+/// kernels for `vectorBits`.
 void buildLinalgToCpuPipeline(OpPassManager &pm, unsigned vectorBits);
 
 /// `mlx-cpu-contractions` (Contractions.cpp): contractions on buffers as
 /// packed, cache-blocked and register-tiled kernels of `vectorBits`-wide
 /// vector FMAs.
 std::unique_ptr<Pass> createCpuContractionsPass(unsigned vectorBits);
+
+/// `mlx-cpu-fuse-rows` (FuseRows.cpp): a chain of row-wise ops (row
+/// reductions and the maps reading them) tiled along the rows and fused, a
+/// block of rows at a time, in an scf.forall.
+std::unique_ptr<Pass> createCpuFuseRowsPass();
+void registerCpuFuseRowsPass();
 
 /// An scf.for's attribute for mlx-parallel-threshold: the work (element
 /// operations) one iteration of its body stands for beyond the loops in it

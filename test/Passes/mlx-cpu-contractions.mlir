@@ -245,3 +245,33 @@ func.func @not_invariant(%W: memref<?x?xf32>, %h: memref<?x?xf32>, %z: memref<?x
   }
   return
 }
+
+// A convolution as a product: C[o, y, x] = Σ_{c,u,v} K[o, c, u, v] ·
+// P[c, y, u, x, v] (the patches of conv2d): C's columns are (y, x), held
+// contiguously and taken as one dim of extent Y·X (lanes split into y and
+// x, the patches gathered by Σ lane·stride), the sum's three dims one of
+// extent C·3·3 (each step split into c, u, v); C collapsed to [O, Y·X].
+#ck = affine_map<(o, y, x, c, u, v) -> (o, c, u, v)>
+#cp = affine_map<(o, y, x, c, u, v) -> (c, y, u, x, v)>
+#cc = affine_map<(o, y, x, c, u, v) -> (o, y, x)>
+// CHECK-LABEL: func.func @convolution
+// AVX512: arith.muli %{{.*}}, %{{.*}} : index
+// AVX512: vector.gather {{.*}} into vector<12xf32>
+// AVX512: arith.remui {{.*}} : vector<32xindex>
+// AVX512: arith.divui {{.*}} : vector<32xindex>
+// AVX512: arith.remui {{.*}} : index
+// AVX512: vector.gather {{.*}} into vector<32xf32>
+// AVX512: memref.collapse_shape {{.*}} {{\[}}[0], [1, 2]] : memref<?x?x?xf32> into memref<?x?xf32>
+// AVX512: func.call @mlx_tile_f32_12x32
+// CHECK: return
+func.func @convolution(%K: memref<?x?x3x3xf32>, %P: memref<?x?x3x?x3xf32>, %C: memref<?x?x?xf32>) {
+  linalg.generic {indexing_maps = [#ck, #cp, #cc],
+                  iterator_types = ["parallel", "parallel", "parallel", "reduction", "reduction", "reduction"]}
+      ins(%K, %P : memref<?x?x3x3xf32>, memref<?x?x3x?x3xf32>) outs(%C : memref<?x?x?xf32>) {
+  ^bb0(%k: f32, %p: f32, %acc: f32):
+    %m = arith.mulf %k, %p : f32
+    %s = arith.addf %acc, %m : f32
+    linalg.yield %s : f32
+  }
+  return
+}
