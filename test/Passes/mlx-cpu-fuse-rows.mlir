@@ -120,3 +120,36 @@ func.func @scaled_by_product_sum(%x: tensor<?x?xf32>, %w: tensor<?x?xf32>) -> te
   } -> tensor<?x?xf32>
   return %y : tensor<?x?xf32>
 }
+
+// Column sums (the row dim of the sum is its input's second subscript) are
+// not fused: a block of their rows is no block of the input's.
+// CHECK-LABEL: func.func @column_sums
+// CHECK-NOT: scf.forall
+// CHECK: return
+#t = affine_map<(j, i) -> (i, j)>
+#first = affine_map<(j, i) -> (j)>
+#cols = affine_map<(j, e) -> (j, e)>
+#colv = affine_map<(j, e) -> (j)>
+func.func @column_sums(%p: tensor<?x?xf32>, %w: tensor<?x?xf32>) -> tensor<?x?xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %zero = arith.constant 0.0 : f32
+  %n = tensor.dim %p, %c1 : tensor<?x?xf32>
+  %e = tensor.dim %w, %c1 : tensor<?x?xf32>
+  %e1 = tensor.empty(%n) : tensor<?xf32>
+  %z0 = linalg.fill ins(%zero : f32) outs(%e1 : tensor<?xf32>) -> tensor<?xf32>
+  %s = linalg.generic {indexing_maps = [#t, #first], iterator_types = ["parallel", "reduction"]}
+      ins(%p : tensor<?x?xf32>) outs(%z0 : tensor<?xf32>) {
+  ^bb0(%a: f32, %acc: f32):
+    %r = arith.addf %acc, %a : f32
+    linalg.yield %r : f32
+  } -> tensor<?xf32>
+  %e2 = tensor.empty(%n, %e) : tensor<?x?xf32>
+  %y = linalg.generic {indexing_maps = [#cols, #colv, #cols], iterator_types = ["parallel", "parallel"]}
+      ins(%w, %s : tensor<?x?xf32>, tensor<?xf32>) outs(%e2 : tensor<?x?xf32>) {
+  ^bb0(%a: f32, %b: f32, %o: f32):
+    %r = arith.mulf %a, %b : f32
+    linalg.yield %r : f32
+  } -> tensor<?x?xf32>
+  return %y : tensor<?x?xf32>
+}
