@@ -26,17 +26,20 @@
 // where mulf + addf rounded twice. Edge tiles (rows past M, columns past N)
 // load and store C with masks.
 //
-// The match: a linalg.generic on buffers with three loops, i and k parallel
-// and r a reduction, or four with a batch dim b (the output indexed
-// (b, i, k): a product per batch, tasks over all of them, a side that does
-// not read b packed once); the output indexed (.., i, k) with unit stride
-// in k; a body `out + x · y` (f32 or f64) where x depends only on inputs
-// indexed without k and y only on inputs indexed without i (or the other
-// way round), its ops element-wise or linalg.index of a dim its side may
-// read (`j < H ? h[n, j] : x[n, j - H]`, an LSTM's [h, x]), the inputs
-// with unit stride in their last dim; the product may be scaled by values that
-// depend on no input
-// (`out + x·y / √D`: the scaling is applied to x when packing).
+// The match: a linalg.generic on buffers with i and k parallel and r a
+// reduction, optionally a batch dim b (the output indexed (b, i, k): a
+// product per batch, tasks over all of them, a side that does not read b
+// packed once); k may be several dims the output holds contiguously and r
+// several reduction dims, each flattened into one (conv2d: C[o, (y, x)] +=
+// K[o, (c, u, v)]·P[(c, u, v), (y, x)]); the output indexed (.., i, k)
+// with unit stride in k; a body `out + x · y` (f32 or f64) where x depends
+// only on inputs indexed without k and y only on inputs indexed without i
+// (or the other way round), its ops element-wise or linalg.index of a dim
+// its side may read (`j < H ? h[n, j] : x[n, j - H]`, an LSTM's [h, x]),
+// the inputs with unit stride in their last dim; the product may be scaled
+// by values that depend on no input (`out + x·y / √D`: the scaling is
+// applied to x when packing). A factor the loops around the op do not
+// change (an RNN's weights) is packed once, before them.
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/CpuCodegen.h"
@@ -294,6 +297,19 @@ private:
     return b.create<arith::DivUIOp>(loc, up, d);
   }
 
+  /// The ops of the body that `roots` are computed by.
+  llvm::SmallPtrSet<Operation *, 8> opsOf(ArrayRef<Value> roots) {
+    Block &body = c.op.getRegion().front();
+    llvm::SmallPtrSet<Operation *, 8> ops;
+    SmallVector<Value> work(roots);
+    while (!work.empty()) {
+      Operation *def = work.pop_back_val().getDefiningOp();
+      if (def && def->getBlock() == &body && ops.insert(def).second)
+        llvm::append_range(work, def->getOperands());
+    }
+    return ops;
+  }
+
   /// The product of the extents of `dims`.
   Value product(ArrayRef<unsigned> dims,
                 const llvm::DenseMap<unsigned, Value> &of) {
@@ -399,21 +415,17 @@ private:
     for (unsigned a : args)
       buffers.push_back(c.op.getDpsInputOperand(a)->get());
     // What it computes (and the scalings packed with x) from.
-    SmallVector<Value> work = {factor};
+    SmallVector<Value> roots = {factor};
     if (factor == c.x)
       for (auto [scale, by] : c.scales)
-        work.push_back(by);
-    llvm::SmallPtrSet<Operation *, 8> seen;
-    while (!work.empty()) {
-      Value v = work.pop_back_val();
-      if (v.getParentBlock() != &body) {
-        captured.push_back(v);
-        continue;
-      }
-      Operation *def = v.getDefiningOp();
-      if (def && seen.insert(def).second)
-        llvm::append_range(work, def->getOperands());
-    }
+        roots.push_back(by);
+    for (Value root : roots)
+      if (root.getParentBlock() != &body)
+        captured.push_back(root);
+    for (Operation *op : opsOf(roots))
+      for (Value operand : op->getOperands())
+        if (operand.getParentBlock() != &body)
+          captured.push_back(operand);
     scf::ForOp best;
     for (auto loop = dyn_cast<scf::ForOp>(c.op->getParentOp()); loop;
          loop = dyn_cast<scf::ForOp>(loop->getParentOp())) {
@@ -586,13 +598,7 @@ private:
     }
     // The ops factor depends on, in body order, on vectors; those that
     // depend on no input computed once and broadcast.
-    llvm::SmallPtrSet<Operation *, 8> needed;
-    SmallVector<Value> work = {factor};
-    while (!work.empty()) {
-      Operation *def = work.pop_back_val().getDefiningOp();
-      if (def && def->getBlock() == &body && needed.insert(def).second)
-        llvm::append_range(work, def->getOperands());
-    }
+    llvm::SmallPtrSet<Operation *, 8> needed = opsOf({factor});
     for (Operation &op : body.without_terminator()) {
       if (!needed.contains(&op))
         continue;

@@ -15,10 +15,10 @@
 //
 // Taken: a generic with only parallel loops whose output's first
 // subscript is a loop (the row dim) and at least one operand made by a
-// generic with a reduction over each row. Fused into it: generics and
-// fills whose inputs of rank ≥ 2 are all indexed by their row dim (a
-// matrix product's weights are not: fusing it would compute the product
-// per block and pack the weights for each).
+// generic with a reduction over each row. Fused into it: fills and
+// generics whose inputs of rank ≥ 2 all have their row dim as first
+// subscript (a matrix product's weights have none: fusing it would compute
+// the product per block and pack the weights for each; see fusable).
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/CpuCodegen.h"
@@ -31,7 +31,6 @@
 #include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
-#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Pass/Pass.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
