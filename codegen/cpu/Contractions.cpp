@@ -41,6 +41,18 @@
 // applied to x when packing). A factor the loops around the op do not
 // change (an RNN's weights) is packed once, before them.
 //
+// A factor may also read a buffer at computed subscripts, plainly or
+// guarded by a range check that reports (a gather fused in by
+// mlx-cpu-fuse-gathers: a convolution's input, `I[c, y + u − 1, x + v −
+// 1]` under its padding test): the packer reads it as one masked load
+// where the lanes it reads are consecutive, else as a gather, masked by a
+// select that zeroes the other lanes (the padding), and runs the report
+// for each lane out of range. The reduction dims that such subscripts
+// combine with the lanes (u, v) are packed outermost and the others (c)
+// inside, on both sides alike, so that the subscript arithmetic is done
+// once per (u, v) rather than per step and the packed panel is written in
+// order; the sum runs in that order.
+//
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/CpuCodegen.h"
 
@@ -54,12 +66,20 @@
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Pass/Pass.h"
+#include "mlir/Transforms/RegionUtils.h"
 
 #include "llvm/Support/FormatVariadic.h"
 
 using namespace mlir;
 
 namespace {
+
+/// A read of a buffer in lanes, not yet emitted: its lanes to read and
+/// the value of the others.
+struct PendingRead {
+  memref::LoadOp load;
+  Value mask, otherwise;
+};
 
 /// The register tile and cache blocking, from the vector width.
 struct TileShape {
@@ -107,6 +127,34 @@ struct Contraction {
   SmallVector<std::pair<Operation *, Value>> scales;
 };
 
+/// The read of a guarded gather (mlx.gather's, fused in by
+/// mlx-cpu-fuse-gathers): `scf.if in range { load B[indices] } else {
+/// report; constant }` with B and the indices from outside the if.
+memref::LoadOp guardedRead(scf::IfOp guard) {
+  if (guard.getNumResults() != 1 || guard.getElseRegion().empty())
+    return {};
+  Block &then = guard.getThenRegion().front();
+  auto load = dyn_cast<memref::LoadOp>(&then.front());
+  if (!load || then.getTerminator()->getOperand(0) != load.getResult())
+    return {};
+  auto outside = [&](Value v) {
+    return !guard->isAncestor(v.getParentBlock()->getParentOp());
+  };
+  if (!outside(load.getMemRef()) || !llvm::all_of(load.getIndices(), outside))
+    return {};
+  Value otherwise = guard.elseBlock()->getTerminator()->getOperand(0);
+  if (!otherwise.getDefiningOp<arith::ConstantOp>())
+    return {};
+  return load;
+}
+
+/// The values from outside `op` that its regions use.
+SmallVector<Value> capturedBy(Operation *op) {
+  llvm::SetVector<Value> used;
+  getUsedValuesDefinedAbove(op->getRegions(), used);
+  return used.takeVector();
+}
+
 /// The block arguments `v` depends on through ops of `body`, and in
 /// `indexDims` the loop dims it reads through linalg.index; false when one
 /// of those ops has regions or side effects, or reads an index where
@@ -132,9 +180,26 @@ bool collectArguments(Value v, Block &body,
       indexDims->insert(index.getDim());
       continue;
     }
-    // Applied to vectors when packing: element-wise ops only.
+    // A read of a buffer from outside at computed indices (a gather fused
+    // in by mlx-cpu-fuse-gathers), or one guarded by a range check:
+    // gathered into vectors when packing.
+    if (auto load = dyn_cast<memref::LoadOp>(def)) {
+      if (!indexDims || load.getMemRef().getParentBlock() == &body)
+        return false;
+      llvm::append_range(work, load.getIndices());
+      continue;
+    }
+    if (auto guard = dyn_cast<scf::IfOp>(def)) {
+      if (!indexDims || !guardedRead(guard))
+        return false;
+      work.push_back(guard.getCondition());
+      llvm::append_range(work, capturedBy(guard));
+      continue;
+    }
+    // Applied to vectors when packing: element-wise ops only (and the
+    // extents of buffers, the same in every lane).
     if (def->getNumRegions() || !isPure(def) ||
-        !def->hasTrait<OpTrait::Elementwise>())
+        !(def->hasTrait<OpTrait::Elementwise>() || isa<memref::DimOp>(def)))
       return false;
     llvm::append_range(work, def->getOperands());
   }
@@ -276,6 +341,7 @@ public:
     N = product(c.ks, extents);
     K = product(c.rs, extents);
     batches = c.batch ? extents[*c.batch] : index(1);
+    orderReductions();
     Value rowStrips = ceilDiv(M, index(shape.rows));
     Value colStrips = ceilDiv(N, index(shape.cols()));
     Value packedA = packOnce(shape.rows, c.x, {c.i}, rowStrips);
@@ -304,8 +370,10 @@ private:
     SmallVector<Value> work(roots);
     while (!work.empty()) {
       Operation *def = work.pop_back_val().getDefiningOp();
-      if (def && def->getBlock() == &body && ops.insert(def).second)
+      if (def && def->getBlock() == &body && ops.insert(def).second) {
         llvm::append_range(work, def->getOperands());
+        llvm::append_range(work, capturedBy(def));
+      }
     }
     return ops;
   }
@@ -422,10 +490,15 @@ private:
     for (Value root : roots)
       if (root.getParentBlock() != &body)
         captured.push_back(root);
-    for (Operation *op : opsOf(roots))
-      for (Value operand : op->getOperands())
+    for (Operation *op : opsOf(roots)) {
+      SmallVector<Value> operands(op->getOperands());
+      llvm::append_range(operands, capturedBy(op));
+      for (Value operand : operands)
         if (operand.getParentBlock() != &body)
           captured.push_back(operand);
+      op->walk(
+          [&](memref::LoadOp load) { buffers.push_back(load.getMemRef()); });
+    }
     scf::ForOp best;
     for (auto loop = dyn_cast<scf::ForOp>(c.op->getParentOp()); loop;
          loop = dyn_cast<scf::ForOp>(loop->getParentOp())) {
@@ -513,10 +586,7 @@ private:
     delinearize(lanes, laneDims, of, at);
     if (c.batch)
       at[*c.batch] = batch;
-    auto steps = b.create<scf::ForOp>(loc, index(0), K, index(1));
-    b.setInsertionPoint(steps.getBody()->getTerminator());
-    Value p = steps.getInductionVar();
-    delinearize(p, c.rs, of, at);
+    Value p = reductionLoops(of, at);
     Value v = evaluate(factor, laneDims, width, first, at, inside);
     if (factor == c.x)
       for (auto [scale, by] : c.scales) {
@@ -525,14 +595,73 @@ private:
                      {v.getType()}, scale->getAttrs())
                 ->getResult(0);
       }
-    auto vectorType = VectorType::get({width}, element);
-    Value zeros = b.create<arith::ConstantOp>(
-        loc, vectorType,
-        DenseElementsAttr::get(vectorType, b.getZeroAttr(element)));
-    v = b.create<arith::SelectOp>(loc, inside, v, zeros);
+    v = b.create<arith::SelectOp>(loc, inside, v,
+                                  zerosOf(VectorType::get({width}, element)));
     b.create<vector::StoreOp>(loc, v, packed,
                               ValueRange{batch, s, p, index(0)});
     return packed;
+  }
+
+  /// The loops over the reduction dims when packing, in the order of
+  /// c.rs, the builder left inside them, their values in `at`; returns the
+  /// step of r they stand for (the dims flattened in that order).
+  Value reductionLoops(const llvm::DenseMap<unsigned, Value> &of,
+                       llvm::DenseMap<unsigned, Value> &at) {
+    Value p = index(0);
+    for (unsigned d : c.rs) {
+      auto loop = b.create<scf::ForOp>(loc, index(0), of.lookup(d), index(1));
+      b.setInsertionPoint(loop.getBody()->getTerminator());
+      at[d] = loop.getInductionVar();
+      p = b.create<arith::AddIOp>(
+          loc, b.create<arith::MulIOp>(loc, p, of.lookup(d)), at[d]);
+    }
+    return p;
+  }
+
+  /// Orders c.rs, the reduction dims as both sides are packed and the
+  /// kernel steps through them: those that a factor's index arithmetic
+  /// combines with its lanes (a convolution's (u, v)) outermost, the others
+  /// (its c) inside, so that arithmetic is computed once per value of the
+  /// outer ones, not per step (loop-invariant code motion hoists it), and
+  /// the packed panel is written in order. The sum runs in this order,
+  /// for every thread count.
+  void orderReductions() {
+    llvm::SmallSetVector<unsigned, 4> coupled = laneCoupledDims(c.y, c.ks);
+    coupled.set_union(laneCoupledDims(c.x, {c.i}));
+    SmallVector<unsigned, 3> order;
+    for (bool outside : {true, false})
+      for (unsigned d : c.rs)
+        if (coupled.contains(d) == outside)
+          order.push_back(d);
+    c.rs = order;
+  }
+
+  /// The reduction dims that index arithmetic of `factor` (ops on loop
+  /// indices, not on the values of inputs) combines with its lane dims.
+  llvm::SmallSetVector<unsigned, 4>
+  laneCoupledDims(Value factor, ArrayRef<unsigned> laneDims) {
+    Block &body = c.op.getRegion().front();
+    llvm::SmallPtrSet<Operation *, 8> needed = opsOf({factor});
+    llvm::DenseMap<Value, llvm::SmallSetVector<unsigned, 4>> indexDims;
+    llvm::SmallSetVector<unsigned, 4> coupled;
+    for (Operation &op : body.without_terminator()) {
+      // Reads give values of inputs, whatever their subscripts.
+      if (!needed.contains(&op) || isa<memref::LoadOp, scf::IfOp>(op))
+        continue;
+      llvm::SmallSetVector<unsigned, 4> dims;
+      if (auto index = dyn_cast<linalg::IndexOp>(op))
+        dims.insert(index.getDim());
+      for (Value operand : op.getOperands())
+        if (auto it = indexDims.find(operand); it != indexDims.end())
+          dims.insert(it->second.begin(), it->second.end());
+      for (Value result : op.getResults())
+        indexDims[result] = dims;
+      if (llvm::any_of(laneDims, [&](unsigned d) { return dims.contains(d); }))
+        for (unsigned d : c.rs)
+          if (dims.contains(d))
+            coupled.insert(d);
+    }
+    return coupled;
   }
 
   /// `factor` in `width` lanes: each loop dim at its value in `at` (a
@@ -551,15 +680,27 @@ private:
     collectArguments(factor, body, args, &dims);
     auto vectorOf = [&](Type t) { return VectorType::get({width}, t); };
     IRMapping mapping;
+    // Reads of buffers from outside (fused gathers), emitted where first
+    // used: a select may mask them first.
+    llvm::DenseMap<Value, PendingRead> pending;
+    auto take = [&](Value v) {
+      PendingRead read = pending.lookup(v);
+      pending.erase(v);
+      return read;
+    };
+    auto materialize = [&](Value v) {
+      if (!pending.count(v))
+        return;
+      PendingRead read = take(v);
+      mapping.map(v,
+                  gather(read.load, mapping, width, read.mask, read.otherwise));
+    };
     for (unsigned a : args) {
       OpOperand *in = c.op.getDpsInputOperand(a);
       AffineMap map = c.op.getMatchingIndexingMap(in);
       Value memref = in->get();
-      Type type = vectorOf(body.getArgument(a).getType());
-      Value zeros = b.create<arith::ConstantOp>(
-          loc, type,
-          DenseElementsAttr::get(cast<ShapedType>(type),
-                                 b.getZeroAttr(body.getArgument(a).getType())));
+      VectorType type = vectorOf(body.getArgument(a).getType());
+      Value zeros = zerosOf(type);
       // Lane dims at 0 (at `first` for a contiguous load), the others at
       // their values.
       SmallVector<Value> indices;
@@ -607,9 +748,48 @@ private:
         mapping.map(index, at.lookup(index.getDim()));
         continue;
       }
-      bool varies = llvm::any_of(op.getOperands(), [&](Value v) {
+      // A select of a read and a value the same in every lane (`inside ?
+      // x[…] : 0`, a padded input): the read masked by the condition.
+      if (auto select = dyn_cast<arith::SelectOp>(op);
+          select && pending.count(select.getTrueValue()) &&
+          select.getTrueValue().hasOneUse()) {
+        materialize(select.getFalseValue());
+        Value otherwise = mapping.lookupOrDefault(select.getFalseValue());
+        Value condition = mapping.lookupOrDefault(select.getCondition());
+        if (!isa<VectorType>(otherwise.getType()) ||
+            otherwise.getDefiningOp<vector::BroadcastOp>()) {
+          PendingRead read = take(select.getTrueValue());
+          mapping.map(select.getResult(),
+                      gather(read.load, mapping, width,
+                             b.create<arith::AndIOp>(
+                                 loc, read.mask, broadcastTo(width, condition)),
+                             broadcastTo(width, otherwise)));
+          continue;
+        }
+      }
+      SmallVector<Value> used(op.getOperands());
+      llvm::append_range(used, capturedBy(&op));
+      for (Value v : used)
+        materialize(v);
+      bool varies = llvm::any_of(used, [&](Value v) {
         return isa<VectorType>(mapping.lookupOrDefault(v).getType());
       });
+      // A buffer read at indices that vary across the lanes, read where it
+      // is used (see gather); a guarded one reports the lanes out of range
+      // here.
+      if (auto load = dyn_cast<memref::LoadOp>(op); load && varies) {
+        pending[load.getResult()] = {load, inside,
+                                     zerosOf(vectorOf(load.getType()))};
+        continue;
+      }
+      if (auto guard = dyn_cast<scf::IfOp>(op); guard && varies) {
+        Operation *constant =
+            guard.elseBlock()->getTerminator()->getOperand(0).getDefiningOp();
+        pending[guard.getResult(0)] = {
+            guardedRead(guard), reportOutOfRange(guard, mapping, width, inside),
+            broadcastTo(width, b.clone(*constant)->getResult(0))};
+        continue;
+      }
       if (!varies) {
         Operation *scalar = b.clone(op, mapping);
         for (auto [from, to] : llvm::zip(op.getResults(), scalar->getResults()))
@@ -632,10 +812,142 @@ private:
                                        operands, types, op.getAttrs());
       mapping.map(op.getResults(), vectorized->getResults());
     }
-    Value v = mapping.lookupOrDefault(factor);
-    if (!isa<VectorType>(v.getType()))
-      v = b.create<vector::BroadcastOp>(loc, vectorOf(v.getType()), v);
-    return v;
+    materialize(factor);
+    return broadcastTo(width, mapping.lookupOrDefault(factor));
+  }
+
+  /// `v` in `width` lanes (broadcast where it is a scalar).
+  Value broadcastTo(int64_t width, Value v) {
+    if (isa<VectorType>(v.getType()))
+      return v;
+    return b.create<vector::BroadcastOp>(
+        loc, VectorType::get({width}, v.getType()), v);
+  }
+
+  /// A vector of zeros.
+  Value zerosOf(VectorType type) {
+    return b.create<arith::ConstantOp>(
+        loc, type,
+        DenseElementsAttr::get(type, b.getZeroAttr(type.getElementType())));
+  }
+
+  /// `load` (of a buffer from outside the body) in `width` lanes, its
+  /// indices in `mapping` (vectors or scalars): the lanes in `mask` read at
+  /// element offsets Σ index·stride (`otherwise` in the others), as one
+  /// vector load where those are consecutive and every lane is in `mask`
+  /// (a convolution's patches, padding masked), else a gather. The
+  /// subscripts the same in every lane go to the base, computed once.
+  Value gather(memref::LoadOp load, IRMapping &mapping, int64_t width,
+               Value mask, Value otherwise) {
+    Value memref = load.getMemRef();
+    auto metadata = b.create<memref::ExtractStridedMetadataOp>(loc, memref);
+    auto lanesType = VectorType::get({width}, b.getIndexType());
+    Value base = index(0), offsets;
+    for (auto [position, subscript] : llvm::enumerate(load.getIndices())) {
+      Value at = mapping.lookupOrDefault(subscript);
+      Value stride = metadata.getStrides()[position];
+      if (!isa<VectorType>(at.getType())) {
+        base = b.create<arith::AddIOp>(
+            loc, base, b.create<arith::MulIOp>(loc, at, stride));
+        continue;
+      }
+      Value offset = b.create<arith::MulIOp>(
+          loc, at, b.create<vector::BroadcastOp>(loc, lanesType, stride));
+      offsets =
+          offsets ? b.create<arith::AddIOp>(loc, offsets, offset) : offset;
+    }
+    // The buffer as one dim of elements from its offset (its extent: the
+    // outermost dim's; only the addressing matters).
+    auto element = load.getType();
+    auto flatType = MemRefType::get(
+        {ShapedType::kDynamic}, element,
+        StridedLayoutAttr::get(b.getContext(), ShapedType::kDynamic, {1}));
+    Value extent = b.create<arith::MulIOp>(loc, metadata.getSizes()[0],
+                                           metadata.getStrides()[0]);
+    Value flat = b.create<memref::ReinterpretCastOp>(
+        loc, flatType, metadata.getBaseBuffer(),
+        OpFoldResult(metadata.getOffset()), ArrayRef<OpFoldResult>{extent},
+        ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+    // Consecutive where read: offset − lane the same in every lane of the
+    // mask (an all-false mask reads nothing).
+    Value relative = b.create<arith::SubIOp>(
+        loc, offsets, b.create<vector::StepOp>(loc, lanesType));
+    Value first = b.create<vector::ReductionOp>(
+        loc, vector::CombiningKind::MAXSI,
+        b.create<arith::SelectOp>(
+            loc, mask, relative,
+            b.create<vector::BroadcastOp>(loc, lanesType, index(0))));
+    auto masks = cast<VectorType>(mask.getType());
+    Value consecutive = b.create<arith::OrIOp>(
+        loc,
+        b.create<arith::XOrIOp>(loc, mask,
+                                b.create<arith::ConstantOp>(
+                                    loc, DenseElementsAttr::get(masks, true))),
+        b.create<arith::CmpIOp>(
+            loc, arith::CmpIPredicate::eq, relative,
+            b.create<vector::BroadcastOp>(loc, lanesType, first)));
+    Value contiguous = b.create<vector::ReductionOp>(
+        loc, vector::CombiningKind::AND, consecutive);
+    auto read = b.create<scf::IfOp>(
+        loc, contiguous,
+        [&](OpBuilder &ob, Location) {
+          Value at = ob.create<arith::AddIOp>(loc, base, first);
+          ob.create<scf::YieldOp>(loc, ob.create<vector::MaskedLoadOp>(
+                                             loc, otherwise.getType(), flat,
+                                             ValueRange{at}, mask, otherwise)
+                                           .getResult());
+        },
+        [&](OpBuilder &ob, Location) {
+          ob.create<scf::YieldOp>(
+              loc, ob.create<vector::GatherOp>(loc, otherwise.getType(), flat,
+                                               ValueRange{base}, offsets, mask,
+                                               otherwise)
+                       .getResult());
+        });
+    return read.getResult(0);
+  }
+
+  /// The range check of a guarded read (see guardedRead) in `width`
+  /// lanes: where a lane of `inside` is out of range (a wrong program), the
+  /// else branch (its report) runs for each such lane on its scalars.
+  /// Returns the lanes to read: in range and inside.
+  Value reportOutOfRange(scf::IfOp guard, IRMapping &mapping, int64_t width,
+                         Value inside) {
+    auto masks = VectorType::get({width}, b.getI1Type());
+    Value ok =
+        broadcastTo(width, mapping.lookupOrDefault(guard.getCondition()));
+    Value outOfRange = b.create<arith::AndIOp>(
+        loc, inside,
+        b.create<arith::XOrIOp>(loc, ok,
+                                b.create<arith::ConstantOp>(
+                                    loc, DenseElementsAttr::get(masks, true))));
+    auto any =
+        b.create<scf::IfOp>(loc,
+                            b.create<vector::ReductionOp>(
+                                loc, vector::CombiningKind::OR, outOfRange),
+                            /*withElseRegion=*/false);
+    OpBuilder::InsertionGuard insertion(b);
+    b.setInsertionPoint(any.thenBlock()->getTerminator());
+    auto lanes = b.create<scf::ForOp>(loc, index(0), index(width), index(1));
+    b.setInsertionPoint(lanes.getBody()->getTerminator());
+    Value lane = lanes.getInductionVar();
+    auto wrong = b.create<scf::IfOp>(
+        loc, b.create<vector::ExtractElementOp>(loc, outOfRange, lane),
+        /*withElseRegion=*/false);
+    b.setInsertionPoint(wrong.thenBlock()->getTerminator());
+    llvm::SetVector<Value> used;
+    getUsedValuesDefinedAbove(guard.getElseRegion(), used);
+    IRMapping scalars;
+    for (Value v : used) {
+      Value mapped = mapping.lookupOrDefault(v);
+      if (isa<VectorType>(mapped.getType()))
+        mapped = b.create<vector::ExtractElementOp>(loc, mapped, lane);
+      scalars.map(v, mapped);
+    }
+    for (Operation &op : guard.elseBlock()->without_terminator())
+      b.clone(op, scalars);
+    b.setInsertionPointAfter(any);
+    return b.create<arith::AndIOp>(loc, ok, inside);
   }
 
   /// The tasks (rows of C in groups of strips of Ap, columns in groups of
@@ -715,11 +1027,16 @@ private:
     Value rowFirst = rowShare(rowTask);
     Value rowEnd = rowShare(b.create<arith::AddIOp>(loc, rowTask, one));
     Value colFirst = b.create<arith::MulIOp>(loc, colTask, colsPerTask);
-    auto panel = b.create<scf::ForOp>(loc, index(0), K, index(shape.panel));
+    // Panels of at most KC steps, all of about the same length (a short
+    // last panel would load and store each tile of C for few steps).
+    Value panels =
+        b.create<arith::MaxUIOp>(loc, ceilDiv(K, index(shape.panel)), one);
+    Value panelSteps = b.create<arith::MaxUIOp>(loc, ceilDiv(K, panels), one);
+    auto panel = b.create<scf::ForOp>(loc, index(0), K, panelSteps);
     b.setInsertionPoint(panel.getBody()->getTerminator());
     Value p0 = panel.getInductionVar();
     Value p1 = b.create<arith::MinUIOp>(
-        loc, b.create<arith::AddIOp>(loc, p0, index(shape.panel)), K);
+        loc, b.create<arith::AddIOp>(loc, p0, panelSteps), K);
     // The strips of the task: Bp's outside, Ap's inside.
     Value col = stripLoop(colsPerTask, colFirst, colStrips).second;
     auto [rows, row] = stripLoop(rowsPerTask, rowFirst, rowEnd);

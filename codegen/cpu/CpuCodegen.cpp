@@ -384,6 +384,9 @@ std::unique_ptr<Pass> mlx::createApproximateMathPass() {
 }
 
 void mlx::buildLinalgToCpuPipeline(OpPassManager &pm, unsigned vectorBits) {
+  // A convolution's patches: evaluated by the contraction's packer from
+  // the input itself, not written out (then ordered with the rest).
+  pm.addNestedPass<func::FuncOp>(createCpuFuseGathersPass());
   // A CPU concern: contiguous innermost loops (reductions are listed last
   // in index notation, which would make matmul-like loops stride).
   pm.addPass(createLoopOrderPass());
@@ -411,6 +414,7 @@ void mlx::registerCpuPipelines() {
         buildLinalgToCpuPipeline(pm, vectorBitsOf("host"));
       });
   registerCpuContractionsPass();
+  registerCpuFuseGathersPass();
   registerCpuFuseRowsPass();
 }
 

@@ -66,6 +66,12 @@ void buildLinalgToCpuPipeline(OpPassManager &pm, unsigned vectorBits);
 /// vector FMAs.
 std::unique_ptr<Pass> createCpuContractionsPass(unsigned vectorBits);
 
+/// `mlx-cpu-fuse-gathers` (FuseGathers.cpp): a gather cheap to recompute
+/// (a convolution's patches) fused into the reduction that reads it, so
+/// that the contraction packs it from the gathered input itself.
+std::unique_ptr<Pass> createCpuFuseGathersPass();
+void registerCpuFuseGathersPass();
+
 /// `mlx-cpu-fuse-rows` (FuseRows.cpp): a chain of row-wise ops (row
 /// reductions and the maps reading them) tiled along the rows and fused, a
 /// block of rows at a time, in an scf.forall.

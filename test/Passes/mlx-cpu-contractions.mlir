@@ -48,7 +48,9 @@
 // AVX2: memref<?x?x?x16xf32>
 // AVX2: vector.maskedload {{.*}} into vector<16xf32>
 // CHECK: scf.parallel
-// CHECK: scf.for {{.*}} step %c512
+// Panels of at most 512 steps, of equal length: ⌈K / ⌈K / 512⌉⌉.
+// CHECK: arith.divui %{{.*}}, %c512 : index
+// CHECK: scf.for {{.*}} step %{{.*}} {
 // AVX512: func.call @mlx_tile_f32_12x32
 // AVX2: func.call @mlx_tile_f32_6x16
 // AVX512: {mlx.work = 196608 : i64}
@@ -250,17 +252,22 @@ func.func @not_invariant(%W: memref<?x?xf32>, %h: memref<?x?xf32>, %z: memref<?x
 // P[c, y, u, x, v] (the patches of conv2d): C's columns are (y, x), held
 // contiguously and taken as one dim of extent Y·X (lanes split into y and
 // x, the patches gathered by Σ lane·stride), the sum's three dims one of
-// extent C·3·3 (each step split into c, u, v); C collapsed to [O, Y·X].
+// extent C·3·3 (packed by loops over c, u and v); C collapsed to [O, Y·X].
 #ck = affine_map<(o, y, x, c, u, v) -> (o, c, u, v)>
 #cp = affine_map<(o, y, x, c, u, v) -> (c, y, u, x, v)>
 #cc = affine_map<(o, y, x, c, u, v) -> (o, y, x)>
 // CHECK-LABEL: func.func @convolution
 // AVX512: arith.muli %{{.*}}, %{{.*}} : index
-// AVX512: vector.gather {{.*}} into vector<12xf32>
+// AVX512: scf.for %[[C:.*]] = %{{.*}} to %{{.*}}
+// AVX512: scf.for %[[U:.*]] = %{{.*}} to %c3
+// AVX512: scf.for %[[V:.*]] = %{{.*}} to %c3
+// AVX512: vector.gather %arg0[%{{.*}}, %[[C]], %[[U]], %[[V]]] {{.*}} into vector<12xf32>
 // AVX512: arith.remui {{.*}} : vector<32xindex>
 // AVX512: arith.divui {{.*}} : vector<32xindex>
-// AVX512: arith.remui {{.*}} : index
-// AVX512: vector.gather {{.*}} into vector<32xf32>
+// AVX512: scf.for %[[C2:.*]] = %{{.*}} to %{{.*}}
+// AVX512: scf.for %[[U2:.*]] = %{{.*}} to %c3
+// AVX512: scf.for %[[V2:.*]] = %{{.*}} to %c3
+// AVX512: vector.gather %arg1[%[[C2]], %{{.*}}, %[[U2]], %{{.*}}, %[[V2]]] {{.*}} into vector<32xf32>
 // AVX512: memref.collapse_shape {{.*}} {{\[}}[0], [1, 2]] : memref<?x?x?xf32> into memref<?x?xf32>
 // AVX512: func.call @mlx_tile_f32_12x32
 // CHECK: return
@@ -272,6 +279,112 @@ func.func @convolution(%K: memref<?x?x3x3xf32>, %P: memref<?x?x3x?x3xf32>, %C: m
     %m = arith.mulf %k, %p : f32
     %s = arith.addf %acc, %m : f32
     linalg.yield %s : f32
+  }
+  return
+}
+
+// A padded convolution whose input is read at computed subscripts (a
+// gather fused in by mlx-cpu-fuse-gathers): C[o, x] = Σ_{c,v} K[o, c, v] ·
+// (0 ≤ x + v − 1 < W ? I[c, clamp(x + v − 1)] : 0). Packing I's side, the
+// reduction dims the subscript arithmetic combines with the lanes (v) loop
+// outside those it does not (c), and the steps are flattened in that order
+// (v, c) on both sides; the read is masked by the select's condition and
+// is one masked load where the lanes it reads are consecutive, else a
+// gather, both from I as one dim of elements, c in the base.
+#k1 = affine_map<(o, x, c, v) -> (o, c, v)>
+#o1 = affine_map<(o, x, c, v) -> (o, x)>
+// CHECK-LABEL: func.func @padded_conv1d
+// CHECK: scf.for %[[V:[^ ]*]] = %{{.*}} to %c3
+// CHECK: scf.for %[[C:[^ ]*]] = %{{.*}} to %dim
+// CHECK: vector.gather %arg0[%{{.*}}, %[[C]], %[[V]]]
+// CHECK: scf.for %[[V2:[^ ]*]] = %{{.*}} to %c3
+// CHECK: scf.for %[[C2:[^ ]*]] = %{{.*}} to %dim
+// CHECK: arith.muli %[[C2]], %{{.*}} : index
+// CHECK: memref.reinterpret_cast
+// CHECK: vector.reduction <maxsi>
+// CHECK: scf.if
+// AVX512: vector.maskedload {{.*}} : memref<?xf32, strided<[1], offset: ?>>, vector<32xi1>, vector<32xf32> into vector<32xf32>
+// AVX2: vector.maskedload {{.*}} : memref<?xf32, strided<[1], offset: ?>>, vector<16xi1>, vector<16xf32> into vector<16xf32>
+// CHECK: } else {
+// CHECK: vector.gather
+// CHECK: func.call @mlx_tile_f32
+func.func @padded_conv1d(%K: memref<?x?x3xf32>, %I: memref<?x?xf32>, %C: memref<?x?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %zero = arith.constant 0.0 : f32
+  %w = memref.dim %I, %c1 : memref<?x?xf32>
+  %last = arith.subi %w, %c1 : index
+  linalg.generic {indexing_maps = [#k1, #o1],
+                  iterator_types = ["parallel", "parallel", "reduction", "reduction"]}
+      ins(%K : memref<?x?x3xf32>) outs(%C : memref<?x?xf32>) {
+  ^bb0(%k: f32, %acc: f32):
+    %x = linalg.index 1 : index
+    %c = linalg.index 2 : index
+    %v = linalg.index 3 : index
+    %xv = arith.addi %x, %v : index
+    %at = arith.subi %xv, %c1 : index
+    %lo = arith.cmpi sge, %at, %c0 : index
+    %hi = arith.cmpi slt, %at, %w : index
+    %inside = arith.andi %lo, %hi : i1
+    %up = arith.maxsi %at, %c0 : index
+    %clamped = arith.minsi %up, %last : index
+    %e = memref.load %I[%c, %clamped] : memref<?x?xf32>
+    %p = arith.select %inside, %e, %zero : f32
+    %m = arith.mulf %k, %p : f32
+    %s = arith.addf %acc, %m : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// The same read guarded by a range check that reports (mlx.gather's
+// lowering of Y[i, k] = Σ_j A[i, j] · B[j + s, k]): the lanes in range are
+// read; where any lane is out of range, the report runs for each such lane
+// on its scalars.
+#sa = affine_map<(i, k, j) -> (i, j)>
+#ss = affine_map<(i, k, j) -> ()>
+#sy = affine_map<(i, k, j) -> (i, k)>
+func.func private @mlx_report_out_of_bounds(i64, i64, i64)
+// CHECK-LABEL: func.func @shifted_product
+// CHECK: vector.reduction <or>
+// CHECK-NEXT: scf.if
+// CHECK: scf.for %[[LANE:.*]] = %c0{{.*}} to %c{{16|32}}
+// CHECK: vector.extractelement %{{.*}}[%[[LANE]] : index] : vector<{{16|32}}xi1>
+// CHECK: vector.extractelement %{{.*}}[%[[LANE]] : index] : vector<{{16|32}}xindex>
+// CHECK: func.call @mlx_report_out_of_bounds
+// CHECK: vector.maskedload
+// CHECK: vector.gather
+// CHECK: func.call @mlx_tile_f32
+func.func @shifted_product(%A: memref<?x?xf32>, %B: memref<?x?xf32>, %s: memref<i32>, %Y: memref<?x?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c0_i64 = arith.constant 0 : i64
+  %true = arith.constant true
+  %zero = arith.constant 0.0 : f32
+  linalg.generic {indexing_maps = [#sa, #ss, #sy],
+                  iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%A, %s : memref<?x?xf32>, memref<i32>) outs(%Y : memref<?x?xf32>) {
+  ^bb0(%a: f32, %shift: i32, %acc: f32):
+    %k = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %j32 = arith.index_cast %j : index to i32
+    %row32 = arith.addi %j32, %shift : i32
+    %row = arith.index_cast %row32 : i32 to index
+    %r = memref.dim %B, %c0 : memref<?x?xf32>
+    %below = arith.cmpi slt, %row, %r : index
+    %above = arith.cmpi sge, %row, %c0 : index
+    %ok = arith.andi %above, %below : i1
+    %b = scf.if %ok -> (f32) {
+      %e = memref.load %B[%row, %k] : memref<?x?xf32>
+      scf.yield %e : f32
+    } else {
+      %row64 = arith.index_cast %row : index to i64
+      %r64 = arith.index_cast %r : index to i64
+      func.call @mlx_report_out_of_bounds(%c0_i64, %row64, %r64) : (i64, i64, i64) -> ()
+      scf.yield %zero : f32
+    }
+    %m = arith.mulf %a, %b : f32
+    %sum = arith.addf %acc, %m : f32
+    linalg.yield %sum : f32
   }
   return
 }
