@@ -51,7 +51,9 @@
 // combine with the lanes (u, v) are packed outermost and the others (c)
 // inside, on both sides alike, so that the subscript arithmetic is done
 // once per (u, v) rather than per step and the packed panel is written in
-// order; the sum runs in that order.
+// order; the sum runs in that order. Such a y is packed by the tasks
+// themselves, a strip at a time just before its panels (column tasks
+// only, each running every row): the strip stays in cache.
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/CpuCodegen.h"
@@ -345,10 +347,15 @@ public:
     Value rowStrips = ceilDiv(M, index(shape.rows));
     Value colStrips = ceilDiv(N, index(shape.cols()));
     Value packedA = packOnce(shape.rows, c.x, {c.i}, rowStrips);
-    Value packedB = packOnce(shape.cols(), c.y, c.ks, colStrips);
+    // A factor read at computed subscripts (a convolution's patches) is
+    // packed a strip at a time by the task that uses it: the strip stays
+    // in cache instead of a panel of all of them (7.2 MB per image for
+    // conv2d 64→128 on 56×56) going to memory and back.
+    Value packedB =
+        packsPerTask() ? Value() : packOnce(shape.cols(), c.y, c.ks, colStrips);
     multiply(packedA, packedB, rowStrips, colStrips);
     for (Value packed : {packedA, packedB})
-      if (packed.getParentRegion() == c.op->getParentRegion())
+      if (packed && packed.getParentRegion() == c.op->getParentRegion())
         b.create<memref::DeallocOp>(loc, packed);
     c.op.erase();
   }
@@ -558,7 +565,7 @@ private:
   Value pack(Value strips, int64_t width, Value factor,
              ArrayRef<unsigned> laneDims,
              const llvm::DenseMap<unsigned, Value> &of, Value packedBatches) {
-    Value extent = product(laneDims, of), K = product(c.rs, of);
+    Value K = product(c.rs, of);
     auto dynamic = ShapedType::kDynamic;
     auto type = MemRefType::get({dynamic, dynamic, dynamic, width}, element);
     Value packed = b.create<memref::AllocOp>(
@@ -574,6 +581,18 @@ private:
         b.create<arith::DivUIOp>(loc, strip.getInductionVars()[0], strips);
     Value s =
         b.create<arith::RemUIOp>(loc, strip.getInductionVars()[0], strips);
+    packStrip(packed, batch, s, s, batch, width, factor, laneDims, of);
+    return packed;
+  }
+
+  /// Strip `s` of `factor` (see pack) at batch `batch`, every step of r,
+  /// into [`intoBatch`, `intoStrip`] of `packed`, the builder where it is.
+  void packStrip(Value packed, Value intoBatch, Value intoStrip, Value s,
+                 Value batch, int64_t width, Value factor,
+                 ArrayRef<unsigned> laneDims,
+                 const llvm::DenseMap<unsigned, Value> &of) {
+    OpBuilder::InsertionGuard guard(b);
+    Value extent = product(laneDims, of);
     auto lanesType = VectorType::get({width}, b.getIndexType());
     Value first = b.create<arith::MulIOp>(loc, s, index(width));
     Value lanes = b.create<arith::AddIOp>(
@@ -598,8 +617,7 @@ private:
     v = b.create<arith::SelectOp>(loc, inside, v,
                                   zerosOf(VectorType::get({width}, element)));
     b.create<vector::StoreOp>(loc, v, packed,
-                              ValueRange{batch, s, p, index(0)});
-    return packed;
+                              ValueRange{intoBatch, intoStrip, p, index(0)});
   }
 
   /// The loops over the reduction dims when packing, in the order of
@@ -950,6 +968,16 @@ private:
     return b.create<arith::AndIOp>(loc, ok, inside);
   }
 
+  /// Whether y is packed per task (see build): it reads a buffer at
+  /// computed subscripts and is not packed once before loops around.
+  bool packsPerTask() {
+    if (invariantLoop(c.y, c.ks))
+      return false;
+    return llvm::any_of(opsOf({c.y}), [](Operation *op) {
+      return isa<memref::LoadOp, scf::IfOp>(op);
+    });
+  }
+
   /// The tasks (rows of C in groups of strips of Ap, columns in groups of
   /// strips of Bp) in parallel; per task, panels of KC steps of r, then the
   /// strips of Bp, then those of Ap: one register tile each.
@@ -970,14 +998,23 @@ private:
                  .getResult(0))
             .getResult(),
         one);
-    Value rowTasks = ceilDiv(rowStrips, index(shape.taskStrips));
-    rowTasks =
-        b.create<arith::MulIOp>(loc, ceilDiv(rowTasks, threads), threads);
-    rowTasks = b.create<arith::MaxUIOp>(
-        loc, b.create<arith::MinUIOp>(loc, rowTasks, rowStrips), one);
+    // Packing B per task (no packedB): column tasks only, as many as a
+    // multiple of the threads, each running every row, so that each strip
+    // of B is packed once.
+    auto multipleOfThreads = [&](Value tasks, Value strips) {
+      tasks = b.create<arith::MulIOp>(loc, ceilDiv(tasks, threads), threads);
+      return b.create<arith::MaxUIOp>(
+          loc, b.create<arith::MinUIOp>(loc, tasks, strips), one);
+    };
+    Value rowTasks =
+        packedB ? multipleOfThreads(ceilDiv(rowStrips, index(shape.taskStrips)),
+                                    rowStrips)
+                : one;
     Value rowsPerTask = ceilDiv(rowStrips, rowTasks);
     Value colTasks = b.create<arith::MaxUIOp>(
         loc, ceilDiv(colStrips, index(kColTaskStrips)), one);
+    if (!packedB)
+      colTasks = multipleOfThreads(colTasks, colStrips);
     Value colsPerTask = ceilDiv(colStrips, colTasks);
     Value perBatch = b.create<arith::MulIOp>(loc, rowTasks, colTasks);
     Value tasks = b.create<arith::MulIOp>(loc, batches, perBatch);
@@ -1016,7 +1053,29 @@ private:
           ArrayRef<ReassociationIndices>{
               {0}, llvm::to_vector(llvm::seq<int64_t>(1, 1 + c.ks.size()))});
     Value tileA = batchOf(packedA, batched(c.x) ? batch : index(0), params[0]);
-    Value tileB = batchOf(packedB, batched(c.y) ? batch : index(0), params[1]);
+    // B packed per task: one strip of it at a time, [1][1][K][NR], seen by
+    // the kernel as every strip (stride 0).
+    Value local, tileB;
+    if (packedB) {
+      tileB = batchOf(packedB, batched(c.y) ? batch : index(0), params[1]);
+    } else {
+      auto dynamic = ShapedType::kDynamic;
+      local = b.create<memref::AllocOp>(
+          loc, MemRefType::get({1, 1, dynamic, shape.cols()}, element),
+          ValueRange{K}, b.getI64IntegerAttr(64));
+      auto metadata = b.create<memref::ExtractStridedMetadataOp>(loc, local);
+      Value view = b.create<memref::ReinterpretCastOp>(
+          loc,
+          MemRefType::get(
+              {dynamic, dynamic, shape.cols()}, element,
+              StridedLayoutAttr::get(b.getContext(), 0, {0, shape.cols(), 1})),
+          metadata.getBaseBuffer(), OpFoldResult(b.getIndexAttr(0)),
+          ArrayRef<OpFoldResult>{colStrips, K, b.getIndexAttr(shape.cols())},
+          ArrayRef<OpFoldResult>{b.getIndexAttr(0),
+                                 b.getIndexAttr(shape.cols()),
+                                 b.getIndexAttr(1)});
+      tileB = b.create<memref::CastOp>(loc, params[1], view);
+    }
     Value tileC = c.batch
                       ? batchOf(C, batch, params[2])
                       : b.create<memref::CastOp>(loc, params[2], C).getResult();
@@ -1032,13 +1091,21 @@ private:
     Value panels =
         b.create<arith::MaxUIOp>(loc, ceilDiv(K, index(shape.panel)), one);
     Value panelSteps = b.create<arith::MaxUIOp>(loc, ceilDiv(K, panels), one);
+    // The strips of the task: Bp's outside, Ap's inside; packing B per
+    // task, each strip of B packed for all steps, then its panels.
+    Value col;
+    if (!packedB) {
+      col = stripLoop(colsPerTask, colFirst, colStrips).second;
+      packStrip(local, index(0), index(0), col, batch, shape.cols(), c.y, c.ks,
+                extents);
+    }
     auto panel = b.create<scf::ForOp>(loc, index(0), K, panelSteps);
     b.setInsertionPoint(panel.getBody()->getTerminator());
     Value p0 = panel.getInductionVar();
     Value p1 = b.create<arith::MinUIOp>(
         loc, b.create<arith::AddIOp>(loc, p0, panelSteps), K);
-    // The strips of the task: Bp's outside, Ap's inside.
-    Value col = stripLoop(colsPerTask, colFirst, colStrips).second;
+    if (packedB)
+      col = stripLoop(colsPerTask, colFirst, colStrips).second;
     auto [rows, row] = stripLoop(rowsPerTask, rowFirst, rowEnd);
     b.create<func::CallOp>(
         loc, kernel, ValueRange{tileA, tileB, tileC, row, col, p0, p1, M, N});
@@ -1046,6 +1113,10 @@ private:
     // at most KC steps, each MR·NR multiply-adds.
     rows->setAttr(mlx::kLoopWorkAttr,
                   b.getI64IntegerAttr(shape.panel * shape.rows * shape.cols()));
+    if (local) {
+      b.setInsertionPoint(task.getBody()->getTerminator());
+      b.create<memref::DeallocOp>(loc, local);
+    }
   }
 
   /// `omp_get_max_threads` (libomp: the threads a parallel loop gets),

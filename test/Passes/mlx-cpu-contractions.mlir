@@ -290,13 +290,19 @@ func.func @convolution(%K: memref<?x?x3x3xf32>, %P: memref<?x?x3x?x3xf32>, %C: m
 // outside those it does not (c), and the steps are flattened in that order
 // (v, c) on both sides; the read is masked by the select's condition and
 // is one masked load where the lanes it reads are consecutive, else a
-// gather, both from I as one dim of elements, c in the base.
+// gather, both from I as one dim of elements, c in the base. I's side is
+// packed per task, a strip at a time into [1][1][K][NR] (the kernel sees it
+// as every strip: stride 0), each strip for all steps before its panels.
 #k1 = affine_map<(o, x, c, v) -> (o, c, v)>
 #o1 = affine_map<(o, x, c, v) -> (o, x)>
 // CHECK-LABEL: func.func @padded_conv1d
 // CHECK: scf.for %[[V:[^ ]*]] = %{{.*}} to %c3
 // CHECK: scf.for %[[C:[^ ]*]] = %{{.*}} to %dim
 // CHECK: vector.gather %arg0[%{{.*}}, %[[C]], %[[V]]]
+// CHECK: scf.parallel
+// AVX512: %[[LOCAL:.*]] = memref.alloc(%{{.*}}) {alignment = 64 : i64} : memref<1x1x?x32xf32>
+// AVX2: %[[LOCAL:.*]] = memref.alloc(%{{.*}}) {alignment = 64 : i64} : memref<1x1x?x16xf32>
+// CHECK: memref.reinterpret_cast {{.*}} strides: [0, {{16|32}}, 1]
 // CHECK: scf.for %[[V2:[^ ]*]] = %{{.*}} to %c3
 // CHECK: scf.for %[[C2:[^ ]*]] = %{{.*}} to %dim
 // CHECK: arith.muli %[[C2]], %{{.*}} : index
@@ -307,7 +313,10 @@ func.func @convolution(%K: memref<?x?x3x3xf32>, %P: memref<?x?x3x?x3xf32>, %C: m
 // AVX2: vector.maskedload {{.*}} : memref<?xf32, strided<[1], offset: ?>>, vector<16xi1>, vector<16xf32> into vector<16xf32>
 // CHECK: } else {
 // CHECK: vector.gather
+// CHECK: vector.store {{.*}}, %[[LOCAL]]
+// CHECK: scf.for
 // CHECK: func.call @mlx_tile_f32
+// CHECK: memref.dealloc %[[LOCAL]]
 func.func @padded_conv1d(%K: memref<?x?x3xf32>, %I: memref<?x?xf32>, %C: memref<?x?xf32>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
