@@ -65,7 +65,8 @@ usage:
   mlxc bench FILE -f NAME [--arg NAME=VALUE]... [--grad ARG,...]
              [--repeat N] [--json]      time calls after a warm-up (compile
                                         time apart)
-  mlxc build FILE -o OUT [-f NAME]...   write OUT.o or OUT.so plus OUT.h
+  mlxc build FILE -o OUT [-f NAME]... [--grad ARG,...]
+                                        write OUT.o or OUT.so plus OUT.h
                                         (--backend vulkan: the directory
                                         OUT, run by mlx-vulkan-run)
   mlxc trace FILE -f NAME [--arg NAME=VALUE]... [--grad ARG,...]
