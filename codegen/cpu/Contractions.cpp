@@ -741,16 +741,11 @@ private:
       } else {
         // Across rows: element offsets Σ lane·stride from [.., 0, .., p].
         auto metadata = b.create<memref::ExtractStridedMetadataOp>(loc, memref);
-        Value offsets;
-        for (unsigned position : lanePositions) {
-          Value lane = at.lookup(map.getDimPosition(position));
-          Value stride = b.create<vector::BroadcastOp>(
-              loc, lane.getType(), metadata.getStrides()[position]);
-          Value offset = b.create<arith::MulIOp>(loc, lane, stride);
-          offsets =
-              offsets ? b.create<arith::AddIOp>(loc, offsets, offset) : offset;
-        }
-        loaded = b.create<vector::GatherOp>(loc, type, memref, indices, offsets,
+        SmallVector<std::pair<unsigned, Value>> lanes;
+        for (unsigned position : lanePositions)
+          lanes.push_back({position, at.lookup(map.getDimPosition(position))});
+        loaded = b.create<vector::GatherOp>(loc, type, memref, indices,
+                                            laneOffsets(metadata, lanes),
                                             inside, zeros);
       }
       mapping.map(body.getArgument(a), loaded);
@@ -811,18 +806,12 @@ private:
       if (!varies) {
         Operation *scalar = b.clone(op, mapping);
         for (auto [from, to] : llvm::zip(op.getResults(), scalar->getResults()))
-          mapping.map(from, b.create<vector::BroadcastOp>(
-                                loc, vectorOf(to.getType()), to));
+          mapping.map(from, broadcastTo(width, to));
         continue;
       }
       SmallVector<Value> operands;
-      for (Value v : op.getOperands()) {
-        Value mapped = mapping.lookupOrDefault(v);
-        if (!isa<VectorType>(mapped.getType()))
-          mapped = b.create<vector::BroadcastOp>(
-              loc, vectorOf(mapped.getType()), mapped);
-        operands.push_back(mapped);
-      }
+      for (Value v : op.getOperands())
+        operands.push_back(broadcastTo(width, mapping.lookupOrDefault(v)));
       SmallVector<Type> types;
       for (Type t : op.getResultTypes())
         types.push_back(vectorOf(t));
@@ -840,6 +829,30 @@ private:
       return v;
     return b.create<vector::BroadcastOp>(
         loc, VectorType::get({width}, v.getType()), v);
+  }
+
+  /// The lanes' element offsets Σ index·stride over the subscripts of a
+  /// buffer (its metadata) that vary across the lanes: (position, vector).
+  Value laneOffsets(memref::ExtractStridedMetadataOp metadata,
+                    ArrayRef<std::pair<unsigned, Value>> lanes) {
+    Value offsets;
+    for (auto [position, at] : lanes) {
+      Value offset = b.create<arith::MulIOp>(
+          loc, at,
+          b.create<vector::BroadcastOp>(loc, at.getType(),
+                                        metadata.getStrides()[position]));
+      offsets =
+          offsets ? b.create<arith::AddIOp>(loc, offsets, offset) : offset;
+    }
+    return offsets;
+  }
+
+  /// The lanes not in `mask`.
+  Value negate(Value mask) {
+    auto masks = cast<VectorType>(mask.getType());
+    return b.create<arith::XOrIOp>(
+        loc, mask,
+        b.create<arith::ConstantOp>(loc, DenseElementsAttr::get(masks, true)));
   }
 
   /// A vector of zeros.
@@ -860,20 +873,18 @@ private:
     Value memref = load.getMemRef();
     auto metadata = b.create<memref::ExtractStridedMetadataOp>(loc, memref);
     auto lanesType = VectorType::get({width}, b.getIndexType());
-    Value base = index(0), offsets;
+    Value base = index(0);
+    SmallVector<std::pair<unsigned, Value>> lanes;
     for (auto [position, subscript] : llvm::enumerate(load.getIndices())) {
       Value at = mapping.lookupOrDefault(subscript);
-      Value stride = metadata.getStrides()[position];
-      if (!isa<VectorType>(at.getType())) {
+      if (isa<VectorType>(at.getType()))
+        lanes.push_back({position, at});
+      else
         base = b.create<arith::AddIOp>(
-            loc, base, b.create<arith::MulIOp>(loc, at, stride));
-        continue;
-      }
-      Value offset = b.create<arith::MulIOp>(
-          loc, at, b.create<vector::BroadcastOp>(loc, lanesType, stride));
-      offsets =
-          offsets ? b.create<arith::AddIOp>(loc, offsets, offset) : offset;
+            loc, base,
+            b.create<arith::MulIOp>(loc, at, metadata.getStrides()[position]));
     }
+    Value offsets = laneOffsets(metadata, lanes);
     // The buffer as one dim of elements from its offset (its extent: the
     // outermost dim's; only the addressing matters).
     auto element = load.getType();
@@ -895,12 +906,8 @@ private:
         b.create<arith::SelectOp>(
             loc, mask, relative,
             b.create<vector::BroadcastOp>(loc, lanesType, index(0))));
-    auto masks = cast<VectorType>(mask.getType());
     Value consecutive = b.create<arith::OrIOp>(
-        loc,
-        b.create<arith::XOrIOp>(loc, mask,
-                                b.create<arith::ConstantOp>(
-                                    loc, DenseElementsAttr::get(masks, true))),
+        loc, negate(mask),
         b.create<arith::CmpIOp>(
             loc, arith::CmpIPredicate::eq, relative,
             b.create<vector::BroadcastOp>(loc, lanesType, first)));
@@ -931,14 +938,9 @@ private:
   /// Returns the lanes to read: in range and inside.
   Value reportOutOfRange(scf::IfOp guard, IRMapping &mapping, int64_t width,
                          Value inside) {
-    auto masks = VectorType::get({width}, b.getI1Type());
     Value ok =
         broadcastTo(width, mapping.lookupOrDefault(guard.getCondition()));
-    Value outOfRange = b.create<arith::AndIOp>(
-        loc, inside,
-        b.create<arith::XOrIOp>(loc, ok,
-                                b.create<arith::ConstantOp>(
-                                    loc, DenseElementsAttr::get(masks, true))));
+    Value outOfRange = b.create<arith::AndIOp>(loc, inside, negate(ok));
     auto any =
         b.create<scf::IfOp>(loc,
                             b.create<vector::ReductionOp>(

@@ -30,7 +30,6 @@
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
-#include "mlir/IR/PatternMatch.h"
 #include "mlir/Pass/Pass.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
@@ -87,36 +86,17 @@ struct CpuFuseGathersPass
     registry.insert<linalg::LinalgDialect, tensor::TensorDialect>();
   }
   void runOnOperation() override {
-    IRRewriter rewriter(&getContext());
-    // One fusion at a time: each replaces the consumer.
-    for (bool changed = true; changed;) {
-      changed = false;
-      getOperation()->walk([&](linalg::GenericOp consumer) {
-        if (!consumer.getNumReductionLoops())
-          return WalkResult::advance();
-        for (OpOperand *in : consumer.getDpsInputOperands()) {
-          auto producer = in->get().getDefiningOp<linalg::GenericOp>();
-          if (!producer || !isCheapGather(producer))
-            continue;
-          rewriter.setInsertionPoint(consumer);
-          FailureOr<linalg::ElementwiseOpFusionResult> fused =
-              linalg::fuseElementwiseOps(rewriter, in);
-          if (failed(fused))
-            continue;
-          for (auto [from, to] : fused->replacements)
-            rewriter.replaceAllUsesExcept(from, to, fused->fusedOp);
-          rewriter.eraseOp(consumer);
-          if (producer->use_empty())
-            rewriter.eraseOp(producer);
-          changed = true;
-          return WalkResult::interrupt();
-        }
-        return WalkResult::advance();
-      });
-    }
-    // The fused op still yields the patches (upstream keeps a producer's
-    // result whose loops only its output sized); nothing reads them.
+    // Upstream's element-wise fusion, taking only cheap gathers into
+    // reductions; the fused op still yields the patches (upstream keeps a
+    // producer's result whose loops only its output sized), which nothing
+    // reads: dropped.
     RewritePatternSet patterns(&getContext());
+    linalg::populateElementwiseOpsFusionPatterns(patterns, [](OpOperand *in) {
+      auto producer = in->get().getDefiningOp<linalg::GenericOp>();
+      auto consumer = dyn_cast<linalg::GenericOp>(in->getOwner());
+      return producer && consumer && consumer.getNumReductionLoops() &&
+             isCheapGather(producer);
+    });
     linalg::populateEraseUnusedOperandsAndResultsPatterns(patterns);
     if (failed(
             applyPatternsAndFoldGreedily(getOperation(), std::move(patterns))))
