@@ -390,6 +390,8 @@ void mlx::buildLinalgToCpuPipeline(OpPassManager &pm, unsigned vectorBits) {
   // A CPU concern: contiguous innermost loops (reductions are listed last
   // in index notation, which would make matmul-like loops stride).
   pm.addPass(createLoopOrderPass());
+  // Attention's gradient: its score matrices a block of rows at a time.
+  pm.addNestedPass<func::FuncOp>(createCpuRowBlocksPass());
   pm.addNestedPass<func::FuncOp>(createCpuFuseRowsPass());
   // A producer two fused ops read is fused twice (softmax's exp, read by
   // the sum and the division): one copy is left.
@@ -416,6 +418,7 @@ void mlx::registerCpuPipelines() {
   registerCpuContractionsPass();
   registerCpuFuseGathersPass();
   registerCpuFuseRowsPass();
+  registerCpuRowBlocksPass();
 }
 
 /// Adds `mlx_call_NAME(void **args)` for each `_mlir_ciface_NAME`: loads each

@@ -72,6 +72,13 @@ std::unique_ptr<Pass> createCpuContractionsPass(unsigned vectorBits);
 std::unique_ptr<Pass> createCpuFuseGathersPass();
 void registerCpuFuseGathersPass();
 
+/// `mlx-cpu-row-blocks` (RowBlocks.cpp): the ops over a matrix that a row
+/// reduction reads and a product sums over the rows of (attention's
+/// gradient) run a block of its rows at a time, the sums over the rows
+/// carried across the blocks: no whole T×T tensor.
+std::unique_ptr<Pass> createCpuRowBlocksPass();
+void registerCpuRowBlocksPass();
+
 /// `mlx-cpu-fuse-rows` (FuseRows.cpp): a chain of row-wise ops (row
 /// reductions and the maps reading them) tiled along the rows and fused, a
 /// block of rows at a time, in an scf.forall.
