@@ -23,8 +23,19 @@
 // accumulates and ends the growth there. Taken only where such an
 // accumulating product exists (else mlx-cpu-fuse-rows' parallel blocks
 // are the better plan) and every member reads its producers' rows at the
-// same subscript. Rows per block: max(32, 2¹⁸ / row length), so a
-// product with few columns (a classifier's logits) runs as one block.
+// same subscript. Rows per block: see kBlockElements.
+//
+// Under a causal mask (a member selects on `j <= i`) a block of rows
+// [r, r + n) computes the columns [0, r + n) only: every member gets a
+// column loop (the seed's second subscript, followed through the maps),
+// and an abstract evaluation of the bodies shows what each member holds
+// at a masked column (−∞ after the select, 0 after exp, 0 times or over
+// anything, …). The cut is taken only where each sum over the columns
+// or the rows adds its combiner's identity there (0 to a sum, −∞ to a
+// max) and no matrix is read outside; the operands read at the column
+// (K, V rows) and the accumulators (dK, dV) are sliced to those columns.
+// This assumes the values combined at masked columns are finite (V, the
+// row sums), as the masked form reads them only to multiply by 0.
 //
 // The sums over rows are added block by block: results differ from the
 // unblocked form in rounding only, and are the same for any thread count.
@@ -36,11 +47,13 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Utils/Utils.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/Transforms/Transforms.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Tensor/Transforms/Transforms.h"
 #include "mlir/Dialect/Utils/StructuredOpsUtils.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Pass/Pass.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
@@ -51,14 +64,18 @@ using namespace mlir;
 
 namespace {
 
-/// Elements of a block of rows of the matrix (1 MiB of f32, in L2 on the
-/// hosts measured; attention T = 4096 fwd+bwd: 163 ms with 128 KiB
-/// blocks, 141 with 1 MiB, 161 unblocked; T = 1024 (4 blocks): 7.2 ms,
-/// as unblocked).
+/// Rows per block: max(kMinRows, kBlockElements / columns), 1 MiB of f32
+/// per block of the matrix (attention T = 4096 fwd+bwd before the causal
+/// cut: 163 ms with 128 KiB blocks, 141 with 1 MiB, 161 unblocked); a
+/// product with few columns (a classifier's logits) runs as one block.
 constexpr int64_t kBlockElements = 1 << 18;
-/// The fewest rows in a block (a product over the block's rows keeps some
-/// depth).
 constexpr int64_t kMinRows = 32;
+/// Under a causal mask a block computes the columns up to its last row, so
+/// smaller blocks waste less of the triangle: at most kCausalRows rows
+/// (AVX-512 Xeon, 2 threads: T = 1024 fwd+bwd 7.2 ms with 1024-row blocks,
+/// 5.5 with 512, 4.7 with 128, 5.2 with 64; T = 4096 88 ms with 32 rows,
+/// 73 with 64 or 128, 75 with 256).
+constexpr int64_t kCausalRows = 128;
 
 /// The result of `map` that is loop `loop` itself, if any.
 std::optional<unsigned> positionOf(AffineMap map, unsigned loop) {
@@ -85,7 +102,19 @@ Value destinationRoot(Value v) {
 struct Member {
   unsigned loop = 0;
   bool accumulates = false;
+  /// Its loop over the matrix's columns, where it has one.
+  std::optional<unsigned> col;
 };
+
+/// The loop that result `k` of `op`'s output map is.
+std::optional<unsigned> loopAt(linalg::LinalgOp op, unsigned k) {
+  AffineMap map = outputMap(op);
+  if (k >= map.getNumResults())
+    return std::nullopt;
+  if (auto dim = dyn_cast<AffineDimExpr>(map.getResult(k)))
+    return dim.getPosition();
+  return std::nullopt;
+}
 
 /// The ops run per block, in block order, found from a seed.
 class Group {
@@ -94,7 +123,7 @@ public:
   /// cannot run per block.
   bool grow(linalg::GenericOp seed) {
     block = seed->getBlock();
-    if (join(seed, *positionLoop(seed, 0)) != Joined)
+    if (join(seed, *loopAt(seed, 0)) != Joined)
       return false;
     for (unsigned next = 0; next < members.size(); ++next) {
       auto op = cast<linalg::LinalgOp>(members.begin()[next].first);
@@ -135,16 +164,6 @@ public:
 
 private:
   enum Outcome { Joined, Refused, Conflict };
-
-  /// The loop that result `k` of `op`'s output map is.
-  static std::optional<unsigned> positionLoop(linalg::LinalgOp op, unsigned k) {
-    AffineMap map = outputMap(op);
-    if (k >= map.getNumResults())
-      return std::nullopt;
-    if (auto dim = dyn_cast<AffineDimExpr>(map.getResult(k)))
-      return dim.getPosition();
-    return std::nullopt;
-  }
 
   /// Adds `op` with row loop `loop` where it can run per block.
   Outcome join(linalg::LinalgOp op, unsigned loop) {
@@ -194,6 +213,221 @@ private:
     }
     return accumulatingProduct;
   }
+};
+
+/// What a member's value is at a column the causal mask removes (j > i):
+/// anything, 0 or −∞. The masked form computes those values and adds
+/// them as nothing (0 to a sum, −∞ to a max); skipping them assumes the
+/// values it combines there are finite, as attention's are.
+enum class Masked { Any, Zero, NegInf };
+
+/// The linalg.index loop `v` is (through index casts).
+std::optional<unsigned> indexLoop(Value v) {
+  while (auto cast = v.getDefiningOp<arith::IndexCastOp>())
+    v = cast.getIn();
+  if (auto index = v.getDefiningOp<linalg::IndexOp>())
+    return index.getDim();
+  return std::nullopt;
+}
+
+/// Whether `cond` is the causal test `col <= row`.
+bool isCausalTest(Value cond, unsigned row, unsigned col) {
+  auto cmp = cond.getDefiningOp<arith::CmpIOp>();
+  if (!cmp)
+    return false;
+  std::optional<unsigned> lhs = indexLoop(cmp.getLhs());
+  std::optional<unsigned> rhs = indexLoop(cmp.getRhs());
+  switch (cmp.getPredicate()) {
+  case arith::CmpIPredicate::sle:
+  case arith::CmpIPredicate::ule:
+    return lhs == col && rhs == row;
+  case arith::CmpIPredicate::sge:
+  case arith::CmpIPredicate::uge:
+    return lhs == row && rhs == col;
+  default:
+    return false;
+  }
+}
+
+/// The causal mask's effect on the group: each member's column loop, and
+/// whether every member adds nothing from the columns past its row's
+/// (so a block of rows [r, r + n) needs the columns [0, r + n) only).
+class CausalColumns {
+public:
+  /// False where the columns cannot be cut (no causal mask, or a member
+  /// that takes something from a masked column).
+  bool analyze(Group &group, linalg::GenericOp seed,
+               ArrayRef<Operation *> order) {
+    auto &members = group.members;
+    Member &first = members[seed];
+    unsigned rowPos = *positionOf(outputMap(seed), first.loop);
+    first.col = loopAt(seed, 1 - rowPos);
+    if (!assignColumns(group))
+      return false;
+    bool masked = false;
+    for (Operation *op : order) {
+      Member &member = members[op];
+      if (!member.col)
+        continue;
+      if (isa<linalg::FillOp>(op)) {
+        values[op] = Masked::Any; // (only inits: overwritten)
+        continue;
+      }
+      auto generic = cast<linalg::GenericOp>(op);
+      std::optional<Masked> value = evaluate(group, generic, member, masked);
+      if (!value)
+        return false;
+      values[op] = *value;
+      // A matrix read outside would need its removed columns.
+      bool columnOut = positionOf(outputMap(generic), *member.col).has_value();
+      if (columnOut && !member.accumulates &&
+          llvm::any_of(op->getUsers(), [&](Operation *user) {
+            return !members.contains(user);
+          }))
+        return false;
+    }
+    return masked;
+  }
+
+private:
+  /// The column loops: the seed's, followed through the members' maps
+  /// both ways; false where two reads disagree.
+  static bool assignColumns(Group &group) {
+    auto &members = group.members;
+    for (bool changed = true; changed;) {
+      changed = false;
+      for (auto &[op, member] : members) {
+        auto linalgOp = cast<linalg::LinalgOp>(op);
+        for (OpOperand &operand : op->getOpOperands()) {
+          auto it = members.find(operand.get().getDefiningOp());
+          if (it == members.end())
+            continue;
+          Member &producer = it->second;
+          AffineMap map = linalgOp.getMatchingIndexingMap(&operand);
+          AffineMap produced = outputMap(cast<linalg::LinalgOp>(it->first));
+          if (isa<linalg::FillOp>(it->first) && !positionOf(map, member.loop))
+            continue; // (a fill read whole)
+          std::optional<unsigned> theirs =
+              producer.col ? positionOf(produced, *producer.col) : std::nullopt;
+          std::optional<unsigned> ours =
+              member.col ? positionOf(map, *member.col) : std::nullopt;
+          if (theirs && ours) {
+            if (*theirs != *ours)
+              return false;
+            continue;
+          }
+          if ((theirs && member.col) || (ours && producer.col))
+            return false; // the column read at another loop
+          if (theirs) {
+            auto dim = dyn_cast<AffineDimExpr>(map.getResult(*theirs));
+            if (!dim)
+              return false;
+            member.col = dim.getPosition();
+            changed = true;
+          } else if (ours) {
+            auto dim = dyn_cast<AffineDimExpr>(produced.getResult(*ours));
+            if (!dim)
+              return false;
+            producer.col = dim.getPosition();
+            changed = true;
+          }
+        }
+      }
+    }
+    return true;
+  }
+
+  /// The member's value at a removed column; for a member that sums over
+  /// the columns or the rows, whether those add nothing (else nullopt).
+  std::optional<Masked> evaluate(Group &group, linalg::GenericOp op,
+                                 const Member &member, bool &masked) {
+    DenseMap<Value, Masked> of;
+    Block &body = op.getRegion().front();
+    for (OpOperand *in : op.getDpsInputOperands()) {
+      Masked value = Masked::Any;
+      auto it = group.members.find(in->get().getDefiningOp());
+      if (it != group.members.end() && it->second.col &&
+          positionOf(op.getMatchingIndexingMap(in), *member.col))
+        value = values.lookup(it->first);
+      of[body.getArgument(in->getOperandNumber())] = value;
+    }
+    // Values from the body and constants (from anywhere); Any otherwise.
+    auto get = [&](Value v) {
+      if (auto it = of.find(v); it != of.end())
+        return it->second;
+      FloatAttr constant;
+      if (!matchPattern(v, m_Constant(&constant)))
+        return Masked::Any;
+      APFloat f = constant.getValue();
+      if (f.isZero())
+        return Masked::Zero;
+      return f.isInfinity() && f.isNegative() ? Masked::NegInf : Masked::Any;
+    };
+    for (Operation &inner : body.without_terminator()) {
+      if (inner.getNumResults() != 1)
+        continue;
+      Value result = inner.getResult(0);
+      Masked value = Masked::Any;
+      if (isa<arith::ConstantOp>(inner)) {
+        value = get(result);
+      } else if (auto select = dyn_cast<arith::SelectOp>(inner)) {
+        if (isCausalTest(select.getCondition(), member.loop, *member.col)) {
+          value = get(select.getFalseValue());
+          masked = true;
+        } else if (get(select.getTrueValue()) == get(select.getFalseValue())) {
+          value = get(select.getTrueValue());
+        }
+      } else if (isa<arith::SubFOp, arith::AddFOp>(inner)) {
+        Masked a = get(inner.getOperand(0)), b = get(inner.getOperand(1));
+        if (a == Masked::Zero && b == Masked::Zero)
+          value = Masked::Zero;
+        else if (a == Masked::NegInf && b == Masked::Any)
+          value = Masked::NegInf;
+        else if (isa<arith::AddFOp>(inner) && b == Masked::NegInf &&
+                 a == Masked::Any)
+          value = Masked::NegInf;
+      } else if (isa<arith::MulFOp>(inner)) {
+        Masked a = get(inner.getOperand(0)), b = get(inner.getOperand(1));
+        if ((a == Masked::Zero && b != Masked::NegInf) ||
+            (b == Masked::Zero && a != Masked::NegInf))
+          value = Masked::Zero;
+      } else if (isa<arith::DivFOp>(inner)) {
+        if (get(inner.getOperand(0)) == Masked::Zero &&
+            get(inner.getOperand(1)) == Masked::Any)
+          value = Masked::Zero;
+      } else if (isa<arith::NegFOp>(inner)) {
+        if (get(inner.getOperand(0)) == Masked::Zero)
+          value = Masked::Zero;
+      } else if (isa<math::ExpOp>(inner)) {
+        if (get(inner.getOperand(0)) == Masked::NegInf)
+          value = Masked::Zero;
+      }
+      of[result] = value;
+    }
+    Value yielded = body.getTerminator()->getOperand(0);
+    bool sums = member.accumulates || op.getIteratorTypesArray()[*member.col] ==
+                                          utils::IteratorType::reduction;
+    if (!sums)
+      return get(yielded);
+    // acc ⊕ contribution, the contribution the combiner's identity.
+    Value acc = body.getArgument(op.getDpsInitOperand(0)->getOperandNumber());
+    Operation *combine = yielded.getDefiningOp();
+    if (!combine || combine->getNumOperands() != 2)
+      return std::nullopt;
+    Value contribution = combine->getOperand(0) == acc ? combine->getOperand(1)
+                                                       : combine->getOperand(0);
+    if (!llvm::is_contained(combine->getOperands(), acc))
+      return std::nullopt;
+    Masked identity = isa<arith::AddFOp>(combine) ? Masked::Zero
+                      : isa<arith::MaximumFOp, arith::MaxNumFOp>(combine)
+                          ? Masked::NegInf
+                          : Masked::Any;
+    if (identity == Masked::Any || get(contribution) != identity)
+      return std::nullopt;
+    return Masked::Any;
+  }
+
+  DenseMap<Operation *, Masked> values;
 };
 
 /// A rank-2 generic result read by a reduction over its second subscript
@@ -273,6 +507,13 @@ bool blockRows(RewriterBase &rewriter, Group &group, linalg::GenericOp seed) {
     inits.push_back(init);
   }
 
+  // Under a causal mask a block of rows [r, r + n) reads the columns
+  // [0, r + n) only.
+  bool causal = CausalColumns().analyze(group, seed, order);
+  if (!causal)
+    for (auto &entry : members)
+      entry.second.col = std::nullopt;
+
   Location loc = seed.getLoc();
   rewriter.setInsertionPointAfter(order.back());
   unsigned seedPos = *positionOf(outputMap(seed), members[seed].loop);
@@ -282,28 +523,46 @@ bool blockRows(RewriterBase &rewriter, Group &group, linalg::GenericOp seed) {
   auto constant = [&](int64_t v) {
     return rewriter.create<arith::ConstantIndexOp>(loc, v);
   };
-  Value rowsPerBlock = rewriter.create<arith::MaxUIOp>(
-      loc, constant(kMinRows),
-      rewriter.create<arith::DivUIOp>(
-          loc, constant(kBlockElements),
-          rewriter.create<arith::MaxUIOp>(loc, cols, constant(1))));
+  Value rowsPerBlock = rewriter.create<arith::DivUIOp>(
+      loc, constant(causal ? 2 * kBlockElements : kBlockElements),
+      rewriter.create<arith::MaxUIOp>(loc, cols, constant(1)));
+  if (causal)
+    rowsPerBlock = rewriter.create<arith::MinUIOp>(loc, rowsPerBlock,
+                                                   constant(kCausalRows));
+  rowsPerBlock =
+      rewriter.create<arith::MaxUIOp>(loc, rowsPerBlock, constant(kMinRows));
   auto loop =
       rewriter.create<scf::ForOp>(loc, constant(0), rows, rowsPerBlock, inits);
   rewriter.setInsertionPointToStart(loop.getBody());
   Value start = loop.getInductionVar();
   Value size = rewriter.create<arith::MinUIOp>(
       loc, rowsPerBlock, rewriter.create<arith::SubIOp>(loc, rows, start));
+  Value columns;
+  if (causal)
+    columns = rewriter.create<arith::MinUIOp>(
+        loc, cols, rewriter.create<arith::AddIOp>(loc, start, size));
 
-  // The rows [start, start + size) along subscript `pos` of `source`.
-  auto slice = [&](Value source, unsigned pos) {
-    auto type = cast<RankedTensorType>(source.getType());
+  // What a member reads of `source` at `map`: the block's rows at the row
+  // loop's subscript, the first `columns` at the column loop's; null
+  // where it reads it whole.
+  auto slice = [&](Value source, AffineMap map, const Member &member) -> Value {
+    std::optional<unsigned> rowAt = positionOf(map, member.loop);
+    std::optional<unsigned> colAt =
+        member.col ? positionOf(map, *member.col) : std::nullopt;
+    auto type = dyn_cast<RankedTensorType>(source.getType());
+    if (!type || (!rowAt && !colAt))
+      return {};
     SmallVector<OpFoldResult> offsets(type.getRank(), rewriter.getIndexAttr(0));
     SmallVector<OpFoldResult> sizes,
         strides(type.getRank(), rewriter.getIndexAttr(1));
     for (int64_t k = 0; k < type.getRank(); ++k)
       sizes.push_back(tensor::getMixedSize(rewriter, loc, source, k));
-    offsets[pos] = start;
-    sizes[pos] = size;
+    if (rowAt) {
+      offsets[*rowAt] = start;
+      sizes[*rowAt] = size;
+    }
+    if (colAt)
+      sizes[*colAt] = columns;
     return rewriter.create<tensor::ExtractSliceOp>(loc, source, offsets, sizes,
                                                    strides);
   };
@@ -318,22 +577,18 @@ bool blockRows(RewriterBase &rewriter, Group &group, linalg::GenericOp seed) {
     if (outputIt != outputs.end())
       output = outputIt - outputs.begin();
     SmallVector<Value> operands;
-    tensor::ExtractSliceOp outputSlice;
+    Value outputSlice; // (null: the whole carried value)
     for (OpOperand &operand : op->getOpOperands()) {
       Value v = operand.get();
-      std::optional<unsigned> pos =
-          positionOf(linalgOp.getMatchingIndexingMap(&operand), member.loop);
-      bool isInit = linalgOp.isDpsInit(&operand);
-      if (isInit && output) {
+      AffineMap map = linalgOp.getMatchingIndexingMap(&operand);
+      if (linalgOp.isDpsInit(&operand) && output) {
         Value carried = loop.getRegionIterArg(*output);
-        if (member.accumulates) {
-          operands.push_back(carried);
-          continue;
-        }
-        outputSlice = slice(carried, *pos);
-        Value dest = outputSlice;
-        // A fill of the output's rows: filled per block.
-        if (auto fill = v.getDefiningOp<linalg::FillOp>())
+        outputSlice = slice(carried, map, member);
+        Value dest = outputSlice ? outputSlice : carried;
+        // A fill of the output's rows: filled per block (a sum over the
+        // rows starts from its init once, before the loop).
+        if (auto fill = v.getDefiningOp<linalg::FillOp>();
+            fill && !member.accumulates)
           dest = rewriter
                      .create<linalg::FillOp>(fill.getLoc(), fill.getInputs()[0],
                                              dest)
@@ -341,15 +596,13 @@ bool blockRows(RewriterBase &rewriter, Group &group, linalg::GenericOp seed) {
         operands.push_back(dest);
         continue;
       }
-      if (Value block = tiled.lookupOrNull(v); block && pos) {
+      if (Value block = tiled.lookupOrNull(v);
+          block && positionOf(map, member.loop)) {
         operands.push_back(block);
         continue;
       }
-      if (!pos || !isa<RankedTensorType>(v.getType())) {
-        operands.push_back(v); // read whole
-        continue;
-      }
-      operands.push_back(slice(v, *pos));
+      Value part = slice(v, map, member);
+      operands.push_back(part ? part : v);
     }
     SmallVector<Type> resultTypes{
         operands[linalgOp.getDpsInitOperand(0)->getOperandNumber()].getType()};
@@ -362,14 +615,14 @@ bool blockRows(RewriterBase &rewriter, Group &group, linalg::GenericOp seed) {
     tiled.map(op->getResult(0), blockOp->getResult(0));
     if (!output)
       continue;
-    if (member.accumulates) {
+    if (!outputSlice) {
       yields[*output] = blockOp->getResult(0);
       continue;
     }
+    auto part = outputSlice.getDefiningOp<tensor::ExtractSliceOp>();
     yields[*output] = rewriter.create<tensor::InsertSliceOp>(
         loc, blockOp->getResult(0), loop.getRegionIterArg(*output),
-        outputSlice.getMixedOffsets(), outputSlice.getMixedSizes(),
-        outputSlice.getMixedStrides());
+        part.getMixedOffsets(), part.getMixedSizes(), part.getMixedStrides());
   }
   rewriter.create<scf::YieldOp>(loc, yields);
 

@@ -193,3 +193,146 @@ func.func @transposed_read(%Q: tensor<?x?xf32>) -> (tensor<?x?xf32>, tensor<?xf3
   } -> tensor<?x?xf32>
   return %dK, %z : tensor<?x?xf32>, tensor<?xf32>
 }
+
+// Causal: S[i, j] = j <= i ? (Q Kᵀ)[i, j] : −∞, E = exp(S − rowmax S),
+// o = E V and dK = Eᵀ Q. A block of rows [b, b + n) computes the columns
+// [0, min(keys, b + n)) only: K's and V's first rows, dK's first rows
+// updated in place; rows per block max(32, min(128, 2^19 / keys)).
+// CHECK-LABEL: func.func @causal
+// CHECK-DAG: %[[C128:.*]] = arith.constant 128 : index
+// CHECK-DAG: %[[EL:.*]] = arith.constant 524288 : index
+// CHECK: %[[N:.*]] = tensor.dim %arg0, %c0
+// CHECK: %[[COLS:.*]] = tensor.dim %arg1, %c0
+// CHECK: %[[PER:.*]] = arith.maxui %[[COLS]], %c1
+// CHECK: %[[DIV:.*]] = arith.divui %[[EL]], %[[PER]]
+// CHECK: %[[CAP:.*]] = arith.minui %[[DIV]], %[[C128]]
+// CHECK: %[[STEP:.*]] = arith.maxui %[[CAP]], %c32
+// CHECK: scf.for %[[B:.*]] = %c0 to %[[N]] step %[[STEP]] iter_args(%[[O:.*]] = %{{.*}}, %[[DK:.*]] = %{{.*}})
+// CHECK: %[[SIZE:.*]] = arith.minui %[[STEP]], %{{.*}}
+// CHECK: %[[END:.*]] = arith.addi %[[B]], %[[SIZE]]
+// CHECK: %[[COLEND:.*]] = arith.minui %[[COLS]], %[[END]]
+// CHECK: tensor.empty(%[[SIZE]], %[[COLEND]])
+// CHECK: %[[KROWS:.*]] = tensor.extract_slice %arg1[0, 0] [%[[COLEND]], %{{.*}}]
+// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %[[KROWS]] : {{.*}})
+// CHECK: arith.select
+// CHECK: %[[VROWS:.*]] = tensor.extract_slice %arg2[0, 0] [%[[COLEND]], %{{.*}}]
+// CHECK: %[[DKROWS:.*]] = tensor.extract_slice %[[DK]][0, 0] [%[[COLEND]], %{{.*}}]
+// CHECK: %[[DKBLOCK:.*]] = linalg.generic {{.*}} outs(%[[DKROWS]] : tensor<?x?xf32>)
+// CHECK: tensor.insert_slice %[[DKBLOCK]] into %[[DK]][0, 0] [%[[COLEND]], %{{.*}}]
+func.func @causal(%Q: tensor<?x?xf32>, %K: tensor<?x?xf32>, %V: tensor<?x?xf32>) -> (tensor<?x?xf32>, tensor<?x?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %n = tensor.dim %Q, %c0 : tensor<?x?xf32>
+  %d = tensor.dim %Q, %c1 : tensor<?x?xf32>
+  %m = tensor.dim %K, %c0 : tensor<?x?xf32>
+  %e = tensor.dim %V, %c1 : tensor<?x?xf32>
+  %nm = tensor.empty(%n, %m) : tensor<?x?xf32>
+  %s0 = linalg.fill ins(%zero : f32) outs(%nm : tensor<?x?xf32>) -> tensor<?x?xf32>
+  %P = linalg.generic {indexing_maps = [#q, #k, #s], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%Q, %K : tensor<?x?xf32>, tensor<?x?xf32>) outs(%s0 : tensor<?x?xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %p = arith.mulf %a, %b : f32
+    %r = arith.addf %acc, %p : f32
+    linalg.yield %r : f32
+  } -> tensor<?x?xf32>
+  %S = linalg.generic {indexing_maps = [#row, #row], iterator_types = ["parallel", "parallel"]}
+      ins(%P : tensor<?x?xf32>) outs(%nm : tensor<?x?xf32>) {
+  ^bb0(%a: f32, %out: f32):
+    %j = linalg.index 1 : index
+    %i = linalg.index 0 : index
+    %keep = arith.cmpi sle, %j, %i : index
+    %r = arith.select %keep, %a, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<?x?xf32>
+  %vn = tensor.empty(%n) : tensor<?xf32>
+  %mx0 = linalg.fill ins(%ninf : f32) outs(%vn : tensor<?xf32>) -> tensor<?xf32>
+  %mx = linalg.generic {indexing_maps = [#row, #each], iterator_types = ["parallel", "reduction"]}
+      ins(%S : tensor<?x?xf32>) outs(%mx0 : tensor<?xf32>) {
+  ^bb0(%a: f32, %acc: f32):
+    %r = arith.maximumf %acc, %a : f32
+    linalg.yield %r : f32
+  } -> tensor<?xf32>
+  %E = linalg.generic {indexing_maps = [#row, #each, #row], iterator_types = ["parallel", "parallel"]}
+      ins(%S, %mx : tensor<?x?xf32>, tensor<?xf32>) outs(%nm : tensor<?x?xf32>) {
+  ^bb0(%a: f32, %b: f32, %out: f32):
+    %x = arith.subf %a, %b : f32
+    %y = math.exp %x : f32
+    linalg.yield %y : f32
+  } -> tensor<?x?xf32>
+  %ne = tensor.empty(%n, %e) : tensor<?x?xf32>
+  %o0 = linalg.fill ins(%zero : f32) outs(%ne : tensor<?x?xf32>) -> tensor<?x?xf32>
+  %o = linalg.generic {indexing_maps = [#pv_p, #pv_v, #pv_o], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%E, %V : tensor<?x?xf32>, tensor<?x?xf32>) outs(%o0 : tensor<?x?xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %p = arith.mulf %a, %b : f32
+    %r = arith.addf %acc, %p : f32
+    linalg.yield %r : f32
+  } -> tensor<?x?xf32>
+  %md = tensor.empty(%m, %d) : tensor<?x?xf32>
+  %k0 = linalg.fill ins(%zero : f32) outs(%md : tensor<?x?xf32>) -> tensor<?x?xf32>
+  %dK = linalg.generic {indexing_maps = [#dk_p, #dk_q, #dk_o], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%E, %Q : tensor<?x?xf32>, tensor<?x?xf32>) outs(%k0 : tensor<?x?xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %p = arith.mulf %a, %b : f32
+    %r = arith.addf %acc, %p : f32
+    linalg.yield %r : f32
+  } -> tensor<?x?xf32>
+  return %o, %dK : tensor<?x?xf32>, tensor<?x?xf32>
+}
+
+// The masked columns hold 1, which the row sum adds: every column is
+// computed, K read whole (no column cut; blocks of max(32, 2^18 / keys)
+// rows).
+// CHECK-LABEL: func.func @masked_to_one
+// CHECK: arith.constant 262144 : index
+// CHECK: scf.for
+// CHECK-NOT: arith.addi
+// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %arg1 : {{.*}})
+// CHECK: return
+func.func @masked_to_one(%Q: tensor<?x?xf32>, %K: tensor<?x?xf32>) -> (tensor<?xf32>, tensor<?x?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %zero = arith.constant 0.0 : f32
+  %one = arith.constant 1.0 : f32
+  %n = tensor.dim %Q, %c0 : tensor<?x?xf32>
+  %d = tensor.dim %Q, %c1 : tensor<?x?xf32>
+  %m = tensor.dim %K, %c0 : tensor<?x?xf32>
+  %nm = tensor.empty(%n, %m) : tensor<?x?xf32>
+  %s0 = linalg.fill ins(%zero : f32) outs(%nm : tensor<?x?xf32>) -> tensor<?x?xf32>
+  %P = linalg.generic {indexing_maps = [#q, #k, #s], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%Q, %K : tensor<?x?xf32>, tensor<?x?xf32>) outs(%s0 : tensor<?x?xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %p = arith.mulf %a, %b : f32
+    %r = arith.addf %acc, %p : f32
+    linalg.yield %r : f32
+  } -> tensor<?x?xf32>
+  %S = linalg.generic {indexing_maps = [#row, #row], iterator_types = ["parallel", "parallel"]}
+      ins(%P : tensor<?x?xf32>) outs(%nm : tensor<?x?xf32>) {
+  ^bb0(%a: f32, %out: f32):
+    %j = linalg.index 1 : index
+    %i = linalg.index 0 : index
+    %keep = arith.cmpi sle, %j, %i : index
+    %r = arith.select %keep, %a, %one : f32
+    linalg.yield %r : f32
+  } -> tensor<?x?xf32>
+  %vn = tensor.empty(%n) : tensor<?xf32>
+  %z0 = linalg.fill ins(%zero : f32) outs(%vn : tensor<?xf32>) -> tensor<?xf32>
+  %z = linalg.generic {indexing_maps = [#row, #each], iterator_types = ["parallel", "reduction"]}
+      ins(%S : tensor<?x?xf32>) outs(%z0 : tensor<?xf32>) {
+  ^bb0(%a: f32, %acc: f32):
+    %r = arith.addf %acc, %a : f32
+    linalg.yield %r : f32
+  } -> tensor<?xf32>
+  %md = tensor.empty(%m, %d) : tensor<?x?xf32>
+  %k0 = linalg.fill ins(%zero : f32) outs(%md : tensor<?x?xf32>) -> tensor<?x?xf32>
+  %dK = linalg.generic {indexing_maps = [#dk_p, #dk_q, #dk_o], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%S, %Q : tensor<?x?xf32>, tensor<?x?xf32>) outs(%k0 : tensor<?x?xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %p = arith.mulf %a, %b : f32
+    %r = arith.addf %acc, %p : f32
+    linalg.yield %r : f32
+  } -> tensor<?x?xf32>
+  return %z, %dK : tensor<?xf32>, tensor<?x?xf32>
+}
