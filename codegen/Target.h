@@ -43,6 +43,9 @@ struct CodegenOptions {
   /// Attention-like sums of softmax rows a key tile at a time
   /// (mlx-online-softmax; CPU only); off: the two-pass form.
   bool onlineSoftmax = true;
+  /// A softmax's gradient (attention's) a block of rows at a time
+  /// (mlx-cpu-row-blocks; CPU only); off: its T×T tensors whole.
+  bool rowBlocks = true;
 };
 
 class Target {

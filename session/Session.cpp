@@ -490,7 +490,8 @@ Session::compile(const std::vector<ExportRequest> &exports,
          impl->target->binaryKey(options.codegen),
          std::to_string(options.checkNumerics) + " " +
              std::to_string(options.loopCheckpointInterval) + " " +
-             std::to_string(options.codegen.onlineSoftmax)});
+             std::to_string(options.codegen.onlineSoftmax) + " " +
+             std::to_string(options.codegen.rowBlocks)});
   }
   auto compileNow = [&]() -> llvm::Expected<std::string> {
     mlir::PassManager pm(&impl->ctx);

@@ -383,7 +383,8 @@ std::unique_ptr<Pass> mlx::createApproximateMathPass() {
   return std::make_unique<ApproximateMathPass>();
 }
 
-void mlx::buildLinalgToCpuPipeline(OpPassManager &pm, unsigned vectorBits) {
+void mlx::buildLinalgToCpuPipeline(OpPassManager &pm, unsigned vectorBits,
+                                   bool rowBlocks) {
   // A convolution's patches: evaluated by the contraction's packer from
   // the input itself, not written out (then ordered with the rest).
   pm.addNestedPass<func::FuncOp>(createCpuFuseGathersPass());
@@ -391,7 +392,8 @@ void mlx::buildLinalgToCpuPipeline(OpPassManager &pm, unsigned vectorBits) {
   // in index notation, which would make matmul-like loops stride).
   pm.addPass(createLoopOrderPass());
   // Attention's gradient: its score matrices a block of rows at a time.
-  pm.addNestedPass<func::FuncOp>(createCpuRowBlocksPass());
+  if (rowBlocks)
+    pm.addNestedPass<func::FuncOp>(createCpuRowBlocksPass());
   pm.addNestedPass<func::FuncOp>(createCpuFuseRowsPass());
   // A producer two fused ops read is fused twice (softmax's exp, read by
   // the sum and the division): one copy is left.

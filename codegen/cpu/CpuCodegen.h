@@ -56,10 +56,12 @@ void buildHostToLLVMPipeline(OpPassManager &pm, bool alignedAlloc = false);
 /// approximations (vectorizable; bounds in CpuCodegen.cpp).
 std::unique_ptr<Pass> createApproximateMathPass();
 
-/// The CPU target's pipeline from linalg on tensors: mlx-loop-order,
+/// The CPU target's pipeline from linalg on tensors: mlx-cpu-fuse-gathers,
+/// mlx-loop-order, mlx-cpu-row-blocks (where `rowBlocks`),
 /// mlx-cpu-fuse-rows, then buildLinalgToLLVMPipeline with the contraction
 /// kernels for `vectorBits`.
-void buildLinalgToCpuPipeline(OpPassManager &pm, unsigned vectorBits);
+void buildLinalgToCpuPipeline(OpPassManager &pm, unsigned vectorBits,
+                              bool rowBlocks = true);
 
 /// `mlx-cpu-contractions` (Contractions.cpp): contractions on buffers as
 /// packed, cache-blocked and register-tiled kernels of `vectorBits`-wide

@@ -100,8 +100,8 @@ public:
 
   void buildPipeline(mlir::OpPassManager &pm,
                      const CodegenOptions &options) const override {
-    mlir::mlx::buildLinalgToCpuPipeline(pm,
-                                        mlir::mlx::vectorBitsOf(options.cpu));
+    mlir::mlx::buildLinalgToCpuPipeline(
+        pm, mlir::mlx::vectorBitsOf(options.cpu), options.rowBlocks);
   }
 
   llvm::Error printLowered(mlir::ModuleOp module, llvm::StringRef stage,

@@ -199,6 +199,14 @@ cl::opt<bool> onlineSoftmax(
     cl::cat(category), cl::sub(emitCommand), cl::sub(runCommand),
     cl::sub(traceCommand), cl::sub(explainCommand), cl::sub(benchCommand),
     cl::sub(buildCommand));
+cl::opt<bool> rowBlocks(
+    "row-blocks", cl::init(true),
+    cl::desc("run a softmax's gradient (attention's) a block of query rows "
+             "at a time, without the T×T tensors (CPU; --row-blocks=false: "
+             "whole)"),
+    cl::cat(category), cl::sub(emitCommand), cl::sub(runCommand),
+    cl::sub(traceCommand), cl::sub(explainCommand), cl::sub(benchCommand),
+    cl::sub(buildCommand));
 cl::opt<int> repeat("repeat", cl::init(10), cl::value_desc("N"),
                     cl::desc("the number of timed calls"), cl::cat(category),
                     cl::sub(benchCommand));
@@ -306,7 +314,7 @@ std::optional<int> parseOptions(int argc, char **argv, Options &opts) {
   opts.json = json;
   opts.checkNumerics = checkNumerics;
   opts.loopCheckpoint = loopCheckpoint;
-  opts.codegen = {optLevel, cpu, onlineSoftmax};
+  opts.codegen = {optLevel, cpu, onlineSoftmax, rowBlocks};
   // derive's --wrt names the parameters as --grad does for the others.
   for (const std::string &g : opts.command == "derive" ? wrtArgs : grads) {
     if (llvm::StringRef(g).trim().empty())
