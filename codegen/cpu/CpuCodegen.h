@@ -95,8 +95,8 @@ inline constexpr llvm::StringLiteral kLoopWorkAttr = "mlx.work";
 void registerCpuContractionsPass();
 
 /// The width of the vector registers of `cpu` ("host": detected now; else an
-/// LLVM CPU name): 512 with AVX-512 (unless LLVM tunes the CPU for 256-bit
-/// vectors), 256 with AVX, else 128.
+/// LLVM CPU name): 512 with AVX-512 (the functions then ask for 512-bit
+/// registers where LLVM tunes the CPU for 256), 256 with AVX, else 128.
 unsigned vectorBitsOf(const std::string &cpu);
 
 /// The whole CPU pipeline from the mlx dialect (`mlx-to-cpu-pipeline`);
