@@ -18,7 +18,8 @@
 // generic with a reduction over each row. Fused into it: fills and
 // generics whose inputs of rank ≥ 2 all have their row dim as first
 // subscript (a matrix product's weights have none: fusing it would compute
-// the product per block and pack the weights for each; see fusable).
+// the product per block and pack the weights for each; see fusable) and
+// whose body reads no tensor at computed subscripts (a convolution's image).
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/CpuCodegen.h"
@@ -70,6 +71,16 @@ bool fusable(Operation *op) {
     return false;
   std::optional<unsigned> row = rowDim(generic);
   if (!row)
+    return false;
+  // A tensor its body reads at computed subscripts (a convolution's input,
+  // gathered by the contraction's packer) is read whole by every block:
+  // conv2d per block of 10 output channels packed its patches 13 times.
+  bool readsWhole = false;
+  generic.getRegion().walk([&](tensor::ExtractOp extract) {
+    if (!generic.getRegion().isAncestor(extract.getTensor().getParentRegion()))
+      readsWhole = true;
+  });
+  if (readsWhole)
     return false;
   return llvm::all_of(generic.getDpsInputOperands(), [&](OpOperand *in) {
     auto type = dyn_cast<RankedTensorType>(in->get().getType());

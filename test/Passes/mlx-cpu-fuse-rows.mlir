@@ -89,6 +89,44 @@ func.func @product_then_bias(%x: tensor<?x?xf32>, %w: tensor<?x?xf32>, %b: tenso
   return %y : tensor<?x?xf32>
 }
 
+// A bias added to a convolution's rows (output channels): the product's
+// only input is indexed by the row, but its body gathers the image at
+// computed subscripts (mlx-cpu-fuse-gathers' implicit GEMM), which every
+// block would read and pack whole; left whole.
+// CHECK-LABEL: func.func @gathered_product_then_bias
+// CHECK-NOT: scf.forall
+// CHECK: return
+#gk = affine_map<(o, n, r) -> (o, r)>
+#gy = affine_map<(o, n, r) -> (o, n)>
+func.func @gathered_product_then_bias(%k: tensor<?x?xf32>, %img: tensor<?xf32>, %b: tensor<?xf32>) -> tensor<?x?xf32> {
+  %c0 = arith.constant 0 : index
+  %zero = arith.constant 0.0 : f32
+  %o = tensor.dim %k, %c0 : tensor<?x?xf32>
+  %n = tensor.dim %img, %c0 : tensor<?xf32>
+  %e = tensor.empty(%o, %n) : tensor<?x?xf32>
+  %c = linalg.fill ins(%zero : f32) outs(%e : tensor<?x?xf32>) -> tensor<?x?xf32>
+  %h = linalg.generic {indexing_maps = [#gk, #gy], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%k : tensor<?x?xf32>) outs(%c : tensor<?x?xf32>) {
+  ^bb0(%w: f32, %acc: f32):
+    %i = linalg.index 1 : index
+    %r = linalg.index 2 : index
+    %at = arith.addi %i, %r : index
+    %last = arith.subi %n, %c0 : index
+    %in = arith.minui %at, %last : index
+    %x = tensor.extract %img[%in] : tensor<?xf32>
+    %p = arith.mulf %w, %x : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  } -> tensor<?x?xf32>
+  %y = linalg.generic {indexing_maps = [#row, #each, #row], iterator_types = ["parallel", "parallel"]}
+      ins(%h, %b : tensor<?x?xf32>, tensor<?xf32>) outs(%e : tensor<?x?xf32>) {
+  ^bb0(%a: f32, %v: f32, %out: f32):
+    %r = arith.addf %a, %v : f32
+    linalg.yield %r : f32
+  } -> tensor<?x?xf32>
+  return %y : tensor<?x?xf32>
+}
+
 // Row sums of a matrix product: the product has a reduction, but its
 // weights are not indexed by the row; left whole.
 // CHECK-LABEL: func.func @scaled_by_product_sum
