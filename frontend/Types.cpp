@@ -5,6 +5,8 @@
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/MathExtras.h"
 
+#include <map>
+
 using namespace mlx;
 
 std::optional<SDim> SDim::arith(char op, const SDim &a, const SDim &b) {
@@ -40,6 +42,87 @@ std::optional<SDim> SDim::arith(char op, const SDim &a, const SDim &b) {
   out.lhs = std::make_shared<SDim>(a);
   out.rhs = std::make_shared<SDim>(b);
   return out;
+}
+
+namespace {
+/// A size as Σ coefficient · term, the constant under the term "": two
+/// sizes with the same form are equal for every value of their symbols.
+using LinearForm = std::map<std::string, int64_t>;
+
+std::string keyOf(const LinearForm &form) {
+  std::string key;
+  for (const auto &[term, coefficient] : form)
+    key += term + "#" + std::to_string(coefficient) + ";";
+  return key;
+}
+
+std::optional<int64_t> constantOf(const LinearForm &form) {
+  if (form.empty())
+    return 0;
+  if (form.size() == 1 && form.count(""))
+    return form.at("");
+  return std::nullopt;
+}
+
+LinearForm linearForm(const SDim &d) {
+  LinearForm form;
+  auto add = [&](const LinearForm &part, int64_t scale) {
+    for (const auto &[term, coefficient] : part)
+      if ((form[term] += scale * coefficient) == 0)
+        form.erase(term);
+  };
+  if (d.constant) {
+    if (*d.constant != 0)
+      form[""] = *d.constant;
+    return form;
+  }
+  if (!d.isArith()) {
+    form[d.symbol] = 1;
+    return form;
+  }
+  LinearForm a = linearForm(*d.lhs), b = linearForm(*d.rhs);
+  switch (d.op) {
+  case '+':
+    add(a, 1);
+    add(b, 1);
+    return form;
+  case '-':
+    add(a, 1);
+    add(b, -1);
+    return form;
+  case '*': {
+    if (std::optional<int64_t> k = constantOf(b)) {
+      add(a, *k);
+      return form;
+    }
+    if (std::optional<int64_t> k = constantOf(a)) {
+      add(b, *k);
+      return form;
+    }
+    std::string x = keyOf(a), y = keyOf(b);
+    if (y < x)
+      std::swap(x, y);
+    form["(" + x + ")*(" + y + ")"] = 1;
+    return form;
+  }
+  default: { // floor division: exact where k divides every coefficient
+    std::optional<int64_t> k = constantOf(b);
+    if (k && *k != 0 && llvm::all_of(a, [&](const auto &entry) {
+          return entry.second % *k == 0;
+        })) {
+      for (const auto &[term, coefficient] : a)
+        form[term] = coefficient / *k;
+      return form;
+    }
+    form["(" + keyOf(a) + ")/(" + keyOf(b) + ")"] = 1;
+    return form;
+  }
+  }
+}
+} // namespace
+
+bool SDim::sameAs(const SDim &other) const {
+  return linearForm(*this) == linearForm(other);
 }
 
 std::string mlx::shapeStr(const Shape &shape) {

@@ -46,13 +46,12 @@ struct SDim {
   std::string str() const {
     return constant ? std::to_string(*constant) : symbol;
   }
-  /// Equal sizes: the same constant, or the same symbol or arithmetic
-  /// written the same way (`H + M` is not `M + H`).
-  bool sameAs(const SDim &other) const {
-    if (constant || other.constant)
-      return constant == other.constant;
-    return symbol == other.symbol;
-  }
+  /// Equal sizes for every value of their symbols, as far as sums,
+  /// differences and constant factors show: `M + H` is `H + M`,
+  /// `(H + 2) - 3 + 1` is `H`, `(2 * N) / 2` is `N`; a product of two
+  /// sizes or an inexact division is compared as a term (its operands'
+  /// forms, in either order for a product).
+  bool sameAs(const SDim &other) const;
 };
 using Shape = std::vector<SDim>;
 
