@@ -393,6 +393,8 @@ struct FunctionGen::Frame {
   std::map<IndexVar *, unsigned> varDims;
   std::vector<unsigned> implicitDims;
   unsigned numLoops = 0;
+  /// The loops of the result's dims (the first ones; reductions follow).
+  unsigned numResultDims = 0;
   mlir::Block *block = nullptr;
   std::unique_ptr<mlir::OpBuilder> body;
   llvm::SmallVector<Value> operands;
@@ -506,6 +508,7 @@ TVal FunctionGen::emitGeneric(const std::vector<Slot> &slots, const Expr &e,
       sizes.push_back(dimValue(range));
     }
     f.numLoops = dim;
+    f.numResultDims = slots.size();
     auto block = std::make_unique<mlir::Block>();
     f.block = block.get();
     f.body = std::make_unique<mlir::OpBuilder>(&mod.ctx);
@@ -664,6 +667,16 @@ Value FunctionGen::emitGather(const Expr &e, const TVal &t, Frame &f) {
   const std::string &name = e.operands[0]->name;
   std::vector<IndexVar *> space;
   freeVars(e, space);
+  // The summed indices outermost, the result's innermost (each in order of
+  // first use): a convolution's patches are P[c, u, v, y, x], contiguous
+  // along the output's x, where first use gave P[c, y, u, x, v] (its
+  // gradient dP then walked x at stride 3, the sum over o innermost).
+  auto isResultDim = [&](IndexVar *v) {
+    auto it = f.varDims.find(v);
+    return it != f.varDims.end() && it->second < f.numResultDims;
+  };
+  std::stable_partition(space.begin(), space.end(),
+                        [&](IndexVar *v) { return !isResultDim(v); });
   Shape shape;
   llvm::SmallVector<Value> spaceSizes;
   for (IndexVar *v : space) {
