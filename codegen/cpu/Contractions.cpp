@@ -29,17 +29,18 @@
 // The match: a linalg.generic on buffers with i and k parallel and r a
 // reduction, optionally a batch dim b (the output indexed (b, i, k): a
 // product per batch, tasks over all of them, a side that does not read b
-// packed once); k may be several dims the output holds contiguously and r
-// several reduction dims, each flattened into one (conv2d: C[o, (y, x)] +=
-// K[o, (c, u, v)]·P[(c, u, v), (y, x)]); the output indexed (.., i, k)
-// with unit stride in k; a body `out + x · y` (f32 or f64) where x depends
-// only on inputs indexed without k and y only on inputs indexed without i
-// (or the other way round), its ops element-wise or linalg.index of a dim
-// its side may read (`j < H ? h[n, j] : x[n, j - H]`, an LSTM's [h, x]),
-// the inputs with unit stride in their last dim; the product may be scaled
-// by values that depend on no input (`out + x·y / √D`: the scaling is
-// applied to x when packing). A factor the loops around the op do not
-// change (an RNN's weights) is packed once, before them.
+// packed once); i and k may be several dims the output holds contiguously
+// and r several reduction dims, each flattened into one (conv2d: C[o, (y,
+// x)] += K[o, (c, u, v)]·P[(c, u, v), (y, x)]; its gradient's patches
+// dP[(c, u, v), (y, x)] += K[o, (c, u, v)]·G[o, (y, x)]); the output indexed
+// (.., i, k) with unit stride in k; a body `out + x · y` (f32 or f64) where x
+// depends only on inputs indexed without k and y only on inputs indexed without
+// i (or the other way round), its ops element-wise or linalg.index of a dim its
+// side may read (`j < H ? h[n, j] : x[n, j - H]`, an LSTM's [h, x]), the inputs
+// with unit stride in their last dim; the product may be scaled by values that
+// depend on no input (`out + x·y / √D`: the scaling is applied to x when
+// packing). A factor the loops around the op do not change (an RNN's weights)
+// is packed once, before them.
 //
 // A factor may also read a buffer at computed subscripts, plainly or
 // guarded by a range check that reports (a gather fused in by
@@ -113,7 +114,9 @@ TileShape tileShapeFor(unsigned vectorBits, Type element) {
 /// A matched contraction (see the file comment).
 struct Contraction {
   linalg::GenericOp op;
-  unsigned i;
+  /// The dims of C's rows, outermost first (one, or several that C holds
+  /// contiguously: a convolution gradient's (c, u, v)); one flattened dim.
+  SmallVector<unsigned, 3> is;
   /// The dims of C's columns, outermost first (one, or several that C
   /// holds contiguously: a convolution's (y, x)), and the reduction dims
   /// (several: a convolution's (c, u, v)); each taken as one flattened dim.
@@ -290,27 +293,34 @@ std::optional<Contraction> match(linalg::GenericOp op) {
     });
   };
   // The output's subscripts as (b, i, k) or (i, k) (a batched product
-  // first), then as (i, k1, k2, …) with C's columns several dims it holds
-  // contiguously (a convolution's (o, y, x)).
+  // first), then as (i1, …, k1, k2, …) with C's rows and columns several
+  // dims it holds contiguously (a convolution's (o, (y, x)), its
+  // gradient's ((c, u, v), (y, x))).
   Value lhs = mul.getLhs(), rhs = mul.getRhs();
-  for (unsigned batches : {1u, 0u}) {
-    if (outRank < batches + 2)
+  SmallVector<std::pair<unsigned, unsigned>> splits{{1, 1}}; // (batch, rows)
+  for (unsigned rows = 1; rows + 1 <= outRank; ++rows)
+    splits.push_back({0, rows});
+  for (auto [batches, rows] : splits) {
+    if (outRank < batches + rows + 1)
       continue;
-    Contraction c{op, outMap.getDimPosition(batches)};
-    for (unsigned r = batches + 1; r < outRank; ++r)
+    Contraction c{op};
+    for (unsigned r = batches; r < batches + rows; ++r)
+      c.is.push_back(outMap.getDimPosition(r));
+    for (unsigned r = batches + rows; r < outRank; ++r)
       c.ks.push_back(outMap.getDimPosition(r));
     if (batches && c.ks.size() > 1)
       continue; // (a batch and several column dims: not taken)
-    if (c.ks.size() > 1 && !outType.getLayout().isIdentity())
+    if ((c.ks.size() > 1 || c.is.size() > 1) &&
+        !outType.getLayout().isIdentity())
       continue;
     c.rs.assign(reduction.begin(), reduction.end());
     if (batches)
       c.batch = outMap.getDimPosition(0);
     c.scales = scales;
-    if (onSide(lhs, c.ks) && onSide(rhs, {c.i})) {
+    if (onSide(lhs, c.ks) && onSide(rhs, c.is)) {
       c.x = lhs;
       c.y = rhs;
-    } else if (onSide(rhs, c.ks) && onSide(lhs, {c.i})) {
+    } else if (onSide(rhs, c.ks) && onSide(lhs, c.is)) {
       c.x = rhs;
       c.y = lhs;
     } else {
@@ -339,14 +349,14 @@ public:
         cast<linalg::LinalgOp>(c.op.getOperation()).createLoopRanges(b, loc);
     for (auto [dim, range] : llvm::enumerate(ranges))
       extents[dim] = getValueOrCreateConstantIndexOp(b, loc, range.size);
-    M = extents[c.i];
+    M = product(c.is, extents);
     N = product(c.ks, extents);
     K = product(c.rs, extents);
     batches = c.batch ? extents[*c.batch] : index(1);
     orderReductions();
     Value rowStrips = ceilDiv(M, index(shape.rows));
     Value colStrips = ceilDiv(N, index(shape.cols()));
-    Value packedA = packOnce(shape.rows, c.x, {c.i}, rowStrips);
+    Value packedA = packOnce(shape.rows, c.x, c.is, rowStrips);
     // A factor read at computed subscripts (a convolution's patches) is
     // packed a strip at a time by the task that uses it: the strip stays
     // in cache instead of a panel of all of them (7.2 MB per image for
@@ -645,7 +655,7 @@ private:
   /// for every thread count.
   void orderReductions() {
     llvm::SmallSetVector<unsigned, 4> coupled = laneCoupledDims(c.y, c.ks);
-    coupled.set_union(laneCoupledDims(c.x, {c.i}));
+    coupled.set_union(laneCoupledDims(c.x, c.is));
     SmallVector<unsigned, 3> order;
     for (bool outside : {true, false})
       for (unsigned d : c.rs)
@@ -1049,11 +1059,13 @@ private:
       return b.create<memref::CastOp>(loc, type, view).getResult();
     };
     Value C = c.op.getDpsInitOperand(0)->get();
-    if (c.ks.size() > 1) // C's column dims, contiguous: one
+    int64_t rowDims = c.is.size(), colDims = c.ks.size();
+    if (rowDims > 1 || colDims > 1) // C's rows and columns, contiguous: 2-D
       C = b.create<memref::CollapseShapeOp>(
           loc, C,
           ArrayRef<ReassociationIndices>{
-              {0}, llvm::to_vector(llvm::seq<int64_t>(1, 1 + c.ks.size()))});
+              llvm::to_vector(llvm::seq<int64_t>(0, rowDims)),
+              llvm::to_vector(llvm::seq<int64_t>(rowDims, rowDims + colDims))});
     Value tileA = batchOf(packedA, batched(c.x) ? batch : index(0), params[0]);
     // B packed per task: one strip of it at a time, [1][1][K][NR], seen by
     // the kernel as every strip (stride 0).

@@ -388,6 +388,8 @@ void mlx::buildLinalgToCpuPipeline(OpPassManager &pm, unsigned vectorBits,
   // A convolution's patches: evaluated by the contraction's packer from
   // the input itself, not written out (then ordered with the rest).
   pm.addNestedPass<func::FuncOp>(createCpuFuseGathersPass());
+  // A convolution's gradient: its padding mask out of the sum over o.
+  pm.addNestedPass<func::FuncOp>(createCpuMaskedSumsPass());
   // A CPU concern: contiguous innermost loops (reductions are listed last
   // in index notation, which would make matmul-like loops stride).
   pm.addPass(createLoopOrderPass());
@@ -421,6 +423,7 @@ void mlx::registerCpuPipelines() {
   registerCpuFuseGathersPass();
   registerCpuFuseRowsPass();
   registerCpuRowBlocksPass();
+  registerCpuMaskedSumsPass();
 }
 
 /// Adds `mlx_call_NAME(void **args)` for each `_mlir_ciface_NAME`: loads each

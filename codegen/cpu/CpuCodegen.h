@@ -57,7 +57,7 @@ void buildHostToLLVMPipeline(OpPassManager &pm, bool alignedAlloc = false);
 std::unique_ptr<Pass> createApproximateMathPass();
 
 /// The CPU target's pipeline from linalg on tensors: mlx-cpu-fuse-gathers,
-/// mlx-loop-order, mlx-cpu-row-blocks (where `rowBlocks`),
+/// mlx-cpu-masked-sums, mlx-loop-order, mlx-cpu-row-blocks (where `rowBlocks`),
 /// mlx-cpu-fuse-rows, then buildLinalgToLLVMPipeline with the contraction
 /// kernels for `vectorBits`.
 void buildLinalgToCpuPipeline(OpPassManager &pm, unsigned vectorBits,
@@ -73,6 +73,12 @@ std::unique_ptr<Pass> createCpuContractionsPass(unsigned vectorBits);
 /// that the contraction packs it from the gathered input itself.
 std::unique_ptr<Pass> createCpuFuseGathersPass();
 void registerCpuFuseGathersPass();
+
+/// `mlx-cpu-masked-sums` (MaskedSums.cpp): `Σ (m ? p : 0)` with m free of
+/// the summed dims as `m ? Σ p : 0` (a guarded read's gradient becomes a
+/// contraction).
+std::unique_ptr<Pass> createCpuMaskedSumsPass();
+void registerCpuMaskedSumsPass();
 
 /// `mlx-cpu-row-blocks` (RowBlocks.cpp): the ops over a matrix that a row
 /// reduction reads and a product sums over the rows of (attention's

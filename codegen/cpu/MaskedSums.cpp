@@ -1,0 +1,203 @@
+//===- MaskedSums.cpp - a mask outside the sum it does not depend on -----===//
+//
+// `mlx-cpu-masked-sums`. The gradient of a guarded read (a convolution's
+// padding: `inside ? I[c, y + u − 1, x + v − 1] : 0`) is a sum whose terms
+// carry the guard: dP[c, u, v, y, x] = Σ_o (m(u, v, y, x) ? K[o, c, u, v] ·
+// G[o, y, x] : 0). The mask depends on neither side of the product alone,
+// so mlx-cpu-contractions cannot take it, and the sum ran as scalar loops
+// (13 of conv2d's 30 ms forward+backward). Where the mask does not depend
+// on the summed dims it can leave the sum: this pass splits such a
+// generic into the plain sum T = Σ_o K·G (a contraction: rows (c, u, v),
+// columns (y, x)) and an element-wise epilogue out = init + (m ? T : 0),
+// the mask recomputed there from the output's indices.
+//
+// Taken: a generic on tensors whose body yields `acc + select(m, p, 0)`,
+// m computed from linalg.index of parallel dims and values from outside
+// only, p from the inputs by side-effect-free scalar ops only (no reads
+// at computed subscripts, which could report an index the mask excludes).
+// Each element is the same sum: Σ p over the summed dims where m holds
+// (the order of the terms unchanged), 0 added where it does not.
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/cpu/CpuCodegen.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/Matchers.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Pass/Pass.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+using namespace mlir;
+
+namespace {
+
+/// The body ops `root` is computed by, in body order; false where one of
+/// them is not allowed by `allowed`.
+bool sliceOf(Value root, Block &body,
+             llvm::function_ref<bool(Operation *)> allowed,
+             SmallVectorImpl<Operation *> &ops) {
+  llvm::SmallPtrSet<Operation *, 8> seen;
+  SmallVector<Value> work{root};
+  while (!work.empty()) {
+    Value v = work.pop_back_val();
+    Operation *def = v.getDefiningOp();
+    if (!def || def->getBlock() != &body) {
+      if (auto arg = dyn_cast<BlockArgument>(v); arg && arg.getOwner() == &body)
+        if (!allowed(nullptr))
+          return false;
+      continue;
+    }
+    if (!seen.insert(def).second)
+      continue;
+    if (!allowed(def))
+      return false;
+    llvm::append_range(work, def->getOperands());
+  }
+  for (Operation &op : body)
+    if (seen.contains(&op))
+      ops.push_back(&op);
+  return true;
+}
+
+struct SplitMaskedSum : OpRewritePattern<linalg::GenericOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(linalg::GenericOp op,
+                                PatternRewriter &rewriter) const override {
+    if (!op.hasPureTensorSemantics() || op.getNumDpsInits() != 1 ||
+        op.getNumReductionLoops() == 0 ||
+        !llvm::all_of(op.getIndexingMapsArray(), [](AffineMap map) {
+          return map.isProjectedPermutation();
+        }))
+      return failure();
+    Block &body = op.getRegion().front();
+    Value acc = body.getArgument(op.getDpsInitOperand(0)->getOperandNumber());
+    auto add =
+        body.getTerminator()->getOperand(0).getDefiningOp<arith::AddFOp>();
+    if (!add || !llvm::is_contained(add->getOperands(), acc))
+      return failure();
+    auto select = (add.getLhs() == acc ? add.getRhs() : add.getLhs())
+                      .getDefiningOp<arith::SelectOp>();
+    FloatAttr zero;
+    if (!select || !select->hasOneUse() ||
+        !matchPattern(select.getFalseValue(), m_Constant(&zero)) ||
+        !zero.getValue().isZero())
+      return failure();
+    auto iterators = op.getIteratorTypesArray();
+    // The mask: indices of parallel dims and values from outside only.
+    SmallVector<Operation *> maskOps;
+    if (!sliceOf(
+            select.getCondition(), body,
+            [&](Operation *inner) {
+              if (!inner)
+                return false; // (a block argument: an input or acc)
+              if (auto index = dyn_cast<linalg::IndexOp>(inner))
+                return iterators[index.getDim()] ==
+                       utils::IteratorType::parallel;
+              return inner->getNumRegions() == 0 && isMemoryEffectFree(inner);
+            },
+            maskOps))
+      return failure();
+    // The terms: scalar ops on the inputs, nothing read or reported.
+    SmallVector<Operation *> termOps;
+    if (!sliceOf(
+            select.getTrueValue(), body,
+            [&](Operation *inner) {
+              return !inner || (inner->getNumRegions() == 0 &&
+                                isMemoryEffectFree(inner) &&
+                                !isa<tensor::ExtractOp>(inner));
+            },
+            termOps))
+      return failure();
+
+    Location loc = op.getLoc();
+    Value init = op.getDpsInitOperand(0)->get();
+    auto type = cast<RankedTensorType>(init.getType());
+    Value empty = rewriter.create<tensor::EmptyOp>(
+        loc, tensor::getMixedSizes(rewriter, loc, init), type.getElementType());
+    Value zeroValue = rewriter.create<arith::ConstantOp>(loc, zero);
+    Value zeros =
+        rewriter.create<linalg::FillOp>(loc, zeroValue, empty).getResult(0);
+    // T = Σ p: the same generic from zeros, the select gone.
+    auto sum = cast<linalg::GenericOp>(rewriter.clone(*op));
+    sum.getDpsInitsMutable()[0].set(zeros);
+    Block &sumBody = sum.getRegion().front();
+    auto sumSelect =
+        cast<arith::SelectOp>(sumBody.getTerminator()
+                                  ->getOperand(0)
+                                  .getDefiningOp()
+                                  ->getOperand(add.getLhs() == acc ? 1 : 0)
+                                  .getDefiningOp());
+    rewriter.replaceOp(sumSelect, sumSelect.getTrueValue());
+    for (Operation &inner :
+         llvm::make_early_inc_range(llvm::reverse(sumBody.getOperations())))
+      if (isOpTriviallyDead(&inner))
+        rewriter.eraseOp(&inner);
+
+    // out = init + (m ? T : 0), m from the output's indices.
+    AffineMap outMap = op.getMatchingIndexingMap(op.getDpsInitOperand(0));
+    int64_t rank = type.getRank();
+    AffineMap identity = rewriter.getMultiDimIdentityMap(rank);
+    SmallVector<utils::IteratorType> parallel(rank,
+                                              utils::IteratorType::parallel);
+    auto epilogue = rewriter.create<linalg::GenericOp>(
+        loc, TypeRange{type}, ValueRange{sum.getResult(0)}, ValueRange{init},
+        ArrayRef<AffineMap>{identity, identity}, parallel,
+        [&](OpBuilder &b, Location l, ValueRange args) {
+          IRMapping mapping;
+          for (Operation *inner : maskOps) {
+            if (auto index = dyn_cast<linalg::IndexOp>(inner)) {
+              unsigned at =
+                  *outMap.getResultPosition(b.getAffineDimExpr(index.getDim()));
+              mapping.map(index.getResult(),
+                          b.create<linalg::IndexOp>(l, at).getResult());
+              continue;
+            }
+            b.clone(*inner, mapping);
+          }
+          Value kept = b.create<arith::SelectOp>(
+              l, mapping.lookupOrDefault(select.getCondition()), args[0],
+              b.create<arith::ConstantOp>(l, zero));
+          b.create<linalg::YieldOp>(
+              l, ValueRange{b.create<arith::AddFOp>(l, args[1], kept)});
+        });
+    rewriter.replaceOp(op, epilogue.getResults());
+    return success();
+  }
+};
+
+struct CpuMaskedSumsPass
+    : public PassWrapper<CpuMaskedSumsPass, OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CpuMaskedSumsPass)
+  StringRef getArgument() const final { return "mlx-cpu-masked-sums"; }
+  StringRef getDescription() const final {
+    return "a mask the summed dims do not change taken out of the sum (a "
+           "guarded read's gradient becomes a contraction and an epilogue)";
+  }
+  void getDependentDialects(DialectRegistry &registry) const override {
+    registry.insert<tensor::TensorDialect, arith::ArithDialect>();
+  }
+
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    patterns.add<SplitMaskedSum>(&getContext());
+    GreedyRewriteConfig config;
+    config.strictMode = GreedyRewriteStrictness::ExistingOps;
+    if (failed(applyPatternsAndFoldGreedily(getOperation(), std::move(patterns),
+                                            config)))
+      signalPassFailure();
+  }
+};
+
+} // namespace
+
+std::unique_ptr<Pass> mlx::createCpuMaskedSumsPass() {
+  return std::make_unique<CpuMaskedSumsPass>();
+}
+
+void mlx::registerCpuMaskedSumsPass() { PassRegistration<CpuMaskedSumsPass>(); }
