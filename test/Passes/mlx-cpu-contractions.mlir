@@ -208,6 +208,41 @@ func.func @recurrence(%W: memref<?x?xf32>, %h: memref<?x?xf32>, %x: memref<?x?xf
   return
 }
 
+// The same step with h and x read at computed subscripts (the fused
+// gathers of `j < H ? h[n, min(j, H - 1)] : x[n, max(j - H, 0)]`): the
+// condition is the same in every lane, so only the read it picks is
+// loaded, in an scf.if (each read a masked load or a gather by rows).
+// CHECK-LABEL: func.func @recurrence_gathered
+// AVX512: %[[PICKED:.*]] = scf.if %{{.*}} -> (vector<12xf32>) {
+// AVX512: vector.gather {{.*}} into vector<12xf32>
+// AVX512: } else {
+// AVX512: vector.gather {{.*}} into vector<12xf32>
+// AVX512: arith.select %{{.*}}, %[[PICKED]], %{{.*}} : vector<12xi1>, vector<12xf32>
+// AVX512: func.call @mlx_tile_f32_12x32
+// CHECK: return
+func.func @recurrence_gathered(%W: memref<?x?xf32>, %h: memref<?x?xf32>, %x: memref<?x?xf32>, %z: memref<?x?xf32>, %H: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  linalg.generic {indexing_maps = [#w, #z], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%W : memref<?x?xf32>) outs(%z : memref<?x?xf32>) {
+  ^bb0(%w: f32, %acc: f32):
+    %n = linalg.index 0 : index
+    %j = linalg.index 2 : index
+    %first = arith.cmpi ult, %j, %H : index
+    %last = arith.subi %H, %c1 : index
+    %jh = arith.minui %j, %last : index
+    %hv = memref.load %h[%n, %jh] : memref<?x?xf32>
+    %jx0 = arith.subi %j, %H : index
+    %jx = arith.select %first, %c0, %jx0 : index
+    %xv = memref.load %x[%n, %jx] : memref<?x?xf32>
+    %v = arith.select %first, %hv, %xv : f32
+    %p = arith.mulf %w, %v : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
 // Weights written inside the loop (here through a view) are packed at
 // every step, h (written nowhere) once; a factor reading the index of the
 // other side's dim is no contraction of two sides.
