@@ -124,15 +124,12 @@ struct SplitMaskedSum : OpRewritePattern<linalg::GenericOp> {
     Value zeros =
         rewriter.create<linalg::FillOp>(loc, zeroValue, empty).getResult(0);
     // T = Σ p: the same generic from zeros, the select gone.
-    auto sum = cast<linalg::GenericOp>(rewriter.clone(*op));
+    IRMapping cloned;
+    auto sum = cast<linalg::GenericOp>(rewriter.clone(*op, cloned));
     sum.getDpsInitsMutable()[0].set(zeros);
     Block &sumBody = sum.getRegion().front();
     auto sumSelect =
-        cast<arith::SelectOp>(sumBody.getTerminator()
-                                  ->getOperand(0)
-                                  .getDefiningOp()
-                                  ->getOperand(add.getLhs() == acc ? 1 : 0)
-                                  .getDefiningOp());
+        cast<arith::SelectOp>(cloned.lookup(select.getOperation()));
     rewriter.replaceOp(sumSelect, sumSelect.getTrueValue());
     for (Operation &inner :
          llvm::make_early_inc_range(llvm::reverse(sumBody.getOperations())))

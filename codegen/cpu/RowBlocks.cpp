@@ -79,11 +79,7 @@ constexpr int64_t kCausalRows = 128;
 
 /// The result of `map` that is loop `loop` itself, if any.
 std::optional<unsigned> positionOf(AffineMap map, unsigned loop) {
-  for (auto [k, expr] : llvm::enumerate(map.getResults()))
-    if (auto dim = dyn_cast<AffineDimExpr>(expr);
-        dim && dim.getPosition() == loop)
-      return k;
-  return std::nullopt;
+  return map.getResultPosition(getAffineDimExpr(loop, map.getContext()));
 }
 
 AffineMap outputMap(linalg::LinalgOp op) {
