@@ -4,7 +4,9 @@
 // mlx_report_nonfinite(id, kind) when an op's result holds a NaN (kind 2) or
 // an infinity (kind 1); any code calls mlx_report_out_of_bounds on a
 // constant subscript out of range of a symbolic dimension. The first report
-// of a thread is kept for the driver, which maps `id` back to the source.
+// is kept for the driver, which maps `id` back to the source: the calling
+// thread's own inside a CallReports scope, else (an OpenMP worker's) in a
+// slot every thread shares.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MLX_RUNTIME_NUMERICS_H
@@ -30,7 +32,19 @@ struct NumericsReport {
   bool nan; ///< NaN, else an infinity.
 };
 
-/// Returns and clears the calling thread's first report.
+/// While one lives, the calling thread's reports are its own; reports of
+/// other threads (the workers of the call's parallel loops) go to the
+/// shared slot, which a take reads when the thread has none of its own.
+/// Concurrent calls share that slot: a worker's report reaches one of them.
+struct CallReports {
+  CallReports();
+  ~CallReports();
+  CallReports(const CallReports &) = delete;
+  CallReports &operator=(const CallReports &) = delete;
+};
+
+/// Returns and clears the calling thread's first report, else the shared
+/// slot's.
 std::optional<NumericsReport> takeNumericsReport();
 
 /// An out-of-range constant subscript met at run time.
@@ -39,7 +53,8 @@ struct BoundsReport {
   int64_t index, size;
 };
 
-/// Returns and clears the calling thread's first bounds report.
+/// Returns and clears the calling thread's first bounds report, else the
+/// shared slot's.
 std::optional<BoundsReport> takeBoundsReport();
 
 /// Keeps the calling thread's first error of a call that cannot finish (a

@@ -565,6 +565,7 @@ Module::call(llvm::StringRef name, std::vector<rt::Tensor> args) const {
                 "argument '" + fn.params[k].name + "' holds " +
                     (std::isnan(a.getDouble(i)) ? "NaN" : "an infinity") +
                     " at element " + std::to_string(i) + " (--check-numerics)");
+  rt::CallReports scope;
   std::vector<rt::Tensor> results =
       impl->executable->call(entry->signature, args);
   if (auto report = rt::takeBoundsReport()) {

@@ -153,6 +153,7 @@ Artefact::call(const std::string &name, std::vector<rt::Tensor> args,
   }
   if (!rt::checkArguments(signatures[k], args, error))
     return std::nullopt;
+  rt::CallReports scope;
   std::vector<rt::Tensor> results =
       vk::call(*program, entries[k], signatures[k], args);
   std::optional<std::string> failure = rt::takeCallError();
