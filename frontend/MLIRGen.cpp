@@ -111,6 +111,15 @@ private:
                    llvm::ArrayRef<mlir::AffineExpr> exprs, const Loc &at);
   Value materializeLeaf(const Expr &e, Frame &frame);
   Value emitGather(const Expr &e, const TVal &t, Frame &frame);
+  /// A computed subscript that no index value can take out of [0, size):
+  /// a sum of indices and sizes times constants (`i + 2 * H` into a dim
+  /// of 4 * H, i < H), so its gather needs no run-time check.
+  bool provablyInRange(const Expr &sub, const SDim &size) const;
+  /// The least and greatest value of such a sum over its indices' ranges,
+  /// adding to `nonEmpty` each range symbol that must be ≥ 1 for a read to
+  /// happen at all; nullopt for any other expression.
+  std::optional<std::pair<SDim, SDim>>
+  subscriptBounds(const Expr &e, std::vector<std::string> &nonEmpty) const;
   Value convert(mlir::OpBuilder &b, mlir::Location l, Value v, EType from,
                 DType to);
   Value constant(mlir::OpBuilder &b, mlir::Location l, double value,
@@ -658,6 +667,90 @@ static Value truncatingDivide(mlir::OpBuilder &bb, mlir::Location l, Value x,
                                     bb.create<arith::DivSIOp>(l, x, safe));
 }
 
+std::optional<std::pair<SDim, SDim>>
+FunctionGen::subscriptBounds(const Expr &e,
+                             std::vector<std::string> &nonEmpty) const {
+  using Bounds = std::pair<SDim, SDim>;
+  auto arith = [](char op, const SDim &a, const SDim &b) {
+    return SDim::arith(op, a, b);
+  };
+  switch (e.kind) {
+  case Expr::Kind::Int:
+    return Bounds{SDim::of(e.intValue), SDim::of(e.intValue)};
+  case Expr::Kind::Name: {
+    if (auto it = indexUses.find(&e); it != indexUses.end()) {
+      const std::optional<SDim> &range = it->second->range;
+      if (!range)
+        return std::nullopt;
+      if (!range->constant && !range->isArith())
+        nonEmpty.push_back(range->symbol);
+      std::optional<SDim> last = arith('-', *range, SDim::of(1));
+      if (!last)
+        return std::nullopt;
+      return Bounds{SDim::of(0), *last};
+    }
+    auto it = dims.find(e.name);
+    if (locals.count(e.name) || it == dims.end())
+      return std::nullopt;
+    return Bounds{it->second, it->second};
+  }
+  case Expr::Kind::Unary: {
+    if (e.op != "-")
+      return std::nullopt;
+    auto x = subscriptBounds(*e.operands[0], nonEmpty);
+    if (!x)
+      return std::nullopt;
+    auto lo = arith('-', SDim::of(0), x->second),
+         hi = arith('-', SDim::of(0), x->first);
+    if (!lo || !hi)
+      return std::nullopt;
+    return Bounds{*lo, *hi};
+  }
+  case Expr::Kind::Binary: {
+    if (e.op != "+" && e.op != "-" && e.op != "*")
+      return std::nullopt;
+    auto a = subscriptBounds(*e.operands[0], nonEmpty);
+    auto b = subscriptBounds(*e.operands[1], nonEmpty);
+    if (!a || !b)
+      return std::nullopt;
+    std::optional<SDim> lo, hi;
+    if (e.op == "+") {
+      lo = arith('+', a->first, b->first);
+      hi = arith('+', a->second, b->second);
+    } else if (e.op == "-") {
+      lo = arith('-', a->first, b->second);
+      hi = arith('-', a->second, b->first);
+    } else {
+      // A constant factor (of either side) scales, flipping when negative.
+      const Bounds *k = &*a, *x = &*b;
+      if (!k->first.constant || !k->second.constant)
+        std::swap(k, x);
+      if (!k->first.constant || !k->second.constant ||
+          *k->first.constant != *k->second.constant)
+        return std::nullopt;
+      lo = arith('*', k->first, x->first);
+      hi = arith('*', k->first, x->second);
+      if (*k->first.constant < 0)
+        std::swap(lo, hi);
+    }
+    if (!lo || !hi)
+      return std::nullopt;
+    return Bounds{*lo, *hi};
+  }
+  default:
+    return std::nullopt;
+  }
+}
+
+bool FunctionGen::provablyInRange(const Expr &sub, const SDim &size) const {
+  std::vector<std::string> nonEmpty;
+  auto bounds = subscriptBounds(sub, nonEmpty);
+  std::optional<SDim> last = SDim::arith('-', size, SDim::of(1));
+  return bounds && last &&
+         SDim::of(0).provablyAtMost(bounds->first, nonEmpty) &&
+         bounds->second.provablyAtMost(*last, nonEmpty);
+}
+
 /// `z[t, c[t]]`: an mlx.gather over the indices the subscripts use (the
 /// gather space), the computed subscripts materialized over that space (as
 /// i64), read back as an operand at those indices and the ':' dims.
@@ -687,6 +780,7 @@ Value FunctionGen::emitGather(const Expr &e, const TVal &t, Frame &f) {
   llvm::SmallVector<Value> indices;
   llvm::SmallVector<int64_t> dims;
   llvm::SmallVector<mlir::Attribute> sizeNames;
+  llvm::SmallVector<bool> inRange;
   llvm::SmallVector<mlir::AffineExpr> exprs;
   for (IndexVar *v : space)
     exprs.push_back(b.getAffineDimExpr(f.varDims.at(v)));
@@ -709,6 +803,7 @@ Value FunctionGen::emitGather(const Expr &e, const TVal &t, Frame &f) {
       continue; // taken by value already
     dims.push_back(-1);
     sizeNames.push_back(b.getStringAttr(t.shape[d].str()));
+    inRange.push_back(provablyInRange(*sub, t.shape[d]));
     if (sub->kind == Expr::Kind::Int) {
       int64_t value = sub->intValue;
       indices.push_back(b.create<mlir::mlx::GenericOp>(
@@ -725,7 +820,9 @@ Value FunctionGen::emitGather(const Expr &e, const TVal &t, Frame &f) {
   }
   auto gathered = b.create<mlir::mlx::GatherOp>(
       l, tensorType(b, shape, t.dtype), t.value, indices, dims, name,
-      b.getArrayAttr(sizeNames));
+      b.getArrayAttr(sizeNames),
+      llvm::is_contained(inRange, true) ? b.getDenseBoolArrayAttr(inRange)
+                                        : nullptr);
   return addOperand(f, TVal{gathered, t.dtype, shape}, exprs, e.loc);
 }
 

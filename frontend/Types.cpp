@@ -125,6 +125,27 @@ bool SDim::sameAs(const SDim &other) const {
   return linearForm(*this) == linearForm(other);
 }
 
+bool SDim::provablyAtMost(const SDim &other,
+                          const std::vector<std::string> &atLeastOne) const {
+  LinearForm slack = linearForm(other);
+  for (const auto &[term, coefficient] : linearForm(*this))
+    if ((slack[term] -= coefficient) == 0)
+      slack.erase(term);
+  int64_t constant = 0;
+  for (const auto &[term, coefficient] : slack) {
+    if (term.empty()) {
+      constant += coefficient;
+      continue;
+    }
+    // A product or a quotient may hide a difference: not a size.
+    if (coefficient < 0 || term.front() == '(')
+      return false;
+    if (llvm::is_contained(atLeastOne, term))
+      constant += coefficient;
+  }
+  return constant >= 0;
+}
+
 std::string mlx::shapeStr(const Shape &shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i)

@@ -52,6 +52,12 @@ struct SDim {
   /// sizes or an inexact division is compared as a term (its operands'
   /// forms, in either order for a product).
   bool sameAs(const SDim &other) const;
+  /// `*this <= other` for every value of the symbols, each a size (≥ 0)
+  /// and those in `atLeastOne` ≥ 1, as far as the sums show: `other −
+  /// *this` as a linear form must have no negative coefficient and no
+  /// term but plain symbols (`i + 2·H` ≤ `4·H − 1` when i ≤ H − 1).
+  bool provablyAtMost(const SDim &other,
+                      const std::vector<std::string> &atLeastOne = {}) const;
 };
 using Shape = std::vector<SDim>;
 

@@ -555,6 +555,7 @@ LowerGather::matchAndRewrite(GatherOp op, OpAdaptor adaptor,
   SmallVector<utils::IteratorType> iterators(type.getRank(),
                                              utils::IteratorType::parallel);
   int64_t firstId = ids.lookup(op);
+  std::optional<ArrayRef<bool>> inRange = op.getInRange();
   auto generic = rewriter.create<linalg::GenericOp>(
       loc, TypeRange{type}, indices, ValueRange{init}, maps, iterators,
       [&](OpBuilder &b, Location l, ValueRange args) {
@@ -567,7 +568,21 @@ LowerGather::matchAndRewrite(GatherOp op, OpAdaptor adaptor,
         SmallVector<Value> coords = gatherCoordinates(
             dims, ArrayRef<Value>(point).take_front(gatherRank),
             ArrayRef<Value>(point).drop_front(gatherRank), computed);
-        Value ok = allInBounds(b, l, input, addressed, computed);
+        // The indices the front end did not prove in range are checked.
+        SmallVector<int64_t> checkedDims, checkedIds;
+        SmallVector<Value> checkedIndices;
+        for (auto [k, d] : llvm::enumerate(addressed))
+          if (!inRange || !(*inRange)[k]) {
+            checkedDims.push_back(d);
+            checkedIds.push_back(firstId + k);
+            checkedIndices.push_back(computed[k]);
+          }
+        if (checkedDims.empty()) {
+          b.create<linalg::YieldOp>(
+              l, b.create<tensor::ExtractOp>(l, input, coords).getResult());
+          return;
+        }
+        Value ok = allInBounds(b, l, input, checkedDims, checkedIndices);
         auto read = b.create<scf::IfOp>(
             l, ok,
             [&](OpBuilder &bb, Location ll) {
@@ -577,14 +592,16 @@ LowerGather::matchAndRewrite(GatherOp op, OpAdaptor adaptor,
             },
             [&](OpBuilder &bb, Location ll) {
               // Report each index that is out of range.
-              for (auto [k, d] : llvm::enumerate(addressed)) {
-                Value one = allInBounds(bb, ll, input, {d}, {computed[k]});
+              for (auto [k, d] : llvm::enumerate(checkedDims)) {
+                Value one =
+                    allInBounds(bb, ll, input, {d}, {checkedIndices[k]});
                 bb.create<scf::IfOp>(
                     ll,
                     bb.create<arith::XOrIOp>(
                         ll, one, bb.create<arith::ConstantIntOp>(ll, 1, 1)),
                     [&](OpBuilder &bbb, Location lll) {
-                      buildReport(bbb, lll, module, firstId + k, computed[k],
+                      buildReport(bbb, lll, module, checkedIds[k],
+                                  checkedIndices[k],
                                   bbb.create<tensor::DimOp>(lll, input, d));
                       bbb.create<scf::YieldOp>(lll);
                     });

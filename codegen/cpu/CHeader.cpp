@@ -32,9 +32,30 @@ static std::string cType(rt::DType d) {
   return "void";
 }
 
+/// `formula` as a C expression of the arguments' sizes (`4 * h->sizes[1]`),
+/// or "" where a symbol is not any argument's whole dimension.
+static std::string
+cFormula(const rt::DimFormula &formula,
+         const std::map<std::string, std::string> &symbolSizes) {
+  if (!formula.op) {
+    if (formula.symbol.empty())
+      return "(int64_t)" + std::to_string(formula.value);
+    auto it = symbolSizes.find(formula.symbol);
+    return it == symbolSizes.end() ? "" : it->second;
+  }
+  std::string a = cFormula(*formula.lhs, symbolSizes),
+              b = cFormula(*formula.rhs, symbolSizes);
+  if (a.empty() || b.empty())
+    return "";
+  if (formula.op == '/')
+    return "mlx_floor_div(" + a + ", " + b + ")";
+  return "(" + a + " " + formula.op + " " + b + ")";
+}
+
 /// `int mlx_check_NAME(args..., char *message, size_t size)`: 0 when the
 /// argument shapes fit the signature (literal sizes; every use of a
-/// symbolic dimension agrees), else 1 with a message naming the argument.
+/// symbolic dimension agrees; a dimension given by a formula, `4 * H`,
+/// has its value), else 1 with a message naming the argument.
 static void writeCheck(llvm::raw_ostream &os, const rt::Signature &sig,
                        const std::vector<std::string> &params) {
   os << "/* 0 when the arguments' shapes fit " << sig.name
@@ -43,30 +64,47 @@ static void writeCheck(llvm::raw_ostream &os, const rt::Signature &sig,
   for (size_t i = 0; i < params.size(); ++i)
     os << "const " << params[i] << " *" << sig.params[i].name << ", ";
   os << "char *message, size_t size) {\n";
+  auto check = [&](const std::string &size, const std::string &want,
+                   const std::string &name, size_t d, const std::string &what) {
+    os << "  if (" << size << " != " << want << ") {\n"
+       << "    snprintf(message, size, \"argument '" << name << "' dimension "
+       << d << " " << what << ", got %lld\", (long long)" << size
+       << ");\n    return 1;\n  }\n";
+  };
   std::map<std::string, std::pair<std::string, size_t>> first;
+  std::map<std::string, std::string> symbolSizes;
   for (const rt::ParamSpec &p : sig.params)
     for (size_t d = 0; d < p.dims.size(); ++d) {
       const rt::DimSpec &spec = p.dims[d];
       std::string size = p.name + "->sizes[" + std::to_string(d) + "]";
-      std::string want, what;
+      if (spec.formula)
+        continue; // once every symbol has its size
       if (spec.size >= 0) {
-        want = std::to_string(spec.size);
-        what = "must be " + want;
-      } else {
-        auto [it, inserted] = first.try_emplace(spec.symbol, p.name, d);
-        if (inserted)
-          continue;
-        want = it->second.first + "->sizes[" +
-               std::to_string(it->second.second) + "]";
-        what = "(" + spec.symbol + ") must equal argument '" +
-               it->second.first + "' dimension " +
-               std::to_string(it->second.second);
+        check(size, std::to_string(spec.size), p.name, d,
+              "must be " + std::to_string(spec.size));
+        continue;
       }
-      os << "  if (" << size << " != " << want << ") {\n"
-         << "    snprintf(message, size, \"argument '" << p.name
-         << "' dimension " << d << " " << what << ", got %lld\", "
-         << "(long long)" << size << ");\n    return 1;\n  }\n";
+      auto [it, inserted] = first.try_emplace(spec.symbol, p.name, d);
+      if (inserted) {
+        symbolSizes[spec.symbol] = size;
+        continue;
+      }
+      check(size, symbolSizes.at(spec.symbol), p.name, d,
+            "(" + spec.symbol + ") must equal argument '" + it->second.first +
+                "' dimension " + std::to_string(it->second.second));
     }
+  for (const rt::ParamSpec &p : sig.params)
+    for (size_t d = 0; d < p.dims.size(); ++d)
+      if (const rt::DimSpec &spec = p.dims[d]; spec.formula) {
+        std::string want = cFormula(*spec.formula, symbolSizes);
+        std::string size = p.name + "->sizes[" + std::to_string(d) + "]";
+        if (!want.empty())
+          os << "  if (" << size << " != " << want << ") {\n"
+             << "    snprintf(message, size, \"argument '" << p.name
+             << "' dimension " << d << " (" << spec.symbol
+             << ") must be %lld, got %lld\", (long long)" << want
+             << ", (long long)" << size << ");\n    return 1;\n  }\n";
+      }
   for (const rt::ParamSpec &p : sig.params)
     os << "  (void)" << p.name << ";\n";
   os << "  (void)message;\n  (void)size;\n  return 0;\n}\n";
@@ -95,9 +133,10 @@ void mlx::writeCHeader(llvm::raw_ostream &os,
      << " * sizes[R], strides[R]} (strides in elements). Each result's\n"
      << " * 'allocated' pointer is owned by the caller: release it with "
         "free().\n"
-     << " * Symbolic dimensions are not checked here: arguments that share "
-        "a\n"
-     << " * dimension name must agree in size.\n"
+     << " * mlx_check_NAME checks literal sizes, that arguments sharing a\n"
+     << " * dimension name agree, and dimensions given by a formula (4 * H).\n"
+     << " * _mlir_ciface_NAME does not check: called with shapes that do not\n"
+     << " * fit, reads proven in range for fitting shapes may not be.\n"
      << " * A constant subscript x[c] of a symbolic dimension is checked in\n"
      << " * the call: out of range, the code calls mlx_report_out_of_bounds\n"
      << " * (id, index, size), whose weak default aborts; define it to "
@@ -108,7 +147,12 @@ void mlx::writeCHeader(llvm::raw_ostream &os,
      << "#include <stddef.h>\n#include <stdint.h>\n#include <stdio.h>\n\n"
      << "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
      << "void mlx_report_out_of_bounds(int64_t id, int64_t index, int64_t "
-        "size);\n\n";
+        "size);\n\n"
+     << "#ifndef MLX_FLOOR_DIV\n#define MLX_FLOOR_DIV\n"
+     << "/* A size formula's floor division (0 by a zero divisor). */\n"
+     << "static inline int64_t mlx_floor_div(int64_t a, int64_t b) {\n"
+     << "  return b == 0 ? 0 : a / b - ((a % b != 0) && ((a < 0) != (b < "
+        "0)));\n}\n#endif\n\n";
   std::set<std::string> emitted;
   auto descriptor = [&](rt::DType d, int64_t rank) {
     std::string name = "mlx_" + std::string(rt::dtypeName(d)) + "_" +

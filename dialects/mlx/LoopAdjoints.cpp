@@ -91,7 +91,8 @@ LogicalResult ScatterAddOp::buildAdjoints(ReverseSweep &sweep) {
   sweep.accumulate(getValue(),
                    b.create<GatherOp>(getLoc(), getValue().getType(), dy,
                                       getIndices(), getDims(), "cotangent",
-                                      b.getArrayAttr(names)));
+                                      b.getArrayAttr(names),
+                                      /*in_range=*/nullptr));
   return success();
 }
 

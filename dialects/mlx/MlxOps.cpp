@@ -522,10 +522,17 @@ LogicalResult GatherOp::verify() {
     return failure();
   if (getSizeNames().size() != getIndices().size())
     return emitOpError("needs one size name per computed index");
+  if (auto inRange = getInRange();
+      inRange && inRange->size() != getIndices().size())
+    return emitOpError("needs one in_range entry per computed index");
   return success();
 }
 
 Speculation::Speculatability GatherOp::getSpeculatability() {
+  // Reads proven in range cannot fault; any other may report.
+  if (auto inRange = getInRange();
+      inRange && !llvm::is_contained(*inRange, false))
+    return Speculation::Speculatable;
   return Speculation::NotSpeculatable;
 }
 

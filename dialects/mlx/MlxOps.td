@@ -330,7 +330,10 @@ def Mlx_GatherOp : Mlx_Op<"gather", [NoMemoryEffect,
     computed index is reported (`mlx_report_out_of_bounds`, `tensor` and
     that index's entry of `size_names` naming it) and the element reads 0.
     Its derivative adds the result's cotangent at the same subscripts
-    (`mlx.scatter_add`).
+    (`mlx.scatter_add`). `in_range`, where present, has one entry per
+    computed index: true where the front end proved that no element can
+    take it out of range (`z[n, i + 2 * H]` of a dim of 4 * H, i < H), so
+    no check is lowered for it.
 
     ```mlir
     %g = mlx.gather %logits[%targets] dims [0, -1]
@@ -341,7 +344,8 @@ def Mlx_GatherOp : Mlx_Op<"gather", [NoMemoryEffect,
   let arguments = (ins AnyRankedTensor:$input,
                        Variadic<AnyRankedTensor>:$indices,
                        DenseI64ArrayAttr:$dims, StrAttr:$tensor,
-                       StrArrayAttr:$size_names);
+                       StrArrayAttr:$size_names,
+                       OptionalAttr<DenseBoolArrayAttr>:$in_range);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = [{
     $input `[` $indices `]` `dims` $dims attr-dict `:` type($input) `[`

@@ -174,6 +174,14 @@ func.func @gather_dims(%z: tensor<?x?xf32>, %c: tensor<?xi32>) -> tensor<?xf32> 
 
 // -----
 
+func.func @gather_in_range_count(%z: tensor<?xf32>, %c: tensor<?xi32>) -> tensor<?xf32> {
+  // expected-error @+1 {{needs one in_range entry per computed index}}
+  %g = mlx.gather %z[%c] dims [-1] {in_range = array<i1: true, false>, size_names = ["K"], tensor = "z"} : tensor<?xf32>[tensor<?xi32>] -> tensor<?xf32>
+  return %g : tensor<?xf32>
+}
+
+// -----
+
 func.func @gather_float_index(%z: tensor<?xf32>, %c: tensor<?xf32>) -> tensor<?xf32> {
   // expected-error @+1 {{indices must be integer tensors of one shape}}
   %g = mlx.gather %z[%c] dims [-1] {size_names = ["K"], tensor = "z"} : tensor<?xf32>[tensor<?xf32>] -> tensor<?xf32>

@@ -82,3 +82,10 @@ func.func @gather_scatter(%z: tensor<?x?xf32>, %c: tensor<?xi32>) -> tensor<?x?x
   %s = mlx.scatter_add %g into %z[%c] dims [0, -1] : tensor<?xf32> into tensor<?x?xf32>[tensor<?xi32>]
   return %s : tensor<?x?xf32>
 }
+
+// CHECK-LABEL: func.func @gather_in_range
+// CHECK: mlx.gather %{{.*}}[%{{.*}}] dims [0, -1] {in_range = array<i1: true>, size_names = ["4 * H"], tensor = "z"}
+func.func @gather_in_range(%z: tensor<?x?xf32>, %c: tensor<?x?xi64>) -> tensor<?x?xf32> {
+  %g = mlx.gather %z[%c] dims [0, -1] {in_range = array<i1: true>, size_names = ["4 * H"], tensor = "z"} : tensor<?x?xf32>[tensor<?x?xi64>] -> tensor<?x?xf32>
+  return %g : tensor<?x?xf32>
+}
