@@ -848,10 +848,12 @@ private:
             broadcastTo(width, b.clone(*constant)->getResult(0))};
         continue;
       }
+      // The same in every lane (index arithmetic of a step, an LSTM's
+      // min(j, H − 1) and its range check): a scalar, broadcast where a
+      // vector op uses it (LSTM layer, Xeon: the [h, x] packing 11 → 6 %
+      // of the time; it was 12-lane i64 vector arithmetic per step).
       if (!varies) {
-        Operation *scalar = b.clone(op, mapping);
-        for (auto [from, to] : llvm::zip(op.getResults(), scalar->getResults()))
-          mapping.map(from, broadcastTo(width, to));
+        b.clone(op, mapping);
         continue;
       }
       SmallVector<Value> operands;
