@@ -257,10 +257,18 @@ def main():
     parser.add_argument("--mlxc", default=os.path.join(ROOT, "build", "tools", "mlxc", "mlxc"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--json", default=os.path.join(ROOT, "bench", "results", "latest.json"))
+    parser.add_argument("--json", default=None,
+                        help="where to write the results (default: "
+                        "bench/results/latest.json; none with --only)")
     parser.add_argument("--readme", action="store_true",
                         help="replace the table in README.md with this run's")
+    parser.add_argument("--only", default="",
+                        help="run only the cases whose name contains this text")
     opts = parser.parse_args()
+    if opts.only and opts.readme:
+        parser.error("--readme needs every case (drop --only)")
+    if opts.json is None and not opts.only:
+        opts.json = os.path.join(ROOT, "bench", "results", "latest.json")
     n = opts.threads
     torch.set_num_threads(n)
     rng = np.random.default_rng(20261201)
@@ -288,6 +296,8 @@ def main():
 
     rows = []
     for case in make_cases(rng):
+        if opts.only not in case.name:
+            continue
         paths = {}
         for name, a in case.inputs.items():
             paths[name] = os.path.join(tmp, f"{case.fn}_{name}.npy")
@@ -323,9 +333,10 @@ def main():
     table = markdown_table(machine, rows)
     print()
     print(table)
-    os.makedirs(os.path.dirname(opts.json), exist_ok=True)
-    with open(opts.json, "w") as f:
-        json.dump({"machine": machine, "rows": rows}, f, indent=1)
+    if opts.json:
+        os.makedirs(os.path.dirname(os.path.abspath(opts.json)), exist_ok=True)
+        with open(opts.json, "w") as f:
+            json.dump({"machine": machine, "rows": rows}, f, indent=1)
     if opts.readme:
         write_readme(table)
 
