@@ -388,7 +388,8 @@ void mlx::buildLinalgToCpuPipeline(OpPassManager &pm, unsigned vectorBits,
   // A convolution's patches: evaluated by the contraction's packer from
   // the input itself, not written out (then ordered with the rest).
   pm.addNestedPass<func::FuncOp>(createCpuFuseGathersPass());
-  // A convolution's gradient: its padding mask out of the sum over o.
+  // A convolution's gradient: its padding mask out of the sum over o; a
+  // mean's division out of its sum.
   pm.addNestedPass<func::FuncOp>(createCpuMaskedSumsPass());
   // A CPU concern: contiguous innermost loops (reductions are listed last
   // in index notation, which would make matmul-like loops stride).

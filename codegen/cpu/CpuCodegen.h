@@ -74,9 +74,9 @@ std::unique_ptr<Pass> createCpuContractionsPass(unsigned vectorBits);
 std::unique_ptr<Pass> createCpuFuseGathersPass();
 void registerCpuFuseGathersPass();
 
-/// `mlx-cpu-masked-sums` (MaskedSums.cpp): `Σ (m ? p : 0)` with m free of
-/// the summed dims as `m ? Σ p : 0` (a guarded read's gradient becomes a
-/// contraction).
+/// `mlx-cpu-masked-sums` (MaskedSums.cpp): `Σ (m ? p : 0)` and `Σ p / c`
+/// with m, c free of the summed dims as `m ? Σ p : 0` and `(Σ p) / c` (a
+/// guarded read's gradient becomes a contraction; a mean divides once).
 std::unique_ptr<Pass> createCpuMaskedSumsPass();
 void registerCpuMaskedSumsPass();
 
