@@ -388,8 +388,7 @@ void mlx::buildLinalgToCpuPipeline(OpPassManager &pm, unsigned vectorBits,
   // A convolution's patches: evaluated by the contraction's packer from
   // the input itself, not written out (then ordered with the rest).
   pm.addNestedPass<func::FuncOp>(createCpuFuseGathersPass());
-  // A convolution's gradient: its padding mask out of the sum over o; a
-  // mean's division out of its sum.
+  // A convolution's gradient: its padding mask out of the sum over o.
   pm.addNestedPass<func::FuncOp>(createCpuMaskedSumsPass());
   // A CPU concern: contiguous innermost loops (reductions are listed last
   // in index notation, which would make matmul-like loops stride).
@@ -398,6 +397,8 @@ void mlx::buildLinalgToCpuPipeline(OpPassManager &pm, unsigned vectorBits,
   if (rowBlocks)
     pm.addNestedPass<func::FuncOp>(createCpuRowBlocksPass());
   pm.addNestedPass<func::FuncOp>(createCpuFuseRowsPass());
+  // A mean's division out of its sum (in its block of rows).
+  pm.addNestedPass<func::FuncOp>(createCpuDividedSumsPass());
   // A producer two fused ops read is fused twice (softmax's exp, read by
   // the sum and the division): one copy is left.
   pm.addNestedPass<func::FuncOp>(createCSEPass());

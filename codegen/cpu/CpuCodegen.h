@@ -74,10 +74,15 @@ std::unique_ptr<Pass> createCpuContractionsPass(unsigned vectorBits);
 std::unique_ptr<Pass> createCpuFuseGathersPass();
 void registerCpuFuseGathersPass();
 
-/// `mlx-cpu-masked-sums` (MaskedSums.cpp): `Σ (m ? p : 0)` and `Σ p / c`
-/// with m, c free of the summed dims as `m ? Σ p : 0` and `(Σ p) / c` (a
-/// guarded read's gradient becomes a contraction; a mean divides once).
+/// `mlx-cpu-masked-sums` (MaskedSums.cpp): `Σ (m ? p : 0)` with m free of
+/// the summed dims as `m ? Σ p : 0` (a guarded read's gradient becomes a
+/// contraction).
 std::unique_ptr<Pass> createCpuMaskedSumsPass();
+/// `mlx-cpu-divided-sums` (MaskedSums.cpp): `Σ p / c` with c free of the
+/// summed dims as `(Σ p) / c` (a mean divides once per row); after
+/// fuse-rows, so the division stays in its block of rows.
+std::unique_ptr<Pass> createCpuDividedSumsPass();
+/// Registers both.
 void registerCpuMaskedSumsPass();
 
 /// `mlx-cpu-row-blocks` (RowBlocks.cpp): the ops over a matrix that a row

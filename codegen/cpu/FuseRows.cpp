@@ -91,27 +91,14 @@ bool fusable(Operation *op) {
   });
 }
 
-/// Whether `value` is made by a fusable row reduction, or by fusable
-/// element-wise generics from one (a mean's division by D after its sum,
-/// mlx-cpu-masked-sums' epilogue).
-bool fromRowReduction(Value value) {
-  auto producer = value.getDefiningOp<linalg::GenericOp>();
-  if (!producer || !fusable(producer))
-    return false;
-  if (producer.getNumReductionLoops() > 0)
-    return true;
-  return llvm::any_of(producer.getDpsInputOperands(), [](OpOperand *in) {
-    return fromRowReduction(in->get());
-  });
-}
-
 /// Whether `op` ends a chain of row ops: all its loops parallel, fusable,
 /// of rank ≥ 2, reading a row reduction.
 bool endsRowChain(linalg::GenericOp op) {
   if (op.getNumReductionLoops() != 0 || op.getNumLoops() < 2 || !fusable(op))
     return false;
   return llvm::any_of(op.getDpsInputOperands(), [](OpOperand *in) {
-    return fromRowReduction(in->get());
+    auto producer = in->get().getDefiningOp<linalg::GenericOp>();
+    return producer && producer.getNumReductionLoops() > 0 && fusable(producer);
   });
 }
 

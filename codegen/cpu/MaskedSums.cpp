@@ -1,4 +1,4 @@
-//===- MaskedSums.cpp - a mask or divisor outside the sum it is free of --===//
+//===- MaskedSums.cpp - a mask or divisor out of the sum it is free of ---===//
 //
 // `mlx-cpu-masked-sums`. The gradient of a guarded read (a convolution's
 // padding: `inside ? I[c, y + u − 1, x + v − 1] : 0`) is a sum whose terms
@@ -11,13 +11,16 @@
 // columns (y, x)) and an element-wise epilogue out = init + (m ? T : 0),
 // the mask recomputed there from the output's indices.
 //
-// A divisor the summed dims do not change leaves the sum the same way: a
-// mean `sum[d] x[d] / D` (layer_norm's mean and variance) divided every
-// element (vdivps, ~10 cycles a vector: the two row sums of layer_norm
-// were compute-bound); T = Σ_d x[d], out = init + T / D divides once per
-// row (layer_norm 4096²: 10.2 → 7.9 ms). The sum of the quotients and the
-// quotient of the sum differ in rounding only (the sum is reassociated
-// already); an empty sum keeps the init (T / D would be 0 / 0).
+// `mlx-cpu-divided-sums` (the same split, after fuse-rows, inside the
+// blocks of rows): a divisor the summed dims do not change leaves the sum
+// the same way: a mean `sum[d] x[d] / D` (layer_norm's mean and variance)
+// divided every element (vdivps, ~10 cycles a vector: the two row sums of
+// layer_norm were compute-bound); T = Σ_d x[d], out = init + T / D divides
+// once per row (layer_norm 4096²: 10.0 → 7.2 ms). The sum of the quotients
+// and the quotient of the sum differ in rounding only (the sum is
+// reassociated already); an empty sum keeps the init (T / D would be
+// 0 / 0). A product of two inputs divided (`Q·K / √D`) is left to
+// mlx-cpu-contractions, which divides a factor as it packs it.
 //
 // Taken: a generic on tensors whose body yields `acc + select(m, p, 0)` or
 // `acc + p / c`, m or c computed from linalg.index of parallel dims and
@@ -74,8 +77,41 @@ bool sliceOf(Value root, Block &body,
   return true;
 }
 
+/// The block arguments of `body` that `root` is computed from.
+llvm::SmallDenseSet<Value, 4> argumentsOf(Value root, Block &body) {
+  llvm::SmallDenseSet<Value, 4> arguments;
+  SmallVector<Operation *> ops;
+  (void)sliceOf(root, body, [](Operation *) { return true; }, ops);
+  auto note = [&](Value v) {
+    if (auto arg = dyn_cast<BlockArgument>(v); arg && arg.getOwner() == &body)
+      arguments.insert(v);
+  };
+  note(root);
+  for (Operation *op : ops)
+    for (Value operand : op->getOperands())
+      note(operand);
+  return arguments;
+}
+
+/// Whether `term` is a product of factors computed from different inputs
+/// (`Q[i, d] · K[j, d]`): mlx-cpu-contractions takes `acc + x·y / c` and
+/// applies the division to x as it packs it, once per element of x, where
+/// dividing the sum would divide every element of the product.
+bool isProductOfInputs(Value term, Block &body) {
+  auto product = term.getDefiningOp<arith::MulFOp>();
+  if (!product)
+    return false;
+  llvm::SmallDenseSet<Value, 4> x = argumentsOf(product.getLhs(), body),
+                                y = argumentsOf(product.getRhs(), body);
+  return !x.empty() && !y.empty() &&
+         llvm::none_of(x, [&](Value v) { return y.contains(v); });
+}
+
+/// Splits `acc + select(m, p, 0)` (masks) or `acc + p / c` (divisors).
 struct SplitMaskedSum : OpRewritePattern<linalg::GenericOp> {
-  using OpRewritePattern::OpRewritePattern;
+  SplitMaskedSum(MLIRContext *context, bool divisors)
+      : OpRewritePattern(context), divisors(divisors) {}
+  bool divisors;
 
   LogicalResult matchAndRewrite(linalg::GenericOp op,
                                 PatternRewriter &rewriter) const override {
@@ -98,13 +134,15 @@ struct SplitMaskedSum : OpRewritePattern<linalg::GenericOp> {
       return failure();
     Value factor, summed;
     FloatAttr zero;
-    if (auto select = dyn_cast<arith::SelectOp>(term)) {
+    if (auto select = dyn_cast<arith::SelectOp>(term); select && !divisors) {
       if (!matchPattern(select.getFalseValue(), m_Constant(&zero)) ||
           !zero.getValue().isZero())
         return failure();
       factor = select.getCondition();
       summed = select.getTrueValue();
-    } else if (auto divide = dyn_cast<arith::DivFOp>(term)) {
+    } else if (auto divide = dyn_cast<arith::DivFOp>(term);
+               divide && divisors &&
+               !isProductOfInputs(divide.getLhs(), body)) {
       factor = divide.getRhs();
       summed = divide.getLhs();
     } else {
@@ -210,34 +248,47 @@ struct SplitMaskedSum : OpRewritePattern<linalg::GenericOp> {
   }
 };
 
-struct CpuMaskedSumsPass
-    : public PassWrapper<CpuMaskedSumsPass, OperationPass<func::FuncOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CpuMaskedSumsPass)
-  StringRef getArgument() const final { return "mlx-cpu-masked-sums"; }
+/// mlx-cpu-masked-sums, or with `Divisors` mlx-cpu-divided-sums.
+template <bool Divisors>
+struct CpuSplitSumsPass : public PassWrapper<CpuSplitSumsPass<Divisors>,
+                                             OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CpuSplitSumsPass)
+  StringRef getArgument() const final {
+    return Divisors ? "mlx-cpu-divided-sums" : "mlx-cpu-masked-sums";
+  }
   StringRef getDescription() const final {
-    return "a mask or divisor the summed dims do not change taken out of "
-           "the sum (a guarded read's gradient becomes a contraction and an "
-           "epilogue; a mean divides once)";
+    return Divisors ? "a divisor the summed dims do not change taken out of "
+                      "the sum (a mean divides once per row)"
+                    : "a mask the summed dims do not change taken out of the "
+                      "sum (a guarded read's gradient becomes a contraction "
+                      "and an epilogue)";
   }
   void getDependentDialects(DialectRegistry &registry) const override {
     registry.insert<tensor::TensorDialect, arith::ArithDialect>();
   }
 
   void runOnOperation() override {
-    RewritePatternSet patterns(&getContext());
-    patterns.add<SplitMaskedSum>(&getContext());
+    RewritePatternSet patterns(&this->getContext());
+    patterns.add<SplitMaskedSum>(&this->getContext(), Divisors);
     GreedyRewriteConfig config;
     config.strictMode = GreedyRewriteStrictness::ExistingOps;
-    if (failed(applyPatternsAndFoldGreedily(getOperation(), std::move(patterns),
-                                            config)))
-      signalPassFailure();
+    if (failed(applyPatternsAndFoldGreedily(this->getOperation(),
+                                            std::move(patterns), config)))
+      this->signalPassFailure();
   }
 };
 
 } // namespace
 
 std::unique_ptr<Pass> mlx::createCpuMaskedSumsPass() {
-  return std::make_unique<CpuMaskedSumsPass>();
+  return std::make_unique<CpuSplitSumsPass<false>>();
 }
 
-void mlx::registerCpuMaskedSumsPass() { PassRegistration<CpuMaskedSumsPass>(); }
+std::unique_ptr<Pass> mlx::createCpuDividedSumsPass() {
+  return std::make_unique<CpuSplitSumsPass<true>>();
+}
+
+void mlx::registerCpuMaskedSumsPass() {
+  PassRegistration<CpuSplitSumsPass<false>>();
+  PassRegistration<CpuSplitSumsPass<true>>();
+}

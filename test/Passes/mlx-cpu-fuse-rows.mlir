@@ -66,48 +66,6 @@ func.func @softmax_rows(%x: tensor<?x?xf32>) -> tensor<?x?xf32> {
   return %y : tensor<?x?xf32>
 }
 
-// A row mean as mlx-cpu-masked-sums leaves it (the sum, then an
-// element-wise division per row) read by the centred rows: the chain is
-// found through the element-wise step and fused whole.
-// CHECK-LABEL: func.func @centred_rows
-// CHECK: scf.forall
-// CHECK: arith.addf
-// CHECK: arith.divf
-// CHECK: arith.subf
-// CHECK: tensor.parallel_insert_slice
-// CHECK-NOT: linalg.generic
-// CHECK: return
-func.func @centred_rows(%x: tensor<?x?xf32>, %count: f32) -> tensor<?x?xf32> {
-  %c0 = arith.constant 0 : index
-  %c1 = arith.constant 1 : index
-  %zero = arith.constant 0.0 : f32
-  %n = tensor.dim %x, %c0 : tensor<?x?xf32>
-  %d = tensor.dim %x, %c1 : tensor<?x?xf32>
-  %e1 = tensor.empty(%n) : tensor<?xf32>
-  %z0 = linalg.fill ins(%zero : f32) outs(%e1 : tensor<?xf32>) -> tensor<?xf32>
-  %s = linalg.generic {indexing_maps = [#row, #each], iterator_types = ["parallel", "reduction"]}
-      ins(%x : tensor<?x?xf32>) outs(%z0 : tensor<?xf32>) {
-  ^bb0(%a: f32, %acc: f32):
-    %r = arith.addf %acc, %a : f32
-    linalg.yield %r : f32
-  } -> tensor<?xf32>
-  %m = linalg.generic {indexing_maps = [affine_map<(i) -> (i)>, affine_map<(i) -> (i)>], iterator_types = ["parallel"]}
-      ins(%s : tensor<?xf32>) outs(%z0 : tensor<?xf32>) {
-  ^bb0(%a: f32, %o: f32):
-    %q = arith.divf %a, %count : f32
-    %r = arith.addf %o, %q : f32
-    linalg.yield %r : f32
-  } -> tensor<?xf32>
-  %e2 = tensor.empty(%n, %d) : tensor<?x?xf32>
-  %y = linalg.generic {indexing_maps = [#row, #each, #row], iterator_types = ["parallel", "parallel"]}
-      ins(%x, %m : tensor<?x?xf32>, tensor<?xf32>) outs(%e2 : tensor<?x?xf32>) {
-  ^bb0(%a: f32, %b: f32, %o: f32):
-    %r = arith.subf %a, %b : f32
-    linalg.yield %r : f32
-  } -> tensor<?x?xf32>
-  return %y : tensor<?x?xf32>
-}
-
 // A bias added to a matrix product's rows is no row chain: the product
 // (its weights not indexed by the row) would be computed per block.
 // CHECK-LABEL: func.func @product_then_bias

@@ -3,7 +3,6 @@
 // element-wise epilogue init + (m ? T : 0), m recomputed from the output's
 // indices. Numbers: conv2d's gradient fixtures (test/Stdlib/gradients.test,
 // against PyTorch) and GradCheck.
-// A divisor free of the summed dims leaves the sum the same way (@row_mean).
 // RUN: %mlx-opt %s --mlx-cpu-masked-sums | FileCheck %s
 
 #k = affine_map<(c, u, x, o) -> (o, c, u)>
@@ -96,54 +95,3 @@ func.func @term_reads_at_computed_subscript(%K: tensor<?x?x3xf32>, %v: tensor<?x
   return %r : tensor<?x3x?xf32>
 }
 
-#rows = affine_map<(i, d) -> (i, d)>
-#row = affine_map<(i, d) -> (i)>
-
-// A divisor the summed dims do not change leaves the sum too: a row mean
-// Σ_d x[i, d] / D becomes (Σ_d x[i, d]) / D, one division per row, not per
-// element; where the sum is empty (D = 0) the epilogue keeps the init (0,
-// as the sum of no terms is) rather than 0 / 0.
-// CHECK-LABEL: func.func @row_mean
-// CHECK: %[[NONEMPTY:.*]] = arith.cmpi ne, %{{.*}}, %{{.*}} : index
-// CHECK: %[[SUM:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]}
-// CHECK-NOT: arith.divf
-// CHECK: arith.addf
-// CHECK: linalg.generic {{.*}} iterator_types = ["parallel"]} ins(%[[SUM]] : {{.*}}) outs(%arg1 : {{.*}})
-// CHECK: ^bb0(%[[T:.*]]: f32, %[[INIT:.*]]: f32):
-// CHECK: %[[Q:.*]] = arith.divf %[[T]], %{{.*}} : f32
-// CHECK: %[[OUT:.*]] = arith.addf %[[INIT]], %[[Q]] : f32
-// CHECK: arith.select %[[NONEMPTY]], %[[OUT]], %[[INIT]] : f32
-func.func @row_mean(%x: tensor<?x?xf32>, %init: tensor<?xf32>) -> tensor<?xf32> {
-  %c1 = arith.constant 1 : index
-  %d = tensor.dim %x, %c1 : tensor<?x?xf32>
-  %r = linalg.generic {indexing_maps = [#rows, #row], iterator_types = ["parallel", "reduction"]}
-      ins(%x : tensor<?x?xf32>) outs(%init : tensor<?xf32>) {
-  ^bb0(%a: f32, %acc: f32):
-    %di = arith.index_cast %d : index to i64
-    %df = arith.sitofp %di : i64 to f32
-    %q = arith.divf %a, %df : f32
-    %n = arith.addf %acc, %q fastmath<reassoc> : f32
-    linalg.yield %n : f32
-  } -> tensor<?xf32>
-  return %r : tensor<?xf32>
-}
-
-// A divisor that varies with the summed index stays inside.
-// CHECK-LABEL: func.func @divisor_on_summed_dim
-// CHECK: linalg.generic
-// CHECK: arith.divf
-// CHECK-NOT: linalg.generic
-// CHECK: return
-func.func @divisor_on_summed_dim(%x: tensor<?x?xf32>, %init: tensor<?xf32>) -> tensor<?xf32> {
-  %r = linalg.generic {indexing_maps = [#rows, #row], iterator_types = ["parallel", "reduction"]}
-      ins(%x : tensor<?x?xf32>) outs(%init : tensor<?xf32>) {
-  ^bb0(%a: f32, %acc: f32):
-    %d = linalg.index 1 : index
-    %di = arith.index_cast %d : index to i64
-    %df = arith.sitofp %di : i64 to f32
-    %q = arith.divf %a, %df : f32
-    %n = arith.addf %acc, %q : f32
-    linalg.yield %n : f32
-  } -> tensor<?xf32>
-  return %r : tensor<?xf32>
-}
