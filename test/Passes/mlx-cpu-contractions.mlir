@@ -7,7 +7,9 @@
 // RUN: %mlx-opt %s --mlx-cpu-contractions=vector-bits=256 | FileCheck %s --check-prefixes=CHECK,AVX2
 
 // The kernels come first, not inlined, internal: per step of r, 24 FMAs
-// (12 with AVX2); C loaded and stored whole or, at edges, masked.
+// (12 with AVX2); C loaded and stored whole or, at edges, masked; the tile
+// under it (the next call's) prefetched, a line per row and vector, its
+// rows clamped to C's last.
 // AVX512-LABEL: func.func private @mlx_tile_f64_12x16(%{{.*}}: memref<?x?x12xf64, strided<[?, 12, 1], offset: ?>>, %{{.*}}: memref<?x?x16xf64, strided<[?, 16, 1], offset: ?>>, %{{.*}}: memref<?x?xf64, strided<[?, 1], offset: ?>>
 // AVX512-SAME: llvm.linkage = #llvm.linkage<internal>
 // AVX512-SAME: passthrough = ["noinline"]
@@ -18,6 +20,10 @@
 // AVX2-LABEL: func.func private @mlx_tile_f32_6x16
 // CHECK: vector.load
 // CHECK: vector.maskedload
+// CHECK: arith.minui
+// AVX512-COUNT-24: memref.prefetch {{.*}}, read, locality<3>, data
+// AVX2-COUNT-12: memref.prefetch {{.*}}, read, locality<3>, data
+// CHECK-NOT: memref.prefetch
 // AVX512-COUNT-24: vector.fma {{.*}} : vector<16xf32>
 // AVX2-COUNT-12: vector.fma {{.*}} : vector<8xf32>
 // CHECK-NOT: vector.fma
