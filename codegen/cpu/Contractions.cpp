@@ -1059,11 +1059,25 @@ private:
         packedB ? multipleOfThreads(ceilDiv(rowStrips, index(shape.taskStrips)),
                                     rowStrips)
                 : one;
-    Value rowsPerTask = ceilDiv(rowStrips, rowTasks);
     Value colTasks = b.create<arith::MaxUIOp>(
         loc, ceilDiv(colStrips, index(kColTaskStrips)), one);
-    if (!packedB)
+    if (packedB) {
+      // Rows that fit one task's panel of Ap (an LSTM step's 64 rows against
+      // 2048 columns of W) are not split: every row task reads all of Bp,
+      // 8 MiB per step there, from L3. The columns are, where there are
+      // enough of them.
+      Value rowsFit = b.create<arith::CmpIOp>(
+          loc, arith::CmpIPredicate::ule, rowStrips, index(shape.taskStrips));
+      Value colsSpread = b.create<arith::CmpIOp>(
+          loc, arith::CmpIPredicate::uge, colStrips, threads);
+      Value fewRows = b.create<arith::AndIOp>(loc, rowsFit, colsSpread);
+      rowTasks = b.create<arith::SelectOp>(loc, fewRows, one, rowTasks);
+      colTasks = b.create<arith::SelectOp>(
+          loc, fewRows, multipleOfThreads(colTasks, colStrips), colTasks);
+    } else {
       colTasks = multipleOfThreads(colTasks, colStrips);
+    }
+    Value rowsPerTask = ceilDiv(rowStrips, rowTasks);
     Value colsPerTask = ceilDiv(colStrips, colTasks);
     Value perBatch = b.create<arith::MulIOp>(loc, rowTasks, colTasks);
     Value tasks = b.create<arith::MulIOp>(loc, batches, perBatch);

@@ -53,6 +53,14 @@
 // AVX2: vector.gather {{.*}} into vector<6xf32>
 // AVX2: memref<?x?x?x16xf32>
 // AVX2: vector.maskedload {{.*}} into vector<16xf32>
+// Rows that fit one task (at most 16 strips) with a strip of columns per
+// thread are not split (every row task would read all of Bp): the tasks
+// split the columns.
+// CHECK: arith.cmpi ule, %{{.*}}, %c16{{.*}} : index
+// CHECK: arith.cmpi uge
+// CHECK: %[[FEW:.*]] = arith.andi
+// CHECK: arith.select %[[FEW]], %c1{{.*}}, %{{.*}} : index
+// CHECK: arith.select %[[FEW]]
 // CHECK: scf.parallel
 // Panels of at most 512 steps, of equal length: ⌈K / ⌈K / 512⌉⌉.
 // CHECK: arith.divui %{{.*}}, %c512 : index
