@@ -1092,8 +1092,7 @@ private:
     Value colTask = b.create<arith::RemUIOp>(loc, t, colTasks);
     // The task's batch: its packed strips (batch 0 of a side without one)
     // and its C.
-    func::FuncOp kernel = tileFunction();
-    TypeRange params = kernel.getArgumentTypes();
+    TypeRange params = tileFunction(shape.rows).getArgumentTypes();
     auto batchOf = [&](Value buffer, Value which, Type type) {
       auto source = cast<MemRefType>(buffer.getType());
       int64_t rank = source.getRank();
@@ -1172,8 +1171,7 @@ private:
     if (packedB)
       col = stripLoop(colsPerTask, colFirst, colStrips).second;
     auto [rows, row] = stripLoop(rowsPerTask, rowFirst, rowEnd);
-    b.create<func::CallOp>(
-        loc, kernel, ValueRange{tileA, tileB, tileC, row, col, p0, p1, M, N});
+    callKernels(row, ValueRange{tileA, tileB, tileC, row, col, p0, p1, M, N});
     // What an iteration stands for, for mlx-parallel-threshold: a tile of
     // at most KC steps, each MR·NR multiply-adds.
     rows->setAttr(mlx::kLoopWorkAttr,
@@ -1181,6 +1179,35 @@ private:
     if (local) {
       b.setInsertionPoint(task.getBody()->getTerminator());
       b.create<memref::DeallocOp>(loc, local);
+    }
+  }
+
+  /// The kernel call for the strip of rows `row` with `operands`: the last
+  /// strip of M, where it holds no more than 2·MR/3 or MR/3 rows, runs a
+  /// kernel of that many rows (the strip is packed as every other): an
+  /// LSTM step's 64 rows are 5 strips of 12 and one of 4, whose 12-row
+  /// kernel spent two thirds of its FMAs on padding.
+  void callKernels(Value row, ValueRange operands) {
+    OpBuilder::InsertionGuard guard(b);
+    SmallVector<int64_t> heights = {shape.rows};
+    if (shape.rows % 3 == 0)
+      heights.append({2 * shape.rows / 3, shape.rows / 3});
+    Value left = b.create<arith::SubIOp>(
+        loc, M, b.create<arith::MulIOp>(loc, row, index(shape.rows)));
+    for (auto [k, height] : llvm::enumerate(heights)) {
+      if (k + 1 == heights.size()) {
+        b.create<func::CallOp>(loc, tileFunction(height), operands);
+        break;
+      }
+      // More rows left than the next kernel holds: this one.
+      auto choice = b.create<scf::IfOp>(
+          loc,
+          b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::sgt, left,
+                                  index(heights[k + 1])),
+          /*withElseRegion=*/true);
+      b.setInsertionPoint(choice.thenBlock()->getTerminator());
+      b.create<func::CallOp>(loc, tileFunction(height), operands);
+      b.setInsertionPoint(choice.elseBlock()->getTerminator());
     }
   }
 
@@ -1218,10 +1245,16 @@ private:
   /// and tile shape, shared by its contractions (a tile is a few hundred
   /// instructions; a call per tile costs nothing beside its KC·MR·NR FMAs).
   /// Not inlined: a copy per contraction would multiply compile time.
-  func::FuncOp tileFunction() {
+  /// The register-tile kernel of `rows` of a strip's MR rows (see tile),
+  /// declared once per module: `mlx_tile_f32_12x32`, `mlx_tile_f32_4of12x32`.
+  func::FuncOp tileFunction(int64_t rows) {
     auto module = c.op->getParentOfType<ModuleOp>();
-    std::string name = llvm::formatv("mlx_tile_{0}_{1}x{2}", element,
-                                     shape.rows, shape.cols());
+    std::string name =
+        rows == shape.rows
+            ? std::string(llvm::formatv("mlx_tile_{0}_{1}x{2}", element,
+                                        shape.rows, shape.cols()))
+            : std::string(llvm::formatv("mlx_tile_{0}_{1}of{2}x{3}", element,
+                                        rows, shape.rows, shape.cols()));
     if (auto existing = module.lookupSymbol<func::FuncOp>(name))
       return existing;
     MLIRContext *ctx = b.getContext();
@@ -1252,27 +1285,33 @@ private:
     Block *entry = kernel.addEntryBlock();
     b.setInsertionPointToStart(entry);
     ValueRange args = entry->getArguments();
-    tile(args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7],
-         args[8]);
+    tile(rows, args[0], args[1], args[2], args[3], args[4], args[5], args[6],
+         args[7], args[8]);
     b.create<func::ReturnOp>(loc);
     return kernel;
   }
 
   /// One register tile: C[s·MR…, t·NR…] += Σ_{p0 ≤ p < p1} Ap[s, p]ᵀ Bp[t, p]
-  /// for C of M × N.
-  void tile(Value packedA, Value packedB, Value C, Value s, Value t, Value p0,
-            Value p1, Value M, Value N) {
+  /// for C of M × N, on the first `rows` of the strip's MR rows.
+  void tile(int64_t rows, Value packedA, Value packedB, Value C, Value s,
+            Value t, Value p0, Value p1, Value M, Value N) {
     auto vectorType = VectorType::get({shape.lanes}, element);
     Value row0 = b.create<arith::MulIOp>(loc, s, index(shape.rows));
     Value col0 = b.create<arith::MulIOp>(loc, t, index(shape.cols()));
-    Value full = b.create<arith::AndIOp>(
-        loc,
-        b.create<arith::CmpIOp>(
-            loc, arith::CmpIPredicate::ule,
-            b.create<arith::AddIOp>(loc, row0, index(shape.rows)), M),
-        b.create<arith::CmpIOp>(
-            loc, arith::CmpIPredicate::ule,
-            b.create<arith::AddIOp>(loc, col0, index(shape.cols())), N));
+    // A kernel of fewer rows runs the last strip only: masked always.
+    Value full =
+        rows < shape.rows
+            ? b.create<arith::ConstantIntOp>(loc, 0, 1).getResult()
+            : b.create<arith::AndIOp>(
+                  loc,
+                  b.create<arith::CmpIOp>(
+                      loc, arith::CmpIPredicate::ule,
+                      b.create<arith::AddIOp>(loc, row0, index(rows)), M),
+                  b.create<arith::CmpIOp>(
+                      loc, arith::CmpIPredicate::ule,
+                      b.create<arith::AddIOp>(loc, col0, index(shape.cols())),
+                      N))
+                  .getResult();
 
     // Where element (ρ, v·W) of the tile lives in C, and, for edge tiles,
     // which of its lanes exist (none for rows past M).
@@ -1303,7 +1342,7 @@ private:
         loc, full,
         [&](OpBuilder &ob, Location) {
           SmallVector<Value> accs;
-          for (int64_t rho = 0; rho < shape.rows; ++rho)
+          for (int64_t rho = 0; rho < rows; ++rho)
             for (int64_t v = 0; v < shape.vectors; ++v) {
               auto [row, col] = position(ob, rho, v);
               accs.push_back(ob.create<vector::LoadOp>(loc, vectorType, C,
@@ -1316,7 +1355,7 @@ private:
           Value zeros = ob.create<arith::ConstantOp>(
               loc, vectorType,
               DenseElementsAttr::get(vectorType, ob.getZeroAttr(element)));
-          for (int64_t rho = 0; rho < shape.rows; ++rho)
+          for (int64_t rho = 0; rho < rows; ++rho)
             for (int64_t v = 0; v < shape.vectors; ++v) {
               auto [row, col, mask] = edge(ob, rho, v);
               accs.push_back(ob.create<vector::MaskedLoadOp>(
@@ -1324,7 +1363,7 @@ private:
             }
           ob.create<scf::YieldOp>(loc, accs);
         });
-    prefetchTileBelow(C, row0, col0, M, N);
+    prefetchTileBelow(rows, C, row0, col0, M, N);
 
     auto steps = b.create<scf::ForOp>(
         loc, p0, p1, index(1), load.getResults(),
@@ -1336,7 +1375,7 @@ private:
                 ValueRange{
                     t, p,
                     ob.create<arith::ConstantIndexOp>(loc, v * shape.lanes)}));
-          for (int64_t rho = 0; rho < shape.rows; ++rho) {
+          for (int64_t rho = 0; rho < rows; ++rho) {
             Value a = ob.create<memref::LoadOp>(
                 loc, packedA,
                 ValueRange{s, p, ob.create<arith::ConstantIndexOp>(loc, rho)});
@@ -1351,7 +1390,7 @@ private:
     b.create<scf::IfOp>(
         loc, full,
         [&](OpBuilder &ob, Location) {
-          for (int64_t rho = 0; rho < shape.rows; ++rho)
+          for (int64_t rho = 0; rho < rows; ++rho)
             for (int64_t v = 0; v < shape.vectors; ++v) {
               auto [row, col] = position(ob, rho, v);
               ob.create<vector::StoreOp>(
@@ -1361,7 +1400,7 @@ private:
           ob.create<scf::YieldOp>(loc);
         },
         [&](OpBuilder &ob, Location) {
-          for (int64_t rho = 0; rho < shape.rows; ++rho)
+          for (int64_t rho = 0; rho < rows; ++rho)
             for (int64_t v = 0; v < shape.vectors; ++v) {
               auto [row, col, mask] = edge(ob, rho, v);
               ob.create<vector::MaskedStoreOp>(
@@ -1378,10 +1417,11 @@ private:
   /// panel starts; prefetched a call ahead they overlap that call's FMAs
   /// (a 2048³ matmul's kernel 270–290 → 305–320 GFLOP/s, Xeon, 2 threads).
   /// Rows past M are clamped to the last one, columns past N to the first.
-  void prefetchTileBelow(Value C, Value row0, Value col0, Value M, Value N) {
+  void prefetchTileBelow(int64_t rows, Value C, Value row0, Value col0,
+                         Value M, Value N) {
     Value lastRow = b.create<arith::SubIOp>(
         loc, b.create<arith::MaxUIOp>(loc, M, index(1)), index(1));
-    for (int64_t rho = 0; rho < shape.rows; ++rho) {
+    for (int64_t rho = 0; rho < rows; ++rho) {
       Value row = b.create<arith::MinUIOp>(
           loc, b.create<arith::AddIOp>(loc, row0, index(shape.rows + rho)),
           lastRow);

@@ -14,6 +14,16 @@
 // AVX512-SAME: llvm.linkage = #llvm.linkage<internal>
 // AVX512-SAME: passthrough = ["noinline"]
 // AVX512-COUNT-24: vector.fma {{.*}} : vector<8xf64>
+// The last strip of rows, where it holds at most 2·MR/3 or MR/3 rows, has
+// kernels of that many rows (the same packing), masked (their full-tile
+// branch is `scf.if false`).
+// AVX512-LABEL: func.func private @mlx_tile_f32_4of12x32
+// AVX512-COUNT-8: vector.maskedload {{.*}} : memref<?x?xf32, strided<[?, 1], offset: ?>>
+// AVX512-COUNT-8: vector.fma {{.*}} : vector<16xf32>
+// AVX512-NOT: vector.fma
+// AVX512-LABEL: func.func private @mlx_tile_f32_8of12x32
+// AVX512-COUNT-16: vector.fma {{.*}} : vector<16xf32>
+// AVX512-NOT: vector.fma
 // AVX512-LABEL: func.func private @mlx_tile_f32_12x32
 // AVX2-LABEL: func.func private @mlx_tile_f64_6x8
 // AVX2-COUNT-12: vector.fma {{.*}} : vector<4xf64>
@@ -65,8 +75,15 @@
 // Panels of at most 512 steps, of equal length: ⌈K / ⌈K / 512⌉⌉.
 // CHECK: arith.divui %{{.*}}, %c512 : index
 // CHECK: scf.for {{.*}} step %{{.*}} {
+// AVX512: arith.cmpi sgt, %{{.*}}, %c8
 // AVX512: func.call @mlx_tile_f32_12x32
 // AVX2: func.call @mlx_tile_f32_6x16
+// AVX512: arith.cmpi sgt, %{{.*}}, %c4
+// AVX512: func.call @mlx_tile_f32_8of12x32
+// AVX512: } else {
+// AVX512: func.call @mlx_tile_f32_4of12x32
+// AVX2: func.call @mlx_tile_f32_4of6x16
+// AVX2: func.call @mlx_tile_f32_2of6x16
 // AVX512: {mlx.work = 196608 : i64}
 // AVX2: {mlx.work = 49152 : i64}
 // CHECK: memref.dealloc
