@@ -158,6 +158,10 @@ void mlx::writeCHeader(llvm::raw_ostream &os,
     std::string name = "mlx_" + std::string(rt::dtypeName(d)) + "_" +
                        std::to_string(rank) + "d";
     if (emitted.insert(name).second) {
+      // Guarded by its name: headers of several libraries (each defines
+      // the descriptors it uses) can be included in one file.
+      std::string guardName = llvm::StringRef(name).upper();
+      os << "#ifndef " << guardName << "\n#define " << guardName << "\n";
       os << "typedef struct {\n  " << cType(d) << " *allocated;\n  " << cType(d)
          << " *aligned;\n  int64_t offset;\n";
       if (rank)
@@ -185,7 +189,7 @@ void mlx::writeCHeader(llvm::raw_ostream &os,
         }
         os << "}";
       }
-      os << "};\n  return t;\n}\n\n";
+      os << "};\n  return t;\n}\n#endif\n\n";
     }
     return name;
   };
