@@ -59,6 +59,16 @@ std::optional<mlx::rt::BoundsReport> mlx::rt::takeBoundsReport() {
   return take(&Reports::bounds);
 }
 
+std::string mlx::rt::outOfRangeMessage(const BoundsReport &report,
+                                       int64_t dim, const std::string &tensor,
+                                       const std::string &sizeName) {
+  std::string size = std::to_string(report.size);
+  return "index " + std::to_string(report.index) +
+         " is out of range for dimension " + std::to_string(dim) + " of '" +
+         tensor + "' (size " +
+         (sizeName == size ? size : sizeName + " = " + size) + ")";
+}
+
 void mlx::rt::reportCallError(std::string message) {
   if (!firstCallError)
     firstCallError = std::move(message);

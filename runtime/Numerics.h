@@ -57,6 +57,14 @@ struct BoundsReport {
 /// shared slot's.
 std::optional<BoundsReport> takeBoundsReport();
 
+/// The message of a bounds report on dimension `dim` of `tensor`, whose
+/// size is named `sizeName` in the source (a symbol, or the number itself
+/// for a static size): "index 7 is out of range for dimension 0 of 'x'
+/// (size N = 5)", "(size 5)" where the name is that number.
+std::string outOfRangeMessage(const BoundsReport &report, int64_t dim,
+                              const std::string &tensor,
+                              const std::string &sizeName);
+
 /// Keeps the calling thread's first error of a call that cannot finish (a
 /// device that fails, memory it cannot allocate); the driver reports it.
 void reportCallError(std::string message);

@@ -574,11 +574,8 @@ Module::call(llvm::StringRef name, std::vector<rt::Tensor> args) const {
     const mlir::mlx::BoundsCheck &c = impl->boundsChecks.at(report->id);
     if (c.dim < 0) // a `check` statement
       return errorAt(c.loc, "check failed: " + c.tensor);
-    return errorAt(c.loc, "index " + llvm::Twine(report->index) +
-                              " is out of range for dimension " +
-                              llvm::Twine(c.dim) + " of '" + c.tensor +
-                              "' (size " + c.sizeName + " = " +
-                              llvm::Twine(report->size) + ")");
+    return errorAt(c.loc,
+                   rt::outOfRangeMessage(*report, c.dim, c.tensor, c.sizeName));
   }
   // (after a bounds report, which explains a failure that follows from it)
   if (auto error = rt::takeCallError()) {

@@ -164,11 +164,9 @@ Artefact::call(const std::string &name, std::vector<rt::Tensor> args,
     else if (it->second.dim < 0)
       error = it->second.location + ": check failed: " + it->second.tensor;
     else
-      error = it->second.location + ": index " + std::to_string(report->index) +
-              " is out of range for " + "dimension " +
-              std::to_string(it->second.dim) + " of '" + it->second.tensor +
-              "' (size " + it->second.sizeName + " = " +
-              std::to_string(report->size) + ")";
+      error = it->second.location + ": " +
+              rt::outOfRangeMessage(*report, it->second.dim,
+                                    it->second.tensor, it->second.sizeName);
     return std::nullopt;
   }
   rt::takeNumericsReport();
