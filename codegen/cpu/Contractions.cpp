@@ -615,7 +615,7 @@ private:
     delinearize(lanes, laneDims, of, at);
     if (c.batch)
       at[*c.batch] = batch;
-    Value p = reductionLoops(of, at);
+    Value p = reductionLoops(of, at, width);
     Value v = evaluate(factor, laneDims, width, first, at, inside);
     if (factor == c.x)
       for (auto [scale, by] : c.scales) {
@@ -632,17 +632,23 @@ private:
 
   /// The loops over the reduction dims when packing, in the order of
   /// c.rs, the builder left inside them, their values in `at`; returns the
-  /// step of r they stand for (the dims flattened in that order).
+  /// step of r they stand for (the dims flattened in that order). Each
+  /// innermost iteration packs `width` elements: what it stands for, for
+  /// mlx-parallel-threshold (a strip of a 1024-column B is 32 × K
+  /// iterations, but 32 × K × 32 elements to copy).
   Value reductionLoops(const llvm::DenseMap<unsigned, Value> &of,
-                       llvm::DenseMap<unsigned, Value> &at) {
+                       llvm::DenseMap<unsigned, Value> &at, int64_t width) {
     Value p = index(0);
+    scf::ForOp loop;
     for (unsigned d : c.rs) {
-      auto loop = b.create<scf::ForOp>(loc, index(0), of.lookup(d), index(1));
+      loop = b.create<scf::ForOp>(loc, index(0), of.lookup(d), index(1));
       b.setInsertionPoint(loop.getBody()->getTerminator());
       at[d] = loop.getInductionVar();
       p = b.create<arith::AddIOp>(
           loc, b.create<arith::MulIOp>(loc, p, of.lookup(d)), at[d]);
     }
+    if (loop)
+      loop->setAttr(mlx::kLoopWorkAttr, b.getI64IntegerAttr(width));
     return p;
   }
 

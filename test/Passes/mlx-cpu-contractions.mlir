@@ -48,17 +48,21 @@
 #row = affine_map<(i, k, r) -> (i)>
 
 // A plain matrix product: A's rows are read with a stride across lanes (a
-// gather), B's row contiguously (a masked load); then the tasks, panels of
-// 512 steps of r and a kernel call per tile, counted as 512 * MR * NR
-// multiply-adds by mlx-parallel-threshold.
+// gather), B's row contiguously (a masked load), each step of a packing
+// loop counted as its MR or NR elements by mlx-parallel-threshold; then
+// the tasks, panels of 512 steps of r and a kernel call per tile, counted
+// as 512 * MR * NR multiply-adds.
 // CHECK-LABEL: func.func @matmul
 // AVX512: memref.alloc({{.*}}) {alignment = 64 : i64} : memref<?x?x?x12xf32>
 // AVX512: scf.parallel
 // AVX512: vector.step : vector<12xindex>
 // AVX512: vector.gather {{.*}} : memref<?x?xf32>, vector<12xindex>, vector<12xi1>, vector<12xf32> into vector<12xf32>
 // AVX512: vector.store {{.*}} : memref<?x?x?x12xf32>, vector<12xf32>
+// AVX512-NEXT: } {mlx.work = 12 : i64}
 // AVX512: memref.alloc({{.*}}) {alignment = 64 : i64} : memref<?x?x?x32xf32>
 // AVX512: vector.maskedload {{.*}} : memref<?x?xf32>, vector<32xi1>, vector<32xf32> into vector<32xf32>
+// AVX512: vector.store {{.*}} : memref<?x?x?x32xf32>, vector<32xf32>
+// AVX512-NEXT: } {mlx.work = 32 : i64}
 // AVX2: memref<?x?x?x6xf32>
 // AVX2: vector.gather {{.*}} into vector<6xf32>
 // AVX2: memref<?x?x?x16xf32>
