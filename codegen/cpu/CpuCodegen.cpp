@@ -270,6 +270,8 @@ void mlx::buildLinalgToLLVMPipeline(OpPassManager &pm, unsigned vectorBits) {
   pm.addPass(createForallToParallelLoopPass());
   if (vectorBits)
     pm.addPass(createCpuContractionsPass(vectorBits));
+  // Column sums: a parallel loop over blocks of columns, not one per row.
+  pm.addPass(createCpuColumnBlocksPass());
   // Threads: each nest's outermost parallel loops are shared out over an
   // OpenMP team (static schedule: every element is computed the same way
   // whatever the thread count, so results are bit-identical), when the nest
@@ -422,6 +424,7 @@ void mlx::registerCpuPipelines() {
         buildLinalgToCpuPipeline(pm, vectorBitsOf("host"));
       });
   registerCpuContractionsPass();
+  registerCpuColumnBlocksPass();
   registerCpuFuseGathersPass();
   registerCpuFuseRowsPass();
   registerCpuRowBlocksPass();

@@ -68,6 +68,12 @@ void buildLinalgToCpuPipeline(OpPassManager &pm, unsigned vectorBits,
 /// vector FMAs.
 std::unique_ptr<Pass> createCpuContractionsPass(unsigned vectorBits);
 
+/// `mlx-cpu-column-blocks` (ColumnBlocks.cpp): sums over rows for each
+/// column (a bias's gradient) shared out by blocks of columns, each block
+/// running every row, instead of one parallel loop per row.
+std::unique_ptr<Pass> createCpuColumnBlocksPass();
+void registerCpuColumnBlocksPass();
+
 /// `mlx-cpu-fuse-gathers` (FuseGathers.cpp): a gather cheap to recompute
 /// (a convolution's patches) fused into the reduction that reads it, so
 /// that the contraction packs it from the gathered input itself.
