@@ -530,6 +530,11 @@ targetMachine(std::optional<llvm::Reloc::Model> relocation, unsigned optLevel,
       llvm::CodeGenOptLevel::Default, llvm::CodeGenOptLevel::Aggressive};
   builder.setCodeGenOptLevel(levels[std::min(optLevel, 3u)]);
   builder.setRelocationModel(relocation);
+  // A JIT target machine defaults to the large code model on x86-64: every
+  // constant is a 64-bit movabs plus a load (86 in row softmax's loop
+  // nest, a register each). The object is small and PIC, for a shared
+  // library or for ORC's JITLink, which links it in one allocation.
+  builder.setCodeModel(llvm::CodeModel::Small);
   return builder.createTargetMachine();
 }
 
