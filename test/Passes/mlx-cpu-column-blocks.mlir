@@ -10,23 +10,29 @@
 #rows = affine_map<(n, k) -> (n, k)>
 #col = affine_map<(n, k) -> (k)>
 
-// Blocks of ⌈K / 8⌉ columns rounded up to 16, at least 64; the block's
-// op sums the same rows in the same order.
+// Blocks of ⌈K / 8⌉ columns rounded up to 16, at least 64; in a block,
+// the rows in order, each a row of the block's columns: each column sums
+// the same rows in the same order.
 // CHECK-LABEL: func.func @bias_gradient
 // CHECK: arith.divui %{{.*}}, %c8
 // CHECK: arith.muli %{{.*}}, %c16
 // CHECK: %[[BLOCK:.*]] = arith.maxui %{{.*}}, %c64
 // CHECK: scf.parallel (%[[K0:.*]]) = (%c0{{.*}}) to (%{{.*}}) step (%[[BLOCK]])
+// CHECK: scf.for %[[N:.*]] = %c0{{.*}} to %{{.*}} step %c1
 // CHECK: affine.min
-// CHECK: memref.subview %{{.*}}[0, %[[K0]]]
+// CHECK: memref.subview %{{.*}}[%[[N]], %[[K0]]] [1, %{{.*}}]
 // CHECK: memref.subview %{{.*}}[%[[K0]]]
 // CHECK: linalg.generic {{.*}} iterator_types = ["reduction", "parallel"]
+// A row of a block stands for at least 64 columns' work, for
+// mlx-parallel-threshold (the block's extent is only known inside).
+// CHECK: } {mlx.work = 64 : i64}
 // CHECK: scf.reduce
 // CHECK-NOT: linalg.generic
 // CHECK: return
 // The rows then run inside each block, its columns innermost.
 // LOOPS-LABEL: func.func @bias_gradient
 // LOOPS: scf.parallel
+// LOOPS: scf.for
 // LOOPS: scf.for
 // LOOPS: scf.parallel
 // LOOPS: memref.load
@@ -43,7 +49,8 @@ func.func @bias_gradient(%dy: memref<?x?xf32>, %db: memref<?xf32>) {
 }
 
 // Left alone: a row sum (its parallel loop outermost), an op already in a
-// parallel loop, and tensors.
+// parallel loop, tensors, and a body reading linalg.index (a scan's mask,
+// test/Integration/scans.mlx).
 #row = affine_map<(n, k) -> (n)>
 // CHECK-LABEL: func.func @left_alone
 // CHECK-NOT: scf.parallel
@@ -52,6 +59,8 @@ func.func @bias_gradient(%dy: memref<?x?xf32>, %db: memref<?xf32>) {
 // CHECK-NOT: scf.parallel
 // CHECK: linalg.generic {{.*}} iterator_types = ["reduction", "parallel"]
 // CHECK: linalg.generic {{.*}} iterator_types = ["reduction", "parallel"]
+// CHECK-NOT: scf.parallel
+// CHECK: linalg.index 0
 // CHECK-NOT: scf.parallel
 // CHECK: return
 func.func @left_alone(%x: memref<?x?xf32>, %y: memref<?xf32>,
@@ -83,5 +92,16 @@ func.func @left_alone(%x: memref<?x?xf32>, %y: memref<?xf32>,
     %s = arith.addf %acc, %a : f32
     linalg.yield %s : f32
   } -> tensor<?xf32>
+  linalg.generic {indexing_maps = [#rows, #col],
+                  iterator_types = ["reduction", "parallel"]}
+      ins(%x : memref<?x?xf32>) outs(%y : memref<?xf32>) {
+  ^bb0(%a: f32, %acc: f32):
+    %n = linalg.index 0 : index
+    %k = linalg.index 1 : index
+    %upto = arith.cmpi ule, %k, %n : index
+    %s = arith.addf %acc, %a : f32
+    %m = arith.select %upto, %s, %acc : f32
+    linalg.yield %m : f32
+  }
   return %r : tensor<?xf32>
 }
