@@ -12,9 +12,14 @@
 // Softmax rows: the max, exp(x - max), the sum and the division in one
 // forall; exp, read by the sum and the division, computed once per block.
 // CHECK-LABEL: func.func @softmax_rows
+// Blocks of 32768 elements' rows, at most an eighth of the rows.
 // CHECK: %[[PERROW:.*]] = arith.maxui %dim{{.*}}, %c1 : index
 // CHECK: %[[ROWS:.*]] = arith.divui %c32768, %[[PERROW]] : index
-// CHECK: %[[STEP:.*]] = arith.maxui %[[ROWS]], %c1
+// CHECK: %[[FIT:.*]] = arith.maxui %[[ROWS]], %c1
+// CHECK: %[[UP:.*]] = arith.addi %dim, %c7
+// CHECK: %[[EIGHTH:.*]] = arith.divui %[[UP]], %c8
+// CHECK: %[[FEWER:.*]] = arith.minui %[[FIT]], %[[EIGHTH]]
+// CHECK: %[[STEP:.*]] = arith.maxui %[[FEWER]], %c1
 // CHECK: scf.forall (%{{.*}}) = (0) to (%dim) step (%[[STEP]])
 // CHECK: tensor.extract_slice %arg0
 // CHECK: linalg.fill
