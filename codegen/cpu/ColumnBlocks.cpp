@@ -10,8 +10,9 @@
 // pass, on buffers after mlx-cpu-contractions, tiles such an op's first
 // parallel dim and its rows (upstream's tileLinalgOp with parallel loops,
 // interchanged): one parallel loop over blocks of columns, each running
-// every row over its block in order. Each column's sum runs in the order of the rows as before, for
-// every thread count: results are bit-identical.
+// every row over its block in order. Each column's sum runs in the order
+// of the rows as before, for every thread count: results are
+// bit-identical.
 //
 // Taken: a linalg op on buffers whose outermost loop is a reduction and
 // which has a parallel loop, not inside another parallel loop (where the
@@ -34,8 +35,9 @@ namespace {
 
 /// The fewest columns a block holds (four 512-bit vectors of f32).
 constexpr int64_t kMinBlockColumns = 64;
-/// Blocks per op: enough to share out over the threads evenly.
-constexpr int64_t kBlocks = 8;
+/// Columns per block: 16 (a vector) for every kBlockSpan columns, so about
+/// eight blocks, enough to share out over the threads evenly.
+constexpr int64_t kBlockSpan = 128;
 
 /// The first parallel loop of `op` where a reduction loop comes first.
 std::optional<unsigned> columnDim(linalg::LinalgOp op) {
@@ -63,17 +65,19 @@ struct CpuColumnBlocksPass
     getOperation()->walk([&](linalg::LinalgOp op) {
       // (Not with linalg.index: tiled so, a running maximum's gradient
       // read wrong indices, test/Integration/scans.mlx; not investigated.)
-      bool indexed = false;
-      op->walk([&](linalg::IndexOp) { indexed = true; });
-      if (op.hasPureBufferSemantics() && columnDim(op) && !indexed &&
-          !op->getParentOfType<scf::ParallelOp>())
+      if (!op.hasPureBufferSemantics() || !columnDim(op) ||
+          op->getParentOfType<scf::ParallelOp>())
+        return;
+      if (!op->walk([](linalg::IndexOp) {
+               return WalkResult::interrupt();
+             }).wasInterrupted())
         taken.push_back(op);
     });
     IRRewriter rewriter(&getContext());
     for (linalg::LinalgOp op : taken) {
       unsigned column = *columnDim(op);
-      // Blocks of ⌈columns / kBlocks⌉ rounded up to 16, at least
-      // kMinBlockColumns.
+      // Blocks of 16·⌈columns / kBlockSpan⌉ columns (⌈columns / 8⌉ rounded
+      // up to 16), at least kMinBlockColumns.
       auto sizes = [column](OpBuilder &b, Operation *target) {
         auto linalgOp = cast<linalg::LinalgOp>(target);
         Location loc = target->getLoc();
@@ -87,17 +91,13 @@ struct CpuColumnBlocksPass
           tiles[d] = constant(1);
         Value columns = getValueOrCreateConstantIndexOp(
             b, loc, linalgOp.createLoopRanges(b, loc)[column].size);
-        Value perBlock = b.create<arith::DivUIOp>(
-            loc, b.create<arith::AddIOp>(loc, columns, constant(kBlocks - 1)),
-            constant(kBlocks));
-        Value rounded = b.create<arith::MulIOp>(
+        Value spans = b.create<arith::DivUIOp>(
             loc,
-            b.create<arith::DivUIOp>(
-                loc, b.create<arith::AddIOp>(loc, perBlock, constant(15)),
-                constant(16)),
-            constant(16));
-        tiles[column] =
-            b.create<arith::MaxUIOp>(loc, rounded, constant(kMinBlockColumns));
+            b.create<arith::AddIOp>(loc, columns, constant(kBlockSpan - 1)),
+            constant(kBlockSpan));
+        tiles[column] = b.create<arith::MaxUIOp>(
+            loc, b.create<arith::MulIOp>(loc, spans, constant(16)),
+            constant(kMinBlockColumns));
         return tiles;
       };
       // The loop over blocks outermost, then the rows.
@@ -117,10 +117,9 @@ struct CpuColumnBlocksPass
       // bounds are known before the loop over blocks) but not the block's
       // columns (known inside): a row of a block holds kMinBlockColumns
       // columns or more (fewer only where the op has fewer).
-      for (Operation *loop : tiled->loops)
-        if (isa<scf::ForOp>(loop) && loop == tiled->loops.back())
-          loop->setAttr(mlx::kLoopWorkAttr,
-                        rewriter.getI64IntegerAttr(kMinBlockColumns));
+      if (auto rows = dyn_cast<scf::ForOp>(tiled->loops.back()))
+        rows->setAttr(mlx::kLoopWorkAttr,
+                      rewriter.getI64IntegerAttr(kMinBlockColumns));
       rewriter.eraseOp(op);
     }
   }

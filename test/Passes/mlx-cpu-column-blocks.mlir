@@ -10,11 +10,11 @@
 #rows = affine_map<(n, k) -> (n, k)>
 #col = affine_map<(n, k) -> (k)>
 
-// Blocks of ⌈K / 8⌉ columns rounded up to 16, at least 64; in a block,
-// the rows in order, each a row of the block's columns: each column sums
-// the same rows in the same order.
+// Blocks of ⌈K / 8⌉ columns rounded up to 16 (16·⌈K / 128⌉), at least 64;
+// in a block, the rows in order, each a row of the block's columns: each
+// column sums the same rows in the same order.
 // CHECK-LABEL: func.func @bias_gradient
-// CHECK: arith.divui %{{.*}}, %c8
+// CHECK: arith.divui %{{.*}}, %c128
 // CHECK: arith.muli %{{.*}}, %c16
 // CHECK: %[[BLOCK:.*]] = arith.maxui %{{.*}}, %c64
 // CHECK: scf.parallel (%[[K0:.*]]) = (%c0{{.*}}) to (%{{.*}}) step (%[[BLOCK]])
