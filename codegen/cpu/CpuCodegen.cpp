@@ -46,7 +46,6 @@
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/OpenMP/OpenMPToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
-#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Transforms/Passes.h"
 
 #include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
@@ -61,6 +60,8 @@
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/TargetParser/Host.h"
+
+#include <functional>
 
 using namespace mlir;
 
@@ -168,9 +169,11 @@ constexpr int64_t kMinParallelWork = 1 << 13;
 
 /// `mlx-parallel-threshold`: gives every omp.parallel (from an outermost
 /// scf.parallel) the condition that its nest does enough work to pay for
-/// the threads: the product of its trip counts, the parallel loop's and
-/// those of the loops inside it whose bounds are known before it (times
-/// the work a loop's `mlx.work` attribute says an iteration stands for).
+/// the threads. A loop's work is its trip count (where its bounds are known
+/// before the parallel op; else 1) times what its `mlx.work` attribute says
+/// an iteration stands for, times its body's work; a body's work is the sum
+/// of its loops' (1 where it has none), the larger of an scf.if's branches
+/// (versions of one loop, as from mlx-cpu-reciprocal-divisors).
 struct ParallelThresholdPass
     : public PassWrapper<ParallelThresholdPass, OperationPass<ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ParallelThresholdPass)
@@ -181,40 +184,71 @@ struct ParallelThresholdPass
       auto outside = [&](Value v) {
         return !parallel.getRegion().isAncestor(v.getParentRegion());
       };
-      Value work = b.create<arith::ConstantIndexOp>(loc, 1);
-      auto multiply = [&](Value lb, Value ub, Value step) {
-        if (!outside(lb) || !outside(ub) || !outside(step))
-          return;
-        // ⌈(ub − lb) / step⌉ for step > 0, as ArithToLLVM can lower it
-        // (arith.ceildivsi needs arith-expand, whose max/min expansions
-        // stop LLVM vectorizing max reductions).
-        Value span = b.create<arith::SubIOp>(loc, ub, lb);
-        span = b.create<arith::MaxSIOp>(
-            loc, span, b.create<arith::ConstantIndexOp>(loc, 0));
-        Value trips = b.create<arith::DivSIOp>(
-            loc,
-            b.create<arith::SubIOp>(loc,
-                                    b.create<arith::AddIOp>(loc, span, step),
-                                    b.create<arith::ConstantIndexOp>(loc, 1)),
-            step);
-        work = b.create<arith::MulIOp>(loc, work, trips);
+      auto constant = [&](int64_t v) -> Value {
+        return b.create<arith::ConstantIndexOp>(loc, v);
       };
-      parallel.walk([&](Operation *op) {
-        if (auto nest = dyn_cast<omp::LoopNestOp>(op))
-          for (auto [lb, ub, step] : llvm::zip(
-                   nest.getLowerBound(), nest.getUpperBound(), nest.getStep()))
-            multiply(lb, ub, step);
-        else if (auto loop = dyn_cast<scf::ForOp>(op)) {
-          multiply(loop.getLowerBound(), loop.getUpperBound(), loop.getStep());
-          if (auto hint = loop->getAttrOfType<IntegerAttr>(mlx::kLoopWorkAttr))
-            work = b.create<arith::MulIOp>(
-                loc, work,
-                b.create<arith::ConstantIndexOp>(loc, hint.getInt()));
-        }
-      });
-      Value enough = b.create<arith::CmpIOp>(
-          loc, arith::CmpIPredicate::sge, work,
-          b.create<arith::ConstantIndexOp>(loc, kMinParallelWork));
+      // ⌈(ub − lb) / step⌉ for step > 0, as ArithToLLVM can lower it
+      // (arith.ceildivsi needs arith-expand, whose max/min expansions stop
+      // LLVM vectorizing max reductions); 1 where not known before.
+      auto trips = [&](Value lb, Value ub, Value step) -> Value {
+        if (!outside(lb) || !outside(ub) || !outside(step))
+          return constant(1);
+        Value span = b.create<arith::MaxSIOp>(
+            loc, b.create<arith::SubIOp>(loc, ub, lb), constant(0));
+        return b.create<arith::DivSIOp>(
+            loc,
+            b.create<arith::SubIOp>(
+                loc, b.create<arith::AddIOp>(loc, span, step), constant(1)),
+            step);
+      };
+      // The work of the loops in `region` (null where it has none).
+      std::function<Value(Region &)> loopsWork = [&](Region &region) {
+        Value sum;
+        auto add = [&](Value w) {
+          if (w)
+            sum = sum ? b.create<arith::AddIOp>(loc, sum, w) : w;
+        };
+        auto bodyWork = [&](Region &body) {
+          Value w = loopsWork(body);
+          return w ? w : constant(1);
+        };
+        region.walk<WalkOrder::PreOrder>([&](Operation *op) {
+          if (auto nest = dyn_cast<omp::LoopNestOp>(op)) {
+            Value w = bodyWork(nest.getRegion());
+            for (auto [lb, ub, step] :
+                 llvm::zip(nest.getLowerBound(), nest.getUpperBound(),
+                           nest.getStep()))
+              w = b.create<arith::MulIOp>(loc, w, trips(lb, ub, step));
+            add(w);
+            return WalkResult::skip();
+          }
+          if (auto loop = dyn_cast<scf::ForOp>(op)) {
+            Value w = b.create<arith::MulIOp>(loc, bodyWork(loop.getRegion()),
+                                              trips(loop.getLowerBound(),
+                                                    loop.getUpperBound(),
+                                                    loop.getStep()));
+            if (auto hint =
+                    loop->getAttrOfType<IntegerAttr>(mlx::kLoopWorkAttr))
+              w = b.create<arith::MulIOp>(loc, w, constant(hint.getInt()));
+            add(w);
+            return WalkResult::skip();
+          }
+          if (auto branch = dyn_cast<scf::IfOp>(op)) {
+            Value then = loopsWork(branch.getThenRegion());
+            Value otherwise = loopsWork(branch.getElseRegion());
+            add(then && otherwise
+                    ? b.create<arith::MaxSIOp>(loc, then, otherwise)
+                    : (then ? then : otherwise));
+            return WalkResult::skip();
+          }
+          return WalkResult::advance();
+        });
+        return sum;
+      };
+      Value work = loopsWork(parallel.getRegion());
+      Value enough = b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::sge,
+                                             work ? work : constant(1),
+                                             constant(kMinParallelWork));
       parallel.getIfExprMutable().assign(enough);
     });
     // scf-to-openmp wraps each loop body in a memref.alloca_scope, which
@@ -284,6 +318,8 @@ void mlx::buildLinalgToLLVMPipeline(OpPassManager &pm, unsigned vectorBits) {
   // is big enough; loops inside run sequentially within an iteration.
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addPass(std::make_unique<SequentialInnerLoopsPass>());
+  // Divisions by a row's sum or a constant as products by its reciprocal.
+  pm.addPass(createCpuReciprocalDivisorsPass());
   pm.addPass(createConvertSCFToOpenMPPass());
   pm.addPass(std::make_unique<ParallelThresholdPass>());
   buildHostToLLVMPipeline(pm);
@@ -311,84 +347,6 @@ void mlx::buildHostToLLVMPipeline(OpPassManager &pm, bool alignedAlloc) {
   pm.addPass(createConvertOpenMPToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
   pm.addPass(createCanonicalizerPass());
-}
-
-namespace {
-/// `mlx-approximate-math`: f32 exp, log, log1p, tanh and erf as MLIR's
-/// polynomial approximations (plain arithmetic, which LLVM vectorizes;
-/// libm calls keep a loop scalar). Measured against libm in
-/// test/Unit/ApproximationTest.cpp (2^20 points per range): at most 1 ulp
-/// for exp below 88 (5 ulp in [88, 88.72], next to overflow) and for log,
-/// also of subnormal arguments and results; 2 for log1p; 5 for tanh and erf.
-/// Other math ops keep libm or LLVM intrinsics: the approximations of sin and
-/// cos are not accurate enough. f64 is left alone.
-struct ApproximateMathPass
-    : public PassWrapper<ApproximateMathPass, OperationPass<ModuleOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ApproximateMathPass)
-  StringRef getArgument() const final { return "mlx-approximate-math"; }
-  StringRef getDescription() const final {
-    return "f32 exp/log/log1p/tanh/erf as polynomial approximations";
-  }
-  void runOnOperation() override {
-    SmallVector<Operation *> ops;
-    getOperation().walk([&](Operation *op) {
-      if (isa<math::ExpOp, math::LogOp, math::Log1pOp, math::TanhOp,
-              math::ErfOp>(op) &&
-          op->getResult(0).getType().isF32())
-        ops.push_back(op);
-    });
-    // The approximations assume normal floats: exp(x) for x < −87.3 would
-    // flush to 0 instead of a subnormal, log(x) of a subnormal x would be
-    // wrong. Both are scaled into the normal range first.
-    for (Operation *&op : ops) {
-      OpBuilder b(op);
-      Location loc = op->getLoc();
-      Value x = op->getOperand(0);
-      auto f32 = [&](float v) {
-        return b.create<arith::ConstantOp>(loc, b.getF32FloatAttr(v));
-      };
-      Value one = f32(1);
-      if (isa<math::ExpOp>(op)) {
-        // exp(x) = exp(x + 40)·e^−40 where x < −87 (results near and below
-        // the smallest normal float).
-        Value small = b.create<arith::CmpFOp>(loc, arith::CmpFPredicate::OLT, x,
-                                              f32(-87));
-        Value shifted = b.create<arith::SelectOp>(
-            loc, small, b.create<arith::AddFOp>(loc, x, f32(40)), x);
-        auto exp = b.create<math::ExpOp>(loc, shifted);
-        Value scale =
-            b.create<arith::SelectOp>(loc, small, f32(std::exp(-40.0f)), one);
-        op->getResult(0).replaceAllUsesWith(
-            b.create<arith::MulFOp>(loc, exp, scale));
-        op->erase();
-        op = exp;
-      } else if (isa<math::LogOp>(op)) {
-        // log(x) = log(x·2^64) − 64·ln 2 where 0 < x < 2^−126.
-        Value tiny = b.create<arith::CmpFOp>(loc, arith::CmpFPredicate::OLT, x,
-                                             f32(0x1p-126f));
-        Value scaled = b.create<arith::SelectOp>(
-            loc, tiny, b.create<arith::MulFOp>(loc, x, f32(0x1p64f)), x);
-        auto log = b.create<math::LogOp>(loc, scaled);
-        Value shift = b.create<arith::SelectOp>(
-            loc, tiny, f32(64 * std::log(2.0f)), f32(0));
-        op->getResult(0).replaceAllUsesWith(
-            b.create<arith::SubFOp>(loc, log, shift));
-        op->erase();
-        op = log;
-      }
-    }
-    RewritePatternSet patterns(&getContext());
-    populateMathPolynomialApproximationPatterns(patterns);
-    GreedyRewriteConfig config;
-    // Only these ops and what their expansions create (log1p → log).
-    config.strictMode = GreedyRewriteStrictness::ExistingAndNewOps;
-    (void)applyOpPatternsAndFold(ops, std::move(patterns), config);
-  }
-};
-} // namespace
-
-std::unique_ptr<Pass> mlx::createApproximateMathPass() {
-  return std::make_unique<ApproximateMathPass>();
 }
 
 void mlx::buildLinalgToCpuPipeline(OpPassManager &pm, unsigned vectorBits,
@@ -419,7 +377,7 @@ void mlx::buildMlxToCpuPipeline(OpPassManager &pm, bool checkNumerics) {
 }
 
 void mlx::registerCpuPipelines() {
-  PassRegistration<ApproximateMathPass>();
+  registerPass([] { return createApproximateMathPass(); });
   PassPipelineRegistration<>(
       "mlx-to-cpu-pipeline", "mlx dialect to the LLVM dialect for the CPU",
       [](OpPassManager &pm) { buildMlxToCpuPipeline(pm); });
@@ -431,6 +389,7 @@ void mlx::registerCpuPipelines() {
       });
   registerCpuContractionsPass();
   registerCpuColumnBlocksPass();
+  registerCpuReciprocalDivisorsPass();
   registerCpuFuseGathersPass();
   registerCpuFuseRowsPass();
   registerCpuRowBlocksPass();

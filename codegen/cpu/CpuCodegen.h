@@ -53,8 +53,10 @@ void buildBufferizePipeline(OpPassManager &pm);
 void buildHostToLLVMPipeline(OpPassManager &pm, bool alignedAlloc = false);
 
 /// `mlx-approximate-math`: f32 exp, log, log1p, tanh and erf as polynomial
-/// approximations (vectorizable; bounds in CpuCodegen.cpp).
-std::unique_ptr<Pass> createApproximateMathPass();
+/// approximations (vectorizable; ApproximateMath.cpp). `strictRounding`:
+/// the target evaluates float arithmetic as written (CPUs; not GPU drivers,
+/// which reassociate), as mlxc's own exp needs.
+std::unique_ptr<Pass> createApproximateMathPass(bool strictRounding = true);
 
 /// The CPU target's pipeline from linalg on tensors: mlx-cpu-fuse-gathers,
 /// mlx-cpu-masked-sums, mlx-loop-order, mlx-cpu-row-blocks (where `rowBlocks`),
@@ -67,6 +69,12 @@ void buildLinalgToCpuPipeline(OpPassManager &pm, unsigned vectorBits,
 /// packed, cache-blocked and register-tiled kernels of `vectorBits`-wide
 /// vector FMAs.
 std::unique_ptr<Pass> createCpuContractionsPass(unsigned vectorBits);
+
+/// `mlx-cpu-reciprocal-divisors` (ReciprocalDivisors.cpp): x / d as
+/// x · (1/d) for constant d and for d invariant in an scf.for (the loop
+/// versioned on d's range), where 1/d is a normal float.
+std::unique_ptr<Pass> createCpuReciprocalDivisorsPass();
+void registerCpuReciprocalDivisorsPass();
 
 /// `mlx-cpu-column-blocks` (ColumnBlocks.cpp): sums over rows for each
 /// column (a bias's gradient) shared out by blocks of columns, each block

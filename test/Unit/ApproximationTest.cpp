@@ -113,18 +113,31 @@ const float inf = INFINITY, qnan = NAN;
 TEST_F(Approximations, Exp) {
   auto ref = [](double x) { return std::exp(x); };
   EXPECT_LE(maxUlps("exp_", linear(-87.3f, 88.0f), ref), 1);
-  // Next to overflow (exp(88.72) = FLT_MAX) the error grows.
-  EXPECT_LE(maxUlps("exp_", linear(88.0f, 88.72f), ref), 5);
-  // Subnormal results, scaled back into the normal range before.
+  // Next to overflow (exp(88.7228) = FLT_MAX): 2^k as two factors.
+  EXPECT_LE(maxUlps("exp_", linear(88.0f, 88.7228f), ref), 1);
+  // Subnormal results: one rounding, of p · 2^(k>>1) · 2^(k−(k>>1)).
   EXPECT_LE(maxUlps("exp_", linear(-103.9f, -87.3f), ref), 1);
+  // Small arguments of both signs, where exp(x) ≈ 1 + x.
+  EXPECT_LE(maxUlps("exp_", logarithmic(1e-10f, 1.0f), ref), 1);
+  EXPECT_LE(maxUlps("exp_", logarithmic(-1e-10f, -1.0f), ref), 1);
   std::vector<float> edges =
-      run("exp_", {-inf, inf, qnan, 89.0f, -110.0f, 0.0f});
+      run("exp_", {-inf, inf, qnan, 89.0f, -110.0f, 0.0f, -0.0f, 88.7228f,
+                   88.7229f, 88.79f, 1000.0f, -103.97f, -104.0f, -1000.0f});
   EXPECT_EQ(edges[0], 0.0f);
   EXPECT_EQ(edges[1], inf);
   EXPECT_TRUE(std::isnan(edges[2]));
   EXPECT_EQ(edges[3], inf);
   EXPECT_EQ(edges[4], 0.0f);
   EXPECT_EQ(edges[5], 1.0f);
+  EXPECT_EQ(edges[6], 1.0f);
+  EXPECT_LE(ulps(edges[7], (float)std::exp((double)88.7228f)), 1); // finite
+  EXPECT_LT(edges[7], inf); // near FLT_MAX
+  EXPECT_EQ(edges[8], inf);
+  EXPECT_EQ(edges[9], inf);
+  EXPECT_EQ(edges[10], inf);
+  EXPECT_EQ(edges[11], 0x1p-149f); // rounds up to the least subnormal
+  EXPECT_EQ(edges[12], 0.0f);
+  EXPECT_EQ(edges[13], 0.0f);
 }
 
 TEST_F(Approximations, Log) {
