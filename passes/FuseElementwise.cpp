@@ -30,6 +30,57 @@ static bool fusesWithoutRecomputing(OpOperand *fused) {
   return consumer && consumer.getMatchingIndexingMap(fused).isPermutation();
 }
 
+/// An operand of an element-wise consumer that a producer others read too
+/// makes, fusable as a further output of the fused op: computed once, and
+/// those others (all after the consumer, so that they can read the fused
+/// op's output; one before it — softmax's row sum, before the division by
+/// it — could not) read it from there.
+static bool fusesAsFurtherOutput(OpOperand *fused) {
+  auto producer = fused->get().getDefiningOp<linalg::GenericOp>();
+  auto consumer = dyn_cast<linalg::GenericOp>(fused->getOwner());
+  if (!producer || !consumer || producer->hasOneUse() ||
+      producer->getBlock() != consumer->getBlock() ||
+      consumer.getNumLoops() != consumer.getNumParallelLoops() ||
+      !consumer.getMatchingIndexingMap(fused).isPermutation() ||
+      !linalg::areElementwiseOpsFusable(fused))
+    return false;
+  return llvm::all_of(producer->getUsers(), [&](Operation *user) {
+    return user == consumer || (user->getBlock() == consumer->getBlock() &&
+                                consumer->isBeforeInBlock(user));
+  });
+}
+
+/// Fuses one producer as a further output (fusesAsFurtherOutput); false
+/// where there is none. Upstream's pattern leaves the producer's other
+/// readers on the producer, which then stays and is computed twice.
+static bool fuseOneAsFurtherOutput(Operation *root) {
+  OpOperand *found = nullptr;
+  root->walk([&](linalg::GenericOp consumer) {
+    for (OpOperand *input : consumer.getDpsInputOperands())
+      if (fusesAsFurtherOutput(input)) {
+        found = input;
+        return WalkResult::interrupt();
+      }
+    return WalkResult::advance();
+  });
+  if (!found)
+    return false;
+  Operation *consumer = found->getOwner();
+  Operation *producer = found->get().getDefiningOp();
+  IRRewriter rewriter(root->getContext());
+  rewriter.setInsertionPoint(consumer);
+  FailureOr<linalg::ElementwiseOpFusionResult> fused =
+      linalg::fuseElementwiseOps(rewriter, found);
+  if (failed(fused))
+    return false;
+  for (auto [old, replacement] : fused->replacements)
+    rewriter.replaceAllUsesExcept(old, replacement, fused->fusedOp);
+  rewriter.eraseOp(consumer);
+  if (producer->use_empty())
+    rewriter.eraseOp(producer);
+  return true;
+}
+
 namespace {
 struct FuseElementwisePass
     : public mlx::impl::FuseElementwisePassBase<FuseElementwisePass> {
@@ -41,8 +92,13 @@ struct FuseElementwisePass
     linalg::GenericOp::getCanonicalizationPatterns(patterns, ctx);
     ctx->getLoadedDialect<linalg::LinalgDialect>()->getCanonicalizationPatterns(
         patterns);
-    if (failed(
-            applyPatternsAndFoldGreedily(getOperation(), std::move(patterns))))
+    FrozenRewritePatternSet frozen(std::move(patterns));
+    if (failed(applyPatternsAndFoldGreedily(getOperation(), frozen)))
+      return signalPassFailure();
+    bool changed = false;
+    while (fuseOneAsFurtherOutput(getOperation()))
+      changed = true;
+    if (changed && failed(applyPatternsAndFoldGreedily(getOperation(), frozen)))
       signalPassFailure();
   }
 };

@@ -78,6 +78,10 @@ def FuseElementwisePass : Pass<"mlx-fuse-elementwise"> {
     contraction over `P[i, j]` with `o[i, e] = Σ_j P[i, j] V[j, e]` reads
     each `P[i, j]` E times) keeps the producer as a tensor: fusing would
     recompute its body (an `exp`, say) once per element of that loop.
+    A producer that others read too is fused into an element-wise consumer
+    as a further output of the fused op (computed once), where those
+    others come after the consumer: AdamW's m and v, returned and read by
+    the update of w, are made in the same pass as w.
   }];
   let dependentDialects = ["linalg::LinalgDialect"];
 }
