@@ -71,8 +71,9 @@ void buildLinalgToCpuPipeline(OpPassManager &pm, unsigned vectorBits,
 std::unique_ptr<Pass> createCpuContractionsPass(unsigned vectorBits);
 
 /// `mlx-cpu-reciprocal-divisors` (ReciprocalDivisors.cpp): x / d as
-/// x · (1/d) for constant d and for d invariant in an scf.for (the loop
-/// versioned on d's range), where 1/d is a normal float.
+/// x · (1/d) for constant d and for d invariant in an scf.for or
+/// scf.parallel (the loop versioned on d's range), where 1/d is a normal
+/// float.
 std::unique_ptr<Pass> createCpuReciprocalDivisorsPass();
 void registerCpuReciprocalDivisorsPass();
 

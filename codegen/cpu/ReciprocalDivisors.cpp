@@ -10,23 +10,26 @@
 // would be subnormal or infinite (|d| < 2^−126 or > 2^126 for f32; d zero,
 // infinite or NaN) the quotient could be far off or NaN (0 · ∞), so:
 //   - a constant divisor is replaced only where its reciprocal is normal;
-//   - a divisor invariant in an scf.for (defined outside it, loaded at
-//     invariant subscripts from a buffer of this function the loop does not
-//     write, or computed from such by pure ops: layer_norm's √(var + ε),
-//     then computed once before the loop) gives two versions of the loop,
-//     chosen by a test on d before it: with products where every such d is in
-//     range, with the divisions otherwise (both behind a test that the loop
-//     runs at all, as the divisor is loaded before it).
+//   - a divisor invariant in an scf.for or a reduction-free scf.parallel
+//     (defined outside it, loaded at invariant subscripts from a buffer no
+//     store in the loop may alias, or computed from such by pure ops:
+//     layer_norm's √(var + ε), AdamW's 1 − β^t; then computed once before
+//     the loop) gives two versions of the loop, chosen by a test on d
+//     before it: with products where every such d is in range, with the
+//     divisions otherwise (both behind a test that the loop runs at all,
+//     as the divisor is loaded before it).
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/CpuCodegen.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/Matchers.h"
+#include "mlir/Interfaces/LoopLikeInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
 #include "mlir/Pass/Pass.h"
@@ -50,10 +53,26 @@ Value rootBuffer(Value m) {
   return m;
 }
 
+/// The one block of an scf.for's or scf.parallel's body.
+Block *bodyOf(LoopLikeOpInterface loop) {
+  return &loop.getLoopRegions().front()->front();
+}
+
+/// Whether buffers with roots `a` and `b` may overlap: not when either is
+/// allocated in the function and they differ (a fresh allocation overlaps
+/// no other buffer); arguments and other roots may overlap each other.
+bool mayAlias(Value a, Value b) {
+  auto fresh = [](Value root) {
+    return root.getDefiningOp<memref::AllocOp>() ||
+           root.getDefiningOp<memref::AllocaOp>();
+  };
+  return a == b || (!fresh(a) && !fresh(b));
+}
+
 /// Whether any op in `loop` may write the buffer `root` (unknown effects
 /// count as writes).
-bool mayWrite(scf::ForOp loop, Value root) {
-  WalkResult result = loop.getBody()->walk([&](Operation *op) {
+bool mayWrite(LoopLikeOpInterface loop, Value root) {
+  WalkResult result = bodyOf(loop)->walk([&](Operation *op) {
     if (op->hasTrait<OpTrait::HasRecursiveMemoryEffects>())
       return WalkResult::advance();
     auto effects = dyn_cast<MemoryEffectOpInterface>(op);
@@ -64,7 +83,8 @@ bool mayWrite(scf::ForOp loop, Value root) {
     for (auto &instance : instances)
       if (isa<MemoryEffects::Write, MemoryEffects::Free>(
               instance.getEffect()) &&
-          (!instance.getValue() || rootBuffer(instance.getValue()) == root))
+          (!instance.getValue() ||
+           mayAlias(rootBuffer(instance.getValue()), root)))
         return WalkResult::interrupt();
     return WalkResult::advance();
   });
@@ -74,13 +94,14 @@ bool mayWrite(scf::ForOp loop, Value root) {
 /// Whether `v` has the same value in every iteration of `loop`: defined
 /// outside it; computed in its body by a pure op from such values (as
 /// √(var + ε) in layer_norm); or loaded at such subscripts from a buffer
-/// allocated in this function (so no argument aliases it) that the loop
-/// does not write.
-bool isInvariant(scf::ForOp loop, Value v) {
+/// the loop cannot write: no store in it may alias the buffer (an argument,
+/// such as AdamW's β₁ or t, where the loop stores only into buffers the
+/// function allocates).
+bool isInvariant(LoopLikeOpInterface loop, Value v) {
   if (loop.isDefinedOutsideOfLoop(v))
     return true;
   Operation *def = v.getDefiningOp();
-  if (!def || def->getBlock() != loop.getBody() || def->getNumRegions())
+  if (!def || def->getBlock() != bodyOf(loop) || def->getNumRegions())
     return false;
   auto invariant = [&](Value operand) { return isInvariant(loop, operand); };
   if (isPure(def))
@@ -89,8 +110,7 @@ bool isInvariant(scf::ForOp loop, Value v) {
   if (!load || !llvm::all_of(load->getOperands(), invariant) ||
       !loop.isDefinedOutsideOfLoop(load.getMemRef()))
     return false;
-  Value root = rootBuffer(load.getMemRef());
-  return root.getDefiningOp<memref::AllocOp>() && !mayWrite(loop, root);
+  return !mayWrite(loop, rootBuffer(load.getMemRef()));
 }
 
 /// The reciprocal of `c` if it is a normal float.
@@ -132,9 +152,9 @@ OpBuilder yieldAtEnd(Block *block, ValueRange values, Location loc) {
 }
 
 /// Versions `loop` on its invariant divisors (see the file comment).
-void invariantDivisors(scf::ForOp loop) {
+void invariantDivisors(LoopLikeOpInterface loop) {
   SmallVector<arith::DivFOp> divisions;
-  for (Operation &op : *loop.getBody())
+  for (Operation &op : *bodyOf(loop))
     if (auto div = dyn_cast<arith::DivFOp>(op);
         div && isa<FloatType>(div.getType()) && isInvariant(loop, div.getRhs()))
       divisions.push_back(div);
@@ -145,12 +165,18 @@ void invariantDivisors(scf::ForOp loop) {
   // divisors' subscripts may be out of bounds).
   OpBuilder b(loop);
   Location loc = loop.getLoc();
-  Value runs =
-      b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::slt,
-                              loop.getLowerBound(), loop.getUpperBound());
-  auto guard = b.create<scf::IfOp>(loc, loop.getResultTypes(), runs,
+  Value runs;
+  for (auto [lb, ub] :
+       llvm::zip(*loop.getLoopLowerBounds(), *loop.getLoopUpperBounds())) {
+    Value dim =
+        b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::slt,
+                                getValueOrCreateConstantIndexOp(b, loc, lb),
+                                getValueOrCreateConstantIndexOp(b, loc, ub));
+    runs = runs ? b.create<arith::AndIOp>(loc, runs, dim) : dim;
+  }
+  auto guard = b.create<scf::IfOp>(loc, loop->getResultTypes(), runs,
                                    /*withElseRegion=*/true);
-  yieldAtEnd(guard.elseBlock(), loop.getInitArgs(), loc);
+  yieldAtEnd(guard.elseBlock(), loop.getInits(), loc);
 
   // Each divisor's value before the loop, its reciprocal and range test.
   b.setInsertionPointToStart(guard.thenBlock());
@@ -190,7 +216,7 @@ void invariantDivisors(scf::ForOp loop) {
         loc, b.create<arith::ConstantOp>(loc, b.getFloatAttr(type, 1.0)),
         outside);
   }
-  auto version = b.create<scf::IfOp>(loc, loop.getResultTypes(), inRange,
+  auto version = b.create<scf::IfOp>(loc, loop->getResultTypes(), inRange,
                                      /*withElseRegion=*/true);
   yieldAtEnd(guard.thenBlock(), version.getResults(), loc);
 
@@ -231,9 +257,15 @@ struct CpuReciprocalDivisorsPass
     constantDivisors(getOperation());
     // Innermost loops first (post-order): a divisor invariant in an inner
     // loop is tested once per run of it.
-    SmallVector<scf::ForOp> loops;
-    getOperation()->walk([&](scf::ForOp loop) { loops.push_back(loop); });
-    for (scf::ForOp loop : loops)
+    SmallVector<LoopLikeOpInterface> loops;
+    getOperation()->walk([&](Operation *op) {
+      // scf.parallel without reductions: an element-wise op's loop, as
+      // AdamW's, whose divisors come from scalar arguments.
+      if (auto parallel = dyn_cast<scf::ParallelOp>(op);
+          isa<scf::ForOp>(op) || (parallel && parallel.getInitVals().empty()))
+        loops.push_back(cast<LoopLikeOpInterface>(op));
+    });
+    for (LoopLikeOpInterface loop : loops)
       invariantDivisors(loop);
   }
 };

@@ -1,11 +1,15 @@
 // mlx-cpu-reciprocal-divisors: x / d as x * (1/d) where 1/d is a normal
 // float — a constant d directly, a d the same across an scf.for (defined
-// before it, or loaded at invariant subscripts from a buffer of the
-// function that the loop does not write) by two versions of the loop,
+// before it, loaded at invariant subscripts from a buffer that the loop
+// does not write, or computed from such) by two versions of the loop,
 // chosen by |d| in [2^-126, 2^126]. Numbers: softmax and attention in the
 // numeric suite; test/Unit/ReciprocalDivisorsTest.cpp checks the edges
 // (a zero, a subnormal, an infinite and a huge divisor take the division).
 // RUN: %mlx-opt %s --mlx-cpu-reciprocal-divisors | FileCheck %s
+
+// (A buffer "the loop does not write": no store in the loop may alias it —
+// a different allocation of the function, or any buffer where the loop
+// stores only into allocations of the function.)
 
 // A constant: 1/√2 replaces the division; 1/1e-39 (not a normal float)
 // and 1/0 do not.
@@ -65,8 +69,9 @@ func.func @row_sums(%e: memref<?x?xf32>, %out: memref<?x?xf32>) {
   return
 }
 
-// Not taken: the divisor read from an argument (which the output may
-// alias), from a buffer the loop writes, or at a subscript that varies.
+// Not taken: the divisor read from an argument while the loop stores into
+// another argument (which may alias it), from a buffer the loop writes, or
+// at a subscript that varies.
 // CHECK-LABEL: func.func @not_invariant
 // CHECK-NOT: scf.if
 // CHECK-NOT: arith.mulf
@@ -118,4 +123,33 @@ func.func @carried(%e: memref<?xf32>, %d: f32) -> f32 {
     scf.yield %next : f32
   }
   return %sum : f32
+}
+
+// AdamW's shape: 1 - b^t from scalar arguments, the loop storing only into
+// a buffer of the function: the divisor is computed once, before the loop.
+// CHECK-LABEL: func.func @argument_divisor
+// CHECK: scf.if
+// CHECK: %[[B:.*]] = memref.load %arg1[]
+// CHECK: %[[D:.*]] = arith.subf %{{.*}}, %[[B]]
+// CHECK: math.absf %[[D]]
+// CHECK: %[[R:.*]] = arith.divf %{{.*}}, %[[D]]
+// CHECK: scf.if
+// CHECK: scf.for
+// CHECK: arith.mulf %{{.*}}, %[[R]]
+// CHECK: } else {
+// CHECK: arith.divf
+func.func @argument_divisor(%m: memref<?xf32>, %b: memref<f32>) -> memref<?xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %one = arith.constant 1.0 : f32
+  %k = memref.dim %m, %c0 : memref<?xf32>
+  %out = memref.alloc(%k) : memref<?xf32>
+  scf.for %j = %c0 to %k step %c1 {
+    %v = memref.load %m[%j] : memref<?xf32>
+    %bb = memref.load %b[] : memref<f32>
+    %d = arith.subf %one, %bb : f32
+    %q = arith.divf %v, %d : f32
+    memref.store %q, %out[%j] : memref<?xf32>
+  }
+  return %out : memref<?xf32>
 }
