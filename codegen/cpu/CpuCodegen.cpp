@@ -177,6 +177,10 @@ constexpr int64_t kMinParallelWork = 1 << 13;
 struct ParallelThresholdPass
     : public PassWrapper<ParallelThresholdPass, OperationPass<ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ParallelThresholdPass)
+  StringRef getArgument() const final { return "mlx-parallel-threshold"; }
+  StringRef getDescription() const final {
+    return "an OpenMP team only for nests with enough work";
+  }
   void runOnOperation() override {
     getOperation().walk([&](omp::ParallelOp parallel) {
       OpBuilder b(parallel);
@@ -378,6 +382,9 @@ void mlx::buildMlxToCpuPipeline(OpPassManager &pm, bool checkNumerics) {
 
 void mlx::registerCpuPipelines() {
   registerPass([] { return createApproximateMathPass(); });
+  PassRegistration<ParallelThresholdPass>();
+  // (upstream's, for tests of the pass above)
+  registerPass([] { return createConvertSCFToOpenMPPass(); });
   PassPipelineRegistration<>(
       "mlx-to-cpu-pipeline", "mlx dialect to the LLVM dialect for the CPU",
       [](OpPassManager &pm) { buildMlxToCpuPipeline(pm); });
