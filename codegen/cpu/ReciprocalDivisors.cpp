@@ -21,6 +21,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/CpuCodegen.h"
+#include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
@@ -31,7 +32,6 @@
 #include "mlir/IR/Matchers.h"
 #include "mlir/Interfaces/LoopLikeInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
-#include "mlir/Interfaces/ViewLikeInterface.h"
 #include "mlir/Pass/Pass.h"
 
 #include <functional>
@@ -39,19 +39,6 @@
 using namespace mlir;
 
 namespace {
-
-/// The buffer `m` is a view of, through subviews, casts and reshapes.
-Value rootBuffer(Value m) {
-  while (Operation *def = m.getDefiningOp()) {
-    if (auto view = dyn_cast<ViewLikeOpInterface>(def))
-      m = view.getViewSource();
-    else if (auto cast = dyn_cast<memref::CastOp>(def))
-      m = cast.getSource();
-    else
-      break;
-  }
-  return m;
-}
 
 /// The one block of an scf.for's or scf.parallel's body.
 Block *bodyOf(LoopLikeOpInterface loop) {
@@ -84,7 +71,7 @@ bool mayWrite(LoopLikeOpInterface loop, Value root) {
       if (isa<MemoryEffects::Write, MemoryEffects::Free>(
               instance.getEffect()) &&
           (!instance.getValue() ||
-           mayAlias(rootBuffer(instance.getValue()), root)))
+           mayAlias(mlx::rootOf(instance.getValue()), root)))
         return WalkResult::interrupt();
     return WalkResult::advance();
   });
@@ -110,7 +97,7 @@ bool isInvariant(LoopLikeOpInterface loop, Value v) {
   if (!load || !llvm::all_of(load->getOperands(), invariant) ||
       !loop.isDefinedOutsideOfLoop(load.getMemRef()))
     return false;
-  return !mayWrite(loop, rootBuffer(load.getMemRef()));
+  return !mayWrite(loop, mlx::rootOf(load.getMemRef()));
 }
 
 /// The reciprocal of `c` if it is a normal float.

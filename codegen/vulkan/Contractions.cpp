@@ -90,14 +90,14 @@ std::optional<Contraction> match(linalg::LinalgOp op) {
     else
       return std::nullopt;
   }
-  Value written = rootOf(out->get());
+  Value written = mlx::rootOf(out->get());
   auto plain = [](OpOperand *o) {
     Type t = cast<MemRefType>(o->get().getType()).getElementType();
     return t.isF32() || t.isF64() || t.isInteger(32) || t.isInteger(64);
   };
   if (!c.a || !c.b || !plain(c.a) || !plain(c.b) ||
       !out->get().getDefiningOp<memref::AllocOp>() ||
-      rootOf(c.a->get()) == written || rootOf(c.b->get()) == written)
+      mlx::rootOf(c.a->get()) == written || mlx::rootOf(c.b->get()) == written)
     return std::nullopt;
   return c;
 }

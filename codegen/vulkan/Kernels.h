@@ -8,9 +8,10 @@
 #ifndef MLX_CODEGEN_VULKAN_KERNELS_H
 #define MLX_CODEGEN_VULKAN_KERNELS_H
 
+#include "passes/Passes.h"
+
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
-#include "mlir/Interfaces/ViewLikeInterface.h"
 #include "mlir/Pass/Pass.h"
 
 #include <cstdint>
@@ -54,13 +55,6 @@ Operation *reductionCombiner(linalg::LinalgOp op);
 /// C(acc, other), cloned from `op`'s combiner C.
 Value combine(OpBuilder &b, linalg::LinalgOp op, Operation *combiner, Value acc,
               Value other);
-
-/// The buffer a view is of.
-inline Value rootOf(Value buffer) {
-  while (auto view = buffer.getDefiningOp<ViewLikeOpInterface>())
-    buffer = view.getViewSource();
-  return buffer;
-}
 
 /// `mlx-vulkan-tiled-contractions`: a contraction C[b, i, k] ⊕= Σ_r
 /// f(A[…i…r…], B[…r…k…]) (a matrix product: each operand reused across

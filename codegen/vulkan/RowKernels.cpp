@@ -219,7 +219,7 @@ bool isLegal(ArrayRef<linalg::LinalgOp> ops, unsigned rows) {
   for (linalg::LinalgOp op : ops)
     for (OpOperand &out : op.getDpsInitsMutable()) {
       written.insert(out.get());
-      writtenRoots.insert(rootOf(out.get()));
+      writtenRoots.insert(mlx::rootOf(out.get()));
     }
   for (Value w : written)
     if (!w.getDefiningOp<memref::AllocOp>())
@@ -243,7 +243,8 @@ bool isLegal(ArrayRef<linalg::LinalgOp> ops, unsigned rows) {
       }
     for (OpOperand &operand : op->getOpOperands()) {
       Value v = operand.get();
-      if (!isa<MemRefType>(v.getType()) || !writtenRoots.count(rootOf(v)))
+      if (!isa<MemRefType>(v.getType()) ||
+          !writtenRoots.count(mlx::rootOf(v)))
         continue;
       if (!written.count(v))
         return false; // a view of a buffer the run writes
